@@ -1,0 +1,1 @@
+//! The Wrenn control plane as a library (filled by the foundation issue).

@@ -1,0 +1,1 @@
+//! Extension API for the Wrenn control plane (filled by the foundation issue).

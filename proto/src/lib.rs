@@ -1,0 +1,7 @@
+//! Protocol buffers shared by the control plane, the host agent and envd.
+//!
+//! # Layout
+//! - `proto/*.proto`: the wire contracts. `build.rs` compiles every file there.
+//! - One module per protobuf package below (each added by the crate that owns the contract):
+//!   `envd::v1` (process + filesystem services inside a capsule) and `hostagent::v1`
+//!   (the HostAgentService the control plane calls on each host).
