@@ -5,3 +5,10 @@
 //! - One module per protobuf package below (each added by the crate that owns the contract):
 //!   `envd::v1` (process + filesystem services inside a capsule) and `hostagent::v1`
 //!   (the HostAgentService the control plane calls on each host).
+
+/// The HostAgentService (`proto/hostagent.proto`): the control plane's client, the agent's server.
+pub mod hostagent {
+    pub mod v1 {
+        tonic::include_proto!("wrenn.hostagent.v1");
+    }
+}
