@@ -1,0 +1,72 @@
+# Wrenn — build, test, run. See README.md.
+#   make dev    set everything up and run Wrenn on this machine
+#   make test   set everything up and run the whole test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export CARGO_TARGET_DIR ?= /var/tmp/wrenn-target
+export WRENN_DIR ?= /var/lib/wrenn
+HOST_TRIPLE := x86_64-unknown-linux-gnu
+ENVD_STATIC := $(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release/envd
+CARGO ?= cargo
+
+.PHONY: help deps services build envd-static check fmt clippy test dev images rootfs-% reinject-envd bench clean-dev
+
+help:
+	@echo "make dev      set up and run Wrenn (control plane, agent, local PostgreSQL/Redis, base image)"
+	@echo "make test     set up and run every test (real PostgreSQL, Redis and gVisor capsules)"
+	@echo "make build    release binaries into builds/"
+	@echo "make check    fmt + clippy -D warnings + tests"
+	@echo "make images   build the platform base images (minimal-busybox, minimal-debian)"
+	@echo "make bench    run the BENCHMARKS.md figures"
+
+deps:
+	@bash scripts/deps.sh
+
+services: deps
+	@bash scripts/services.sh >/dev/null
+
+# envd is linked statically (glibc, crt-static) so one binary runs in every image.
+# A separate --target keeps these RUSTFLAGS from invalidating the host build.
+envd-static:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p wrenn-envd --target $(HOST_TRIPLE)
+	@mkdir -p builds && cp $(ENVD_STATIC) builds/envd
+
+build: deps envd-static
+	$(CARGO) build --release -p wrenn-core -p wrenn-agent
+	@mkdir -p builds
+	cp $(CARGO_TARGET_DIR)/release/wrenn-cp $(CARGO_TARGET_DIR)/release/wrenn-agent builds/
+	@ls -l builds/
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy: deps
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+images: deps envd-static
+	bash images/build.sh busybox
+	bash images/build.sh debian
+
+rootfs-%: deps envd-static
+	bash images/build.sh $*
+
+reinject-envd: envd-static
+	bash images/reinject-envd.sh builds/envd
+
+# The test command of README.md. Installs and starts what the tests need, builds the static envd
+# and the images the agent tests boot, then runs every test of the workspace.
+test: deps envd-static
+	@bash scripts/images-ensure.sh
+	@eval "$$(bash scripts/services.sh)" && $(CARGO) test --workspace --no-fail-fast
+
+check: fmt clippy test
+
+dev: deps
+	@bash scripts/dev.sh
+
+bench: deps envd-static
+	@bash scripts/bench.sh
+
+clean-dev:
+	rm -rf .wrenn-dev

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Makes sure the base images the tests and `make dev` boot exist under $WRENN_DIR and carry the
+# current envd. Builds minimal-busybox (seconds) and minimal-debian (about a minute) when missing;
+# re-injects envd when the static binary changed since the image was built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WRENN_DIR="${WRENN_DIR:-/var/lib/wrenn}"
+export WRENN_DIR
+platform=0000000000000000000000000
+envd="${ENVD_BIN:-builds/envd}"
+[ -x "$envd" ] || { echo "images: $envd missing (run make envd-static)" >&2; exit 1; }
+want=$(sha256sum "$envd" | cut -d' ' -f1)
+
+ensure() { # distro template-id
+    local dir="$WRENN_DIR/images/teams/$platform/$2"
+    if [ ! -x "$dir/rootfs/usr/local/bin/envd" ] && [ ! -x "$dir/rootfs/sbin/envd" ] && [ ! -d "$dir/rootfs" ]; then
+        echo "images: building minimal-$1" >&2
+        bash images/build.sh "$1"
+    elif [ "$(cat "$dir/.envd-sha256" 2>/dev/null)" != "$want" ]; then
+        echo "images: re-injecting envd into minimal-$1" >&2
+        bash images/reinject-envd.sh "$envd"
+    fi
+}
+ensure busybox 0000000000000000000000005
+ensure debian  0000000000000000000000004
