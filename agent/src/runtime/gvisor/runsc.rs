@@ -119,7 +119,8 @@ impl Runsc {
         Ok(out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
     }
 
-    /// Kills and deletes a container; absent containers are not an error.
+    /// Kills and deletes a container; absent containers are not an error. Processes of a
+    /// sandbox that never registered with runsc (a start that hung) are killed too.
     pub async fn remove(&self, container: &str) {
         let t = Duration::from_secs(10);
         let _ = self.run("kill", &["kill", "--all", container, "KILL"], t).await;
@@ -127,6 +128,28 @@ impl Runsc {
             // A sandbox mid-exit can refuse the first delete.
             tokio::time::sleep(Duration::from_millis(200)).await;
             let _ = self.run("delete", &["delete", "--force", container], t).await;
+        }
+        kill_container_processes(container);
+    }
+}
+
+/// SIGKILLs every runsc process whose command line names `container` as its last
+/// argument or as its bundle directory (container ids are unique and full-length, so
+/// this never hits another capsule).
+pub fn kill_container_processes(container: &str) {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let bundle_suffix = format!("/{container}");
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
+        let is_runsc = args.first().is_some_and(|a| a.starts_with(b"runsc"));
+        let names_it = args.iter().any(|a| {
+            *a == container.as_bytes()
+                || (a.starts_with(b"--bundle=") && a.ends_with(bundle_suffix.as_bytes()))
+        });
+        if is_runsc && names_it {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }
