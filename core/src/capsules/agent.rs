@@ -6,10 +6,9 @@ use std::sync::Arc;
 use tonic::Code;
 use uuid::Uuid;
 use wrenn_extension_api::{ApiError, ServerContext};
-use wrenn_proto::hostagent::v1::host_agent_service_client::HostAgentServiceClient;
 
 /// A gRPC client of one host's agent (cheap to clone).
-pub type AgentClient = HostAgentServiceClient<tonic::transport::Channel>;
+pub use crate::hosts::pool::AgentClient;
 
 /// The host pool registered on the context.
 pub fn pool(ctx: &ServerContext) -> Result<Arc<HostPool>, ApiError> {
@@ -20,14 +19,7 @@ pub fn pool(ctx: &ServerContext) -> Result<Arc<HostPool>, ApiError> {
 /// A client of `host_id`'s agent; an unknown or unreachable host is 503 `no_hosts_available`.
 pub async fn client(ctx: &ServerContext, host_id: Uuid) -> Result<AgentClient, ApiError> {
     let pool = pool(ctx)?;
-    pool.client(host_id).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_hosts_available",
-            "the capsule's host is not reachable",
-        )
-        .with_cause(e)
-    })
+    pool.client(host_id).await.map_err(ApiError::from)
 }
 
 /// Maps an agent error (API.md "Host agent gRPC"): NotFound 404 `not_found`, InvalidArgument

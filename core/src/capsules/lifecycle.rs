@@ -10,6 +10,7 @@ use crate::capsules::state::{self, CapsuleStatus, Transition};
 use crate::capsules::templates;
 use crate::db::capsules::{self as db, CapsuleRow, NewCapsule, Started};
 use crate::events::{Actor, Resource};
+use crate::hosts::scheduler::Requirements;
 use axum::http::StatusCode;
 use uuid::Uuid;
 use wrenn_extension_api::{ids, ApiError, EffectiveLimits, Principal, ServerContext, TeamUsage};
@@ -321,16 +322,12 @@ async fn start(
     // A snapshot template's state lives on the host that took it: forks go there.
     let host_id = match (template.is_snapshot(), template.host_id) {
         (true, Some(host)) => Ok(host),
-        _ => crate::hosts::scheduler::pick_host(ctx, row.team_id, vcpus, memory_mb)
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no_hosts_available",
-                    "no host can run this capsule right now",
-                )
-                .with_cause(e)
-            }),
+        _ => {
+            let needs = Requirements::new(vcpus, u64::from(memory_mb));
+            crate::hosts::scheduler::pick_host(ctx, row.team_id, &needs)
+                .await
+                .map_err(ApiError::from)
+        }
     };
     let host_id = match host_id {
         Ok(h) => h,
@@ -771,9 +768,14 @@ pub async fn delete_snapshot(
 ) -> Result<(), ApiError> {
     let actor = outcome::actor_of(ctx, Some(principal)).await;
     let result = async {
-        let pool = agent::pool(ctx)?;
         let tref = template_ref(template.team_id, template.id);
-        for host in pool.host_ids().await {
+        // Every registered host: a snapshot lives where it was taken, but forks may have been
+        // restored elsewhere by an operator, and deleting a missing one is harmless.
+        let hosts: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM hosts WHERE status IN ('online', 'unreachable')")
+                .fetch_all(ctx.db())
+                .await?;
+        for host in hosts {
             let Ok(mut client) = agent::client(ctx, host).await else {
                 tracing::warn!(host_id = %host, "Host unreachable while deleting a snapshot.");
                 continue;
