@@ -4,7 +4,9 @@
 //! exercised by the test suite.
 
 pub mod api_keys;
+pub mod capsules;
 pub mod oauth;
 pub mod sessions;
 pub mod teams;
+pub mod templates;
 pub mod users;

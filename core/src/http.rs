@@ -5,10 +5,15 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod capsules;
 pub mod docs;
+pub mod exec;
+pub mod files;
 pub mod health;
 pub mod me;
 pub mod oauth;
+pub mod proxy;
+pub mod snapshots;
 pub mod teams;
 pub mod users;
 pub mod views;
@@ -33,6 +38,10 @@ pub fn api_router() -> Router<ServerContext> {
         .merge(teams::router())
         .merge(api_keys::router())
         .merge(users::router())
+        .merge(capsules::router())
+        .merge(exec::router())
+        .merge(files::router())
+        .merge(snapshots::router())
 }
 
 /// Fallbacks in the error envelope, 5xx logging and request spans.

@@ -25,6 +25,7 @@
 //! `wrenn-extension-api` (session/API key) → `db::*` functions → `ApiError` or JSON.
 
 pub mod accounts;
+pub mod capsules;
 pub mod config;
 pub mod db;
 pub mod http;
@@ -34,7 +35,6 @@ pub mod passwords;
 pub mod server;
 pub mod services;
 pub mod sessions;
-
 pub mod tokens;
 
 pub use config::Config;

@@ -209,6 +209,11 @@ impl Builder {
         });
 
         spawn_worker(&tracker, &shutdown, accounts::purge_worker(&ctx, &config));
+        spawn_worker(
+            &tracker,
+            &shutdown,
+            crate::capsules::stats::sampler_worker(&ctx),
+        );
         for ext in &extensions {
             for worker in ext.background_workers(&ctx) {
                 tracing::info!(extension = ext.name(), worker = %worker.name, "Starting worker.");
@@ -267,7 +272,13 @@ fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum:
     for ext in extensions {
         router = ext.register_routes(router, ctx);
     }
-    http::finish(router).with_state(ctx.clone())
+    http::finish(router)
+        .with_state(ctx.clone())
+        // Outermost: capsule port-proxy hosts never reach the API routes.
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            http::proxy::intercept,
+        ))
 }
 
 /// A started server.
