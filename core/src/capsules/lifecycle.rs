@@ -244,6 +244,12 @@ pub async fn create(
     }
     check_limits(ctx, team_id, vcpus, memory_mb).await?;
 
+    // A fork continues the snapshot's memory, where envd still holds the source capsule's
+    // access token: the fork keeps that token (envd refuses `/init` with another one).
+    let inherited_token = match (template.is_snapshot(), template.source_capsule_id) {
+        (true, Some(source)) => db::get(ctx.db(), source).await?.map(|s| s.access_token),
+        _ => None,
+    };
     let actor = outcome::actor_of(ctx, Some(principal)).await;
     let row = db::insert(
         ctx.db(),
@@ -255,7 +261,8 @@ pub async fn create(
             vcpus: vcpus as i32,
             memory_mb: memory_mb as i32,
             timeout_sec: timeout_sec as i32,
-            access_token: hex::encode(rand::random::<[u8; 24]>()),
+            access_token: inherited_token
+                .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>())),
             created_by: principal.user_id(),
         },
     )

@@ -263,6 +263,11 @@ pub async fn pty(ctx: ServerContext, row: CapsuleRow, mut client: AgentClient, m
             return close(socket).await;
         }
     };
+    // Input addressed to a re-attached session needs its tag before any event arrives.
+    let mut tag = match &target {
+        pb::pty_attach_request::Target::Tag(t) => t.clone(),
+        pb::pty_attach_request::Target::Start(_) => String::new(),
+    };
     lifecycle::touch(&ctx, &row, client.clone());
     let mut stream = match client
         .pty_attach(pb::PtyAttachRequest {
@@ -278,7 +283,6 @@ pub async fn pty(ctx: ServerContext, row: CapsuleRow, mut client: AgentClient, m
             return close(socket).await;
         }
     };
-    let mut tag = String::new();
     let mut ticker = tokio::time::interval(PING_INTERVAL);
     ticker.tick().await;
     loop {
