@@ -12,14 +12,17 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ws_connect(stack: &Stack, who: &Account, path: &str) -> Ws {
     let url = format!("{}{path}", stack.base.replacen("http://", "ws://", 1));
     let mut req = url.into_client_request().unwrap();
     req.headers_mut()
         .insert("X-API-Key", who.api_key.parse().unwrap());
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket");
+    let (ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket");
     ws
 }
 
@@ -73,21 +76,42 @@ async fn status_of(stack: &Stack, who: &Account, id: &str) -> String {
     v["status"].as_str().unwrap().to_string()
 }
 
-async fn upload(stack: &Stack, who: &Account, id: &str, route: &str, path: &str, data: Vec<u8>) -> reqwest::Response {
+async fn upload(
+    stack: &Stack,
+    who: &Account,
+    id: &str,
+    route: &str,
+    path: &str,
+    data: Vec<u8>,
+) -> reqwest::Response {
     let form = reqwest::multipart::Form::new()
         .text("path", path.to_string())
         .part("file", reqwest::multipart::Part::bytes(data).file_name("f"));
     stack
-        .req(who, Method::POST, &format!("/v1/capsules/{id}/files/{route}"))
+        .req(
+            who,
+            Method::POST,
+            &format!("/v1/capsules/{id}/files/{route}"),
+        )
         .multipart(form)
         .send()
         .await
         .unwrap()
 }
 
-async fn download(stack: &Stack, who: &Account, id: &str, route: &str, path: &str) -> reqwest::Response {
+async fn download(
+    stack: &Stack,
+    who: &Account,
+    id: &str,
+    route: &str,
+    path: &str,
+) -> reqwest::Response {
     stack
-        .req(who, Method::POST, &format!("/v1/capsules/{id}/files/{route}"))
+        .req(
+            who,
+            Method::POST,
+            &format!("/v1/capsules/{id}/files/{route}"),
+        )
         .json(&json!({"path": path}))
         .send()
         .await
@@ -142,7 +166,11 @@ async fn capsule_lifecycle_end_to_end() {
         .json()
         .await
         .unwrap();
-    assert!(list["capsules"].as_array().unwrap().iter().any(|c| c["id"] == id.as_str()));
+    assert!(list["capsules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == id.as_str()));
 
     // ---- exec: text, binary output, failure exit code
     let out = stack.exec(&alice, &id, "echo", &["hello"]).await;
@@ -150,7 +178,9 @@ async fn capsule_lifecycle_end_to_end() {
     assert_eq!(out["exit_code"], 0);
     assert_eq!(out["encoding"], "utf-8");
     assert_eq!(out["sandbox_id"], id.as_str());
-    let out = stack.exec(&alice, &id, "sh", &["-c", "printf '\\377\\376'; exit 3"]).await;
+    let out = stack
+        .exec(&alice, &id, "sh", &["-c", "printf '\\377\\376'; exit 3"])
+        .await;
     assert_eq!(out["encoding"], "base64");
     assert_eq!(out["stdout"], "//4=");
     assert_eq!(out["exit_code"], 3);
@@ -175,30 +205,66 @@ async fn capsule_lifecycle_end_to_end() {
         .json()
         .await
         .unwrap();
-    assert!(procs["processes"].as_array().unwrap().iter().any(|p| p["tag"] == tag.as_str()), "{procs}");
+    assert!(
+        procs["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["tag"] == tag.as_str()),
+        "{procs}"
+    );
     let r = stack
-        .req(&alice, Method::DELETE, &format!("/v1/capsules/{id}/processes/{tag}?signal=SIGTERM"))
+        .req(
+            &alice,
+            Method::DELETE,
+            &format!("/v1/capsules/{id}/processes/{tag}?signal=SIGTERM"),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
 
     // ---- files: upload, download, list, mkdir, remove
-    let r = upload(&stack, &alice, &id, "write", "/tmp/hello.txt", b"hello file\n".to_vec()).await;
+    let r = upload(
+        &stack,
+        &alice,
+        &id,
+        "write",
+        "/tmp/hello.txt",
+        b"hello file\n".to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
     let r = download(&stack, &alice, &id, "read", "/tmp/hello.txt").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"hello file\n");
     let out = stack.exec(&alice, &id, "cat", &["/tmp/hello.txt"]).await;
     assert_eq!(out["stdout"], "hello file\n");
-    let big: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i * 7 % 251) as u8).collect();
-    let r = upload(&stack, &alice, &id, "stream/write", "/tmp/big.bin", big.clone()).await;
+    let big: Vec<u8> = (0..3 * 1024 * 1024 + 17)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let r = upload(
+        &stack,
+        &alice,
+        &id,
+        "stream/write",
+        "/tmp/big.bin",
+        big.clone(),
+    )
+    .await;
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
     let r = download(&stack, &alice, &id, "stream/read", "/tmp/big.bin").await;
     assert_eq!(r.status(), 200);
-    assert!(r.bytes().await.unwrap().as_ref() == big.as_slice(), "streamed bytes differ");
+    assert!(
+        r.bytes().await.unwrap().as_ref() == big.as_slice(),
+        "streamed bytes differ"
+    );
     let r = stack
-        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/files/mkdir"))
+        .req(
+            &alice,
+            Method::POST,
+            &format!("/v1/capsules/{id}/files/mkdir"),
+        )
         .json(&json!({"path": "/tmp/dir/sub"}))
         .send()
         .await
@@ -207,7 +273,11 @@ async fn capsule_lifecycle_end_to_end() {
     let entry: Value = r.json().await.unwrap();
     assert_eq!(entry["entry"]["type"], "directory");
     let listing: Value = stack
-        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/files/list"))
+        .req(
+            &alice,
+            Method::POST,
+            &format!("/v1/capsules/{id}/files/list"),
+        )
         .json(&json!({"path": "/tmp"}))
         .send()
         .await
@@ -215,10 +285,22 @@ async fn capsule_lifecycle_end_to_end() {
         .json()
         .await
         .unwrap();
-    let names: Vec<&str> = listing["entries"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
-    assert!(names.contains(&"hello.txt") && names.contains(&"dir"), "{names:?}");
+    let names: Vec<&str> = listing["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"hello.txt") && names.contains(&"dir"),
+        "{names:?}"
+    );
     let r = stack
-        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/files/remove"))
+        .req(
+            &alice,
+            Method::POST,
+            &format!("/v1/capsules/{id}/files/remove"),
+        )
         .json(&json!({"path": "/tmp/dir"}))
         .send()
         .await
@@ -229,7 +311,11 @@ async fn capsule_lifecycle_end_to_end() {
 
     // ---- exec/stream over WebSocket
     let mut ws = ws_connect(&stack, &alice, &format!("/v1/capsules/{id}/exec/stream")).await;
-    send(&mut ws, json!({"type": "start", "cmd": "sh", "args": ["-c", "echo out; echo err >&2; exit 4"]})).await;
+    send(
+        &mut ws,
+        json!({"type": "start", "cmd": "sh", "args": ["-c", "echo out; echo err >&2; exit 4"]}),
+    )
+    .await;
     let mut stdout = String::new();
     let mut stderr = String::new();
     let mut exit = None;
@@ -246,26 +332,48 @@ async fn capsule_lifecycle_end_to_end() {
             other => panic!("unexpected frame {other}: {f}"),
         }
     }
-    assert_eq!((stdout.as_str(), stderr.as_str(), exit), ("out\n", "err\n", Some(4)));
+    assert_eq!(
+        (stdout.as_str(), stderr.as_str(), exit),
+        ("out\n", "err\n", Some(4))
+    );
 
     // ---- PTY: start, use, disconnect, re-attach by tag, exit
     let mut ws = ws_connect(&stack, &alice, &format!("/v1/capsules/{id}/pty")).await;
-    send(&mut ws, json!({"type": "start", "cmd": "/bin/sh", "cols": 100, "rows": 30})).await;
+    send(
+        &mut ws,
+        json!({"type": "start", "cmd": "/bin/sh", "cols": 100, "rows": 30}),
+    )
+    .await;
     let started = next_json(&mut ws).await.unwrap();
     assert_eq!(started["type"], "started", "{started}");
     let pty_tag = started["tag"].as_str().unwrap().to_string();
-    assert!(pty_tag.starts_with("pty-") && pty_tag.len() == 12, "{pty_tag}");
+    assert!(
+        pty_tag.starts_with("pty-") && pty_tag.len() == 12,
+        "{pty_tag}"
+    );
     let b64 = base64::engine::general_purpose::STANDARD;
-    send(&mut ws, json!({"type": "input", "data": b64.encode("echo first-$((40+2))\n")})).await;
+    send(
+        &mut ws,
+        json!({"type": "input", "data": b64.encode("echo first-$((40+2))\n")}),
+    )
+    .await;
     pty_until(&mut ws, "first-42").await;
     send(&mut ws, json!({"type": "resize", "cols": 120, "rows": 40})).await;
     drop(ws); // the client goes away; the PTY stays
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut ws = ws_connect(&stack, &alice, &format!("/v1/capsules/{id}/pty")).await;
     send(&mut ws, json!({"type": "connect", "tag": pty_tag})).await;
-    send(&mut ws, json!({"type": "input", "data": b64.encode("echo again-$((50+5))\n")})).await;
+    send(
+        &mut ws,
+        json!({"type": "input", "data": b64.encode("echo again-$((50+5))\n")}),
+    )
+    .await;
     pty_until(&mut ws, "again-55").await;
-    send(&mut ws, json!({"type": "input", "data": b64.encode("exit 0\n")})).await;
+    send(
+        &mut ws,
+        json!({"type": "input", "data": b64.encode("exit 0\n")}),
+    )
+    .await;
     loop {
         let f = next_json(&mut ws).await.expect("exit frame");
         if f["type"] == "exit" {
@@ -275,8 +383,14 @@ async fn capsule_lifecycle_end_to_end() {
     }
 
     // ---- pause: exec refused; resume: state kept
-    stack.exec(&alice, &id, "sh", &["-c", "echo kept > /tmp/kept"]).await;
-    let r = stack.req(&alice, Method::POST, &format!("/v1/capsules/{id}/pause")).send().await.unwrap();
+    stack
+        .exec(&alice, &id, "sh", &["-c", "echo kept > /tmp/kept"])
+        .await;
+    let r = stack
+        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/pause"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert_eq!(status_of(&stack, &alice, &id).await, "paused");
     let r = stack
@@ -288,43 +402,117 @@ async fn capsule_lifecycle_end_to_end() {
     assert_eq!(r.status(), 409);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], "invalid_state");
-    let r = stack.req(&alice, Method::POST, &format!("/v1/capsules/{id}/pause")).send().await.unwrap();
+    let r = stack
+        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/pause"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409, "pausing twice");
-    let r = stack.req(&alice, Method::POST, &format!("/v1/capsules/{id}/resume")).send().await.unwrap();
+    let r = stack
+        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/resume"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let out = stack.exec(&alice, &id, "cat", &["/tmp/kept"]).await;
     assert_eq!(out["stdout"], "kept\n");
-    let r = stack.req(&alice, Method::POST, &format!("/v1/capsules/{id}/ping")).send().await.unwrap();
+    let r = stack
+        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/ping"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
 
     // ---- metrics, stats, usage
-    let r = stack.req(&alice, Method::GET, &format!("/v1/capsules/{id}/metrics?range=10m")).send().await.unwrap();
+    let r = stack
+        .req(
+            &alice,
+            Method::GET,
+            &format!("/v1/capsules/{id}/metrics?range=10m"),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let m: Value = r.json().await.unwrap();
     assert_eq!(m["sandbox_id"], id.as_str());
     assert!(m["points"].is_array());
-    let r = stack.req(&alice, Method::GET, &format!("/v1/capsules/{id}/metrics?range=7m")).send().await.unwrap();
+    let r = stack
+        .req(
+            &alice,
+            Method::GET,
+            &format!("/v1/capsules/{id}/metrics?range=7m"),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     tokio::time::sleep(Duration::from_millis(1500)).await; // one sampler tick
-    let stats: Value = stack.req(&alice, Method::GET, "/v1/capsules/stats?range=5m").send().await.unwrap().json().await.unwrap();
+    let stats: Value = stack
+        .req(&alice, Method::GET, "/v1/capsules/stats?range=5m")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(stats["current"]["running_count"], 1, "{stats}");
     assert_eq!(stats["current"]["vcpus_reserved"], 1);
     assert!(stats["peaks"]["memory_mb_reserved"].as_i64().unwrap() >= 512);
-    assert!(!stats["series"]["labels"].as_array().unwrap().is_empty(), "{stats}");
-    let usage: Value = stack.req(&alice, Method::GET, "/v1/capsules/usage").send().await.unwrap().json().await.unwrap();
+    assert!(
+        !stats["series"]["labels"].as_array().unwrap().is_empty(),
+        "{stats}"
+    );
+    let usage: Value = stack
+        .req(&alice, Method::GET, "/v1/capsules/usage")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let today = usage["points"].as_array().unwrap().last().unwrap().clone();
     assert!(today["cpu_minutes"].as_f64().unwrap() > 0.0, "{usage}");
     assert!(today["ram_mb_minutes"].as_f64().unwrap() > 0.0);
 
     // ---- snapshot: name rules, then the capsule stays paused
-    let r = stack.req(&alice, Method::POST, "/v1/snapshots").json(&json!({"sandbox_id": id, "name": "minimal-debian"})).send().await.unwrap();
+    let r = stack
+        .req(&alice, Method::POST, "/v1/snapshots")
+        .json(&json!({"sandbox_id": id, "name": "minimal-debian"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "name_reserved");
-    let r = stack.req(&alice, Method::POST, "/v1/snapshots").json(&json!({"sandbox_id": id, "name": "-bad"})).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "name_reserved"
+    );
+    let r = stack
+        .req(&alice, Method::POST, "/v1/snapshots")
+        .json(&json!({"sandbox_id": id, "name": "-bad"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(status_of(&stack, &alice, &id).await, "running", "refusals leave the capsule alone");
-    stack.exec(&alice, &id, "sh", &["-c", "echo from-snapshot > /tmp/snap.txt"]).await;
-    let r = stack.req(&alice, Method::POST, "/v1/snapshots").json(&json!({"sandbox_id": id, "name": "snap-1"})).send().await.unwrap();
+    assert_eq!(
+        status_of(&stack, &alice, &id).await,
+        "running",
+        "refusals leave the capsule alone"
+    );
+    stack
+        .exec(
+            &alice,
+            &id,
+            "sh",
+            &["-c", "echo from-snapshot > /tmp/snap.txt"],
+        )
+        .await;
+    let r = stack
+        .req(&alice, Method::POST, "/v1/snapshots")
+        .json(&json!({"sandbox_id": id, "name": "snap-1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let tpl: Value = r.json().await.unwrap();
     assert_eq!(tpl["name"], "snap-1");
@@ -332,36 +520,92 @@ async fn capsule_lifecycle_end_to_end() {
     assert_eq!(tpl["platform"], false);
     assert!(tpl["id"].as_str().unwrap().starts_with("tpl_"));
     assert_eq!(status_of(&stack, &alice, &id).await, "paused");
-    let r = stack.req(&alice, Method::POST, "/v1/snapshots").json(&json!({"sandbox_id": id, "name": "snap-1"})).send().await.unwrap();
+    let r = stack
+        .req(&alice, Method::POST, "/v1/snapshots")
+        .json(&json!({"sandbox_id": id, "name": "snap-1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 409);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "template_name_taken");
-    let snaps: Value = stack.req(&alice, Method::GET, "/v1/snapshots?type=snapshot").send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "template_name_taken"
+    );
+    let snaps: Value = stack
+        .req(&alice, Method::GET, "/v1/snapshots?type=snapshot")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(snaps["templates"].as_array().unwrap().len(), 1, "{snaps}");
-    let bases: Value = stack.req(&alice, Method::GET, "/v1/snapshots?type=base").send().await.unwrap().json().await.unwrap();
-    assert!(bases["templates"].as_array().unwrap().iter().any(|t| t["name"] == "minimal-busybox" && t["platform"] == true));
+    let bases: Value = stack
+        .req(&alice, Method::GET, "/v1/snapshots?type=base")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(bases["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "minimal-busybox" && t["platform"] == true));
 
     // ---- fork: the snapshot's resources are forced, its state continues
-    let fork = stack.create(&alice, json!({"template": "snap-1", "vcpus": 2, "memory_mb": 1024})).await;
+    let fork = stack
+        .create(
+            &alice,
+            json!({"template": "snap-1", "vcpus": 2, "memory_mb": 1024}),
+        )
+        .await;
     let fork_id = fork["id"].as_str().unwrap().to_string();
     assert_eq!(fork["template"], "snap-1");
     assert_eq!(fork["vcpus"], 1);
     assert_eq!(fork["memory_mb"], 512);
-    let out = stack.exec(&alice, &fork_id, "cat", &["/tmp/snap.txt"]).await;
+    let out = stack
+        .exec(&alice, &fork_id, "cat", &["/tmp/snap.txt"])
+        .await;
     assert_eq!(out["stdout"], "from-snapshot\n");
 
     // ---- destroy both; deleting the snapshot; platform templates are protected
     for cid in [&fork_id, &id] {
-        let r = stack.req(&alice, Method::DELETE, &format!("/v1/capsules/{cid}")).send().await.unwrap();
+        let r = stack
+            .req(&alice, Method::DELETE, &format!("/v1/capsules/{cid}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
         assert_eq!(status_of(&stack, &alice, cid).await, "stopped");
     }
-    let list: Value = stack.req(&alice, Method::GET, "/v1/capsules").send().await.unwrap().json().await.unwrap();
+    let list: Value = stack
+        .req(&alice, Method::GET, "/v1/capsules")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(list["capsules"].as_array().unwrap().is_empty(), "{list}");
-    let r = stack.req(&alice, Method::DELETE, "/v1/snapshots/minimal-busybox").send().await.unwrap();
+    let r = stack
+        .req(&alice, Method::DELETE, "/v1/snapshots/minimal-busybox")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    let r = stack.req(&alice, Method::DELETE, "/v1/snapshots/snap-1").send().await.unwrap();
+    let r = stack
+        .req(&alice, Method::DELETE, "/v1/snapshots/snap-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
-    let r = stack.req(&alice, Method::DELETE, "/v1/snapshots/snap-1").send().await.unwrap();
+    let r = stack
+        .req(&alice, Method::DELETE, "/v1/snapshots/snap-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 
     // ---- every outcome was recorded and published
@@ -381,11 +625,15 @@ async fn capsule_lifecycle_end_to_end() {
             "no {event}/{outcome} in {events:?}"
         );
     }
-    assert!(!events.iter().any(|(e, _)| e == "capsule.state.changed"), "state changes stay off the stream");
-    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE action LIKE 'capsule.%'")
-        .fetch_one(stack.ctx().db())
-        .await
-        .unwrap();
+    assert!(
+        !events.iter().any(|(e, _)| e == "capsule.state.changed"),
+        "state changes stay off the stream"
+    );
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE action LIKE 'capsule.%'")
+            .fetch_one(stack.ctx().db())
+            .await
+            .unwrap();
     assert!(audited >= 6, "{audited} capsule audit rows");
 
     stack.shutdown().await;
@@ -400,7 +648,10 @@ async fn isolation_limits_proxy_and_races() {
     let mallory = stack.account("mallory").await;
     let capsule = stack.create(&alice, json!({"template": "minimal"})).await;
     let id = capsule["id"].as_str().unwrap().to_string();
-    assert_eq!(capsule["template"], "minimal-busybox", "`minimal` is the default's alias");
+    assert_eq!(
+        capsule["template"], "minimal-busybox",
+        "`minimal` is the default's alias"
+    );
 
     // ---- another team's key gets 404 on every capsule route
     let routes: Vec<(Method, String, Option<Value>)> = vec![
@@ -410,19 +661,59 @@ async fn isolation_limits_proxy_and_races() {
         (Method::POST, format!("/v1/capsules/{id}/resume"), None),
         (Method::POST, format!("/v1/capsules/{id}/ping"), None),
         (Method::GET, format!("/v1/capsules/{id}/metrics"), None),
-        (Method::POST, format!("/v1/capsules/{id}/access-token"), None),
-        (Method::POST, format!("/v1/capsules/{id}/exec"), Some(json!({"cmd": "id"}))),
+        (
+            Method::POST,
+            format!("/v1/capsules/{id}/access-token"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/capsules/{id}/exec"),
+            Some(json!({"cmd": "id"})),
+        ),
         (Method::GET, format!("/v1/capsules/{id}/exec/stream"), None),
         (Method::GET, format!("/v1/capsules/{id}/processes"), None),
-        (Method::DELETE, format!("/v1/capsules/{id}/processes/1"), None),
-        (Method::GET, format!("/v1/capsules/{id}/processes/1/stream"), None),
+        (
+            Method::DELETE,
+            format!("/v1/capsules/{id}/processes/1"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/v1/capsules/{id}/processes/1/stream"),
+            None,
+        ),
         (Method::GET, format!("/v1/capsules/{id}/pty"), None),
-        (Method::POST, format!("/v1/capsules/{id}/files/read"), Some(json!({"path": "/etc/passwd"}))),
-        (Method::POST, format!("/v1/capsules/{id}/files/stream/read"), Some(json!({"path": "/etc/passwd"}))),
-        (Method::POST, format!("/v1/capsules/{id}/files/list"), Some(json!({"path": "/"}))),
-        (Method::POST, format!("/v1/capsules/{id}/files/mkdir"), Some(json!({"path": "/tmp/x"}))),
-        (Method::POST, format!("/v1/capsules/{id}/files/remove"), Some(json!({"path": "/tmp"}))),
-        (Method::POST, "/v1/snapshots".to_string(), Some(json!({"sandbox_id": id}))),
+        (
+            Method::POST,
+            format!("/v1/capsules/{id}/files/read"),
+            Some(json!({"path": "/etc/passwd"})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/capsules/{id}/files/stream/read"),
+            Some(json!({"path": "/etc/passwd"})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/capsules/{id}/files/list"),
+            Some(json!({"path": "/"})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/capsules/{id}/files/mkdir"),
+            Some(json!({"path": "/tmp/x"})),
+        ),
+        (
+            Method::POST,
+            format!("/v1/capsules/{id}/files/remove"),
+            Some(json!({"path": "/tmp"})),
+        ),
+        (
+            Method::POST,
+            "/v1/snapshots".to_string(),
+            Some(json!({"sandbox_id": id})),
+        ),
     ];
     for (method, path, body) in &routes {
         let mut r = stack.req(&mallory, method.clone(), path);
@@ -437,28 +728,63 @@ async fn isolation_limits_proxy_and_races() {
         assert_eq!(r.status(), 404, "files/{route}");
     }
     // The WebSocket handshake itself is refused too.
-    let url = format!("{}/v1/capsules/{id}/pty", stack.base.replacen("http://", "ws://", 1));
+    let url = format!(
+        "{}/v1/capsules/{id}/pty",
+        stack.base.replacen("http://", "ws://", 1)
+    );
     let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("X-API-Key", mallory.api_key.parse().unwrap());
+    req.headers_mut()
+        .insert("X-API-Key", mallory.api_key.parse().unwrap());
     match tokio_tungstenite::connect_async(req).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 404),
-        other => panic!("foreign WebSocket upgrade was not refused: {:?}", other.map(|_| ())),
+        other => panic!(
+            "foreign WebSocket upgrade was not refused: {:?}",
+            other.map(|_| ())
+        ),
     }
-    assert_eq!(status_of(&stack, &alice, &id).await, "running", "nothing happened to it");
-    let r = stack.http.get(stack.url(&format!("/v1/capsules/{id}"))).send().await.unwrap();
+    assert_eq!(
+        status_of(&stack, &alice, &id).await,
+        "running",
+        "nothing happened to it"
+    );
+    let r = stack
+        .http
+        .get(stack.url(&format!("/v1/capsules/{id}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "no credentials");
 
     // ---- oversize upload: 413 too_large and nothing written
     let cap = 100 * 1024 * 1024;
-    let r = upload(&stack, &alice, &id, "write", "/tmp/huge.bin", vec![7u8; cap + 1]).await;
+    let r = upload(
+        &stack,
+        &alice,
+        &id,
+        "write",
+        "/tmp/huge.bin",
+        vec![7u8; cap + 1],
+    )
+    .await;
     assert_eq!(r.status(), 413);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "too_large");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "too_large"
+    );
     let r = download(&stack, &alice, &id, "read", "/tmp/huge.bin").await;
     assert_eq!(r.status(), 404, "nothing may be written");
 
     // ---- port proxy: team credentials or an access token; never open to the world
     stack
-        .exec(&alice, &id, "sh", &["-c", "mkdir -p /tmp/www && echo proxied-page > /tmp/www/index.html"])
+        .exec(
+            &alice,
+            &id,
+            "sh",
+            &[
+                "-c",
+                "mkdir -p /tmp/www && echo proxied-page > /tmp/www/index.html",
+            ],
+        )
         .await;
     let r = stack
         .req(&alice, Method::POST, &format!("/v1/capsules/{id}/exec"))
@@ -486,9 +812,20 @@ async fn isolation_limits_proxy_and_races() {
     }
     assert_eq!(body, "proxied-page\n");
     assert_eq!(get(None, "/index.html").send().await.unwrap().status(), 401);
-    assert_eq!(get(Some(&mallory), "/index.html").send().await.unwrap().status(), 404);
+    assert_eq!(
+        get(Some(&mallory), "/index.html")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let tok: Value = stack
-        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/access-token"))
+        .req(
+            &alice,
+            Method::POST,
+            &format!("/v1/capsules/{id}/access-token"),
+        )
         .send()
         .await
         .unwrap()
@@ -496,25 +833,53 @@ async fn isolation_limits_proxy_and_races() {
         .await
         .unwrap();
     let token = tok["token"].as_str().unwrap();
-    let r = get(None, "/index.html").header("X-Wrenn-Access-Token", token).send().await.unwrap();
+    let r = get(None, "/index.html")
+        .header("X-Wrenn-Access-Token", token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = get(None, &format!("/index.html?wrenn_token={token}")).send().await.unwrap();
+    let r = get(None, &format!("/index.html?wrenn_token={token}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("set-cookie").unwrap().to_str().unwrap().starts_with("wrenn_proxy_token="));
-    let r = get(None, "/index.html").header("X-Wrenn-Access-Token", "bogus.1.00").send().await.unwrap();
+    assert!(r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("wrenn_proxy_token="));
+    let r = get(None, "/index.html")
+        .header("X-Wrenn-Access-Token", "bogus.1.00")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     // ---- concurrent pause + destroy end consistently
-    let pause = stack.req(&alice, Method::POST, &format!("/v1/capsules/{id}/pause")).send();
-    let destroy = stack.req(&alice, Method::DELETE, &format!("/v1/capsules/{id}")).send();
+    let pause = stack
+        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/pause"))
+        .send();
+    let destroy = stack
+        .req(&alice, Method::DELETE, &format!("/v1/capsules/{id}"))
+        .send();
     let (p, d) = tokio::join!(pause, destroy);
     let (p, d) = (p.unwrap().status().as_u16(), d.unwrap().status().as_u16());
-    assert!(matches!(p, 200 | 409) && matches!(d, 204 | 409), "pause {p}, destroy {d}");
+    assert!(
+        matches!(p, 200 | 409) && matches!(d, 204 | 409),
+        "pause {p}, destroy {d}"
+    );
     let mut state = status_of(&stack, &alice, &id).await;
     if d == 409 {
         // Destroy lost the race to pause: the capsule is paused and can be destroyed now.
         assert_eq!((p, state.as_str()), (200, "paused"));
-        let r = stack.req(&alice, Method::DELETE, &format!("/v1/capsules/{id}")).send().await.unwrap();
+        let r = stack
+            .req(&alice, Method::DELETE, &format!("/v1/capsules/{id}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 204);
         state = status_of(&stack, &alice, &id).await;
     }

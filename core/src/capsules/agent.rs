@@ -44,10 +44,9 @@ pub fn status_to_api(status: tonic::Status) -> ApiError {
         Code::InvalidArgument => {
             ApiError::invalid(client_text.unwrap_or_else(|| "invalid request".into()))
         }
-        Code::FailedPrecondition | Code::AlreadyExists => ApiError::conflict(
-            "conflict",
-            client_text.unwrap_or_else(|| "conflict".into()),
-        ),
+        Code::FailedPrecondition | Code::AlreadyExists => {
+            ApiError::conflict("conflict", client_text.unwrap_or_else(|| "conflict".into()))
+        }
         Code::PermissionDenied => ApiError::forbidden(
             "forbidden",
             client_text.unwrap_or_else(|| "forbidden".into()),

@@ -168,8 +168,12 @@ async fn check_limits(
 ) -> Result<(), ApiError> {
     // The first extension supplying each hook wins (registration order).
     let core = ctx.service::<crate::services::Core>();
-    let limits_hook = core.as_ref().and_then(|c| c.hooks.limits.first().map(|n| n.hook.clone()));
-    let usage_hook = core.as_ref().and_then(|c| c.hooks.usage.first().map(|n| n.hook.clone()));
+    let limits_hook = core
+        .as_ref()
+        .and_then(|c| c.hooks.limits.first().map(|n| n.hook.clone()));
+    let usage_hook = core
+        .as_ref()
+        .and_then(|c| c.hooks.usage.first().map(|n| n.hook.clone()));
     let unavailable = |e: &dyn std::fmt::Display| {
         ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
@@ -201,7 +205,10 @@ async fn check_limits(
             }
         }
     };
-    match limits.check(&usage, vcpus, u64::from(memory_mb)).error_code() {
+    match limits
+        .check(&usage, vcpus, u64::from(memory_mb))
+        .error_code()
+    {
         None => Ok(()),
         Some(code) => Err(ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
@@ -534,16 +541,14 @@ where
         };
         match outcome {
             Ok(metadata) => {
-                let done = if t.to == CapsuleStatus::Running && t.via == CapsuleStatus::Resuming
-                {
+                let done = if t.to == CapsuleStatus::Running && t.via == CapsuleStatus::Resuming {
                     db::mark_resumed(ctx.db(), row.id, metadata.as_ref()).await?
                 } else {
                     db::transition(ctx.db(), row.id, &[t.via], t.to, "").await?
                 };
                 match done {
                     Some(d) => {
-                        outcome::state_changed(ctx, row.team_id, row.id, t.via, t.to, &actor)
-                            .await;
+                        outcome::state_changed(ctx, row.team_id, row.id, t.via, t.to, &actor).await;
                         Ok(d)
                     }
                     None => db::get(ctx.db(), row.id)

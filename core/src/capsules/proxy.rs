@@ -72,8 +72,7 @@ pub fn verify_token(secret: &[u8], capsule_id: Uuid, token: &str, now_unix: i64)
     let Ok(expiry) = expiry.parse::<i64>() else {
         return false;
     };
-    if expiry < now_unix || ids::decode(ids::CAPSULE, &format!("sb_{digits}")) != Some(capsule_id)
-    {
+    if expiry < now_unix || ids::decode(ids::CAPSULE, &format!("sb_{digits}")) != Some(capsule_id) {
         return false;
     }
     let Ok(sig) = hex::decode(sig) else {
@@ -131,11 +130,7 @@ pub async fn open_tunnel(
     tokio::spawn(async move {
         while let Ok(Some(frame)) = inbound.message().await {
             match frame.frame {
-                Some(Frame::Data(data)) => {
-                    if write_half.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
+                Some(Frame::Data(data)) if write_half.write_all(&data).await.is_err() => break,
                 Some(Frame::Close(_)) => break,
                 _ => {}
             }
@@ -154,9 +149,7 @@ pub fn rewrite_location(location: &str, port: u16, public_origin: &str) -> Strin
             continue;
         };
         let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let host = authority
-            .rsplit_once(':')
-            .map_or(authority, |(h, _)| h);
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
         let auth_port = authority
             .rsplit_once(':')
             .and_then(|(_, p)| p.parse::<u16>().ok());
@@ -205,7 +198,10 @@ mod tests {
         let t = issue_token(secret, id, 2_000);
         assert!(verify_token(secret, id, &t, 1_000));
         assert!(!verify_token(secret, id, &t, 2_001), "expired");
-        assert!(!verify_token(secret, Uuid::new_v4(), &t, 1_000), "other capsule");
+        assert!(
+            !verify_token(secret, Uuid::new_v4(), &t, 1_000),
+            "other capsule"
+        );
         assert!(!verify_token(b"other-secret", id, &t, 1_000), "other key");
         let tampered = t.replace(".2000.", ".9000.");
         assert!(!verify_token(secret, id, &tampered, 1_000));

@@ -231,7 +231,12 @@ pub enum PtyClientFrame {
 }
 
 /// `WS /v1/capsules/{id}/pty`.
-pub async fn pty(ctx: ServerContext, row: CapsuleRow, mut client: AgentClient, mut socket: WebSocket) {
+pub async fn pty(
+    ctx: ServerContext,
+    row: CapsuleRow,
+    mut client: AgentClient,
+    mut socket: WebSocket,
+) {
     let sandbox_id = ids::encode(ids::CAPSULE, row.id);
     let b64 = base64::engine::general_purpose::STANDARD;
     let target = match next_frame::<PtyClientFrame>(&mut socket).await {
@@ -255,7 +260,12 @@ pub async fn pty(ctx: ServerContext, row: CapsuleRow, mut client: AgentClient, m
         }),
         Some(Ok(PtyClientFrame::Connect { tag })) => pb::pty_attach_request::Target::Tag(tag),
         Some(Ok(_)) => {
-            send_error(&mut socket, "the first frame must be start or connect", true).await;
+            send_error(
+                &mut socket,
+                "the first frame must be start or connect",
+                true,
+            )
+            .await;
             return close(socket).await;
         }
         Some(Err(e)) => {

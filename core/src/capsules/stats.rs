@@ -44,8 +44,15 @@ pub async fn sample(ctx: &ServerContext, interval: Duration) -> sqlx::Result<()>
     let minutes = interval.as_secs_f64() / 60.0;
     let mut tx = ctx.db().begin().await?;
     for r in db::running_reservations(&mut *tx).await? {
-        db::insert_team_sample(&mut *tx, r.team_id, now, r.running_count, r.vcpus, r.memory_mb)
-            .await?;
+        db::insert_team_sample(
+            &mut *tx,
+            r.team_id,
+            now,
+            r.running_count,
+            r.vcpus,
+            r.memory_mb,
+        )
+        .await?;
         db::add_daily_usage(
             &mut *tx,
             r.team_id,

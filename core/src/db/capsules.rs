@@ -229,9 +229,7 @@ pub struct TeamReservation {
 }
 
 /// Reservations of every team with running capsules.
-pub async fn running_reservations(
-    db: impl PgExecutor<'_>,
-) -> sqlx::Result<Vec<TeamReservation>> {
+pub async fn running_reservations(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<TeamReservation>> {
     sqlx::query_as(
         "SELECT team_id, count(*) AS running_count, COALESCE(sum(vcpus), 0)::BIGINT AS vcpus, \
          COALESCE(sum(memory_mb), 0)::BIGINT AS memory_mb FROM capsules \

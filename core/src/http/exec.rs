@@ -24,7 +24,10 @@ pub fn router() -> Router<ServerContext> {
         .route("/v1/capsules/{id}/exec", post(exec))
         .route("/v1/capsules/{id}/exec/stream", get(exec_stream))
         .route("/v1/capsules/{id}/processes", get(list_processes))
-        .route("/v1/capsules/{id}/processes/{selector}", delete(kill_process))
+        .route(
+            "/v1/capsules/{id}/processes/{selector}",
+            delete(kill_process),
+        )
         .route(
             "/v1/capsules/{id}/processes/{selector}/stream",
             get(process_stream),
@@ -160,7 +163,8 @@ pub async fn process_stream(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let (row, client) = lifecycle::usable(&ctx, &principal, &id, "attach to").await?;
-    Ok(upgrade(ws)?.on_upgrade(move |socket| pty::process_stream(ctx, row, client, selector, socket)))
+    Ok(upgrade(ws)?
+        .on_upgrade(move |socket| pty::process_stream(ctx, row, client, selector, socket)))
 }
 
 /// WebSocket: a pseudo-terminal. First client frame `{"type":"start","cmd":"/bin/bash","args",

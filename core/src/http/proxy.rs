@@ -107,7 +107,10 @@ async fn authorize(
         }
     }
     let team = if let Some(key) = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()) {
-        ctx.sessions().resolve_api_key(key).await?.map(|k| k.team_id)
+        ctx.sessions()
+            .resolve_api_key(key)
+            .await?
+            .map(|k| k.team_id)
     } else if let Some(sid) = jar.get(SESSION_COOKIE) {
         ctx.sessions()
             .resolve_session(sid.value())
@@ -261,8 +264,9 @@ async fn forward(
     if let Access::QueryToken(token) = access {
         let ttl = CapsuleSettings::of(ctx).proxy_token_ttl_sec;
         let secure = if scheme == "https" { "; Secure" } else { "" };
-        let cookie =
-            format!("{TOKEN_COOKIE}={token}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}");
+        let cookie = format!(
+            "{TOKEN_COOKIE}={token}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"
+        );
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             parts.headers.append(header::SET_COOKIE, v);
         }

@@ -11,7 +11,9 @@ use axum::routing::{delete as delete_route, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use wrenn_extension_api::{ApiError, ApiJson, ApiPath, ApiQuery, RequireSessionOrApiKey, ServerContext};
+use wrenn_extension_api::{
+    ApiError, ApiJson, ApiPath, ApiQuery, RequireSessionOrApiKey, ServerContext,
+};
 
 pub fn router() -> Router<ServerContext> {
     Router::new()

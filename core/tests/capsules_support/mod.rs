@@ -122,7 +122,8 @@ fn modified(p: &Path) -> std::time::SystemTime {
 /// Puts the current envd into the base images when the one inside is older (the images are
 /// shared with other test suites: the re-injection holds the images' build lock).
 fn refresh_envd(rootfs: &Path) -> Result<(), String> {
-    let envd = envd_binary().ok_or("no static envd binary (make envd-static, or set WRENN_ENVD)")?;
+    let envd =
+        envd_binary().ok_or("no static envd binary (make envd-static, or set WRENN_ENVD)")?;
     if modified(&rootfs.join("usr/local/bin/envd")) >= modified(&envd) {
         return Ok(());
     }
@@ -147,7 +148,9 @@ fn agent_binary() -> PathBuf {
     // target/<profile>/deps/<test> → target/<profile>
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
     let target_dir = profile_dir.parent().expect("target root");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "-q", "-p", "wrenn-agent", "--target-dir"])
         .arg(target_dir)
@@ -319,7 +322,10 @@ impl Stack {
 
     /// Signs up, activates (through the mail sink) and creates an API key.
     pub async fn account(&self, name: &str) -> Account {
-        let email = format!("{name}-{}@example.com", hex::encode(rand::random::<[u8; 3]>()));
+        let email = format!(
+            "{name}-{}@example.com",
+            hex::encode(rand::random::<[u8; 3]>())
+        );
         let r = self
             .http
             .post(self.url("/v1/auth/signup"))
@@ -383,7 +389,12 @@ impl Stack {
     }
 
     /// A request with the account's API key.
-    pub fn req(&self, who: &Account, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub fn req(
+        &self,
+        who: &Account,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
         self.http
             .request(method, self.url(path))
             .header("X-API-Key", &who.api_key)
@@ -399,14 +410,23 @@ impl Stack {
             .unwrap();
         let status = r.status();
         let text = r.text().await.unwrap();
-        assert_eq!(status, 201, "create: {text}\nagent log:\n{}", self.agent_log());
+        assert_eq!(
+            status,
+            201,
+            "create: {text}\nagent log:\n{}",
+            self.agent_log()
+        );
         serde_json::from_str(&text).unwrap()
     }
 
     /// Foreground exec, expecting 200.
     pub async fn exec(&self, who: &Account, id: &str, cmd: &str, args: &[&str]) -> Value {
         let r = self
-            .req(who, reqwest::Method::POST, &format!("/v1/capsules/{id}/exec"))
+            .req(
+                who,
+                reqwest::Method::POST,
+                &format!("/v1/capsules/{id}/exec"),
+            )
             .json(&json!({"cmd": cmd, "args": args}))
             .send()
             .await
@@ -425,12 +445,11 @@ impl Stack {
     /// the database.
     pub async fn shutdown(mut self) {
         if let Some(server) = self.server.take() {
-            let live: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
-                "SELECT id, team_id FROM capsules WHERE status NOT IN ('stopped')",
-            )
-            .fetch_all(server.ctx.db())
-            .await
-            .unwrap_or_default();
+            let live: Vec<(uuid::Uuid, uuid::Uuid)> =
+                sqlx::query_as("SELECT id, team_id FROM capsules WHERE status NOT IN ('stopped')")
+                    .fetch_all(server.ctx.db())
+                    .await
+                    .unwrap_or_default();
             for (id, _) in live {
                 if let Some(row) = cpserver::db::capsules::get(server.ctx.db(), id)
                     .await
