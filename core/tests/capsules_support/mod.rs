@@ -145,18 +145,19 @@ fn refresh_envd(rootfs: &Path) -> Result<(), String> {
 /// The `wrenn-agent` binary next to this test's target directory, built if needed.
 fn agent_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> → target/<profile>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    // Tests run from target/<profile>/deps/, bench binaries from target/<profile>/.
+    let mut profile_dir = exe.parent().expect("target dir");
+    if profile_dir.file_name().is_some_and(|n| n == "deps") {
+        profile_dir = profile_dir.parent().expect("profile dir");
+    }
     let target_dir = profile_dir.parent().expect("target root");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "-q", "-p", "wrenn-agent", "--target-dir"])
-        .arg(target_dir)
-        .current_dir(workspace)
-        .status()
-        .expect("running cargo build -p wrenn-agent");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.args(["build", "-q", "-p", "wrenn-agent", "--target-dir"]);
+    cargo.arg(target_dir).current_dir(workspace());
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().expect("running cargo build -p wrenn-agent");
     assert!(status.success(), "building wrenn-agent failed");
     profile_dir.join("wrenn-agent")
 }
