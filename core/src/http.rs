@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod dashboard;
 pub mod docs;
 pub mod health;
 pub mod me;
@@ -35,10 +36,11 @@ pub fn api_router() -> Router<ServerContext> {
         .merge(users::router())
 }
 
-/// Fallbacks in the error envelope, 5xx logging and request spans.
+/// Fallbacks (the dashboard for non-API paths, else the error envelope), 5xx logging and
+/// request spans.
 pub fn finish(router: Router<ServerContext>) -> Router<ServerContext> {
     router
-        .fallback(not_found)
+        .fallback_service(dashboard::Dashboard::from_env())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_server_errors))
         .layer(
