@@ -87,11 +87,12 @@ export function onSubmit(
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     errors.clear();
+    // Read the values first: disabled controls are left out of FormData.
+    const data = new FormData(form);
     const controls = Array.from(form.elements) as HTMLInputElement[];
     const wasDisabled = controls.map((c) => c.disabled);
     controls.forEach((c) => (c.disabled = true));
     form.setAttribute("aria-busy", "true");
-    const data = new FormData(form);
     try {
       await action(data);
     } catch (err) {

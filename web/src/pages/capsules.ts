@@ -148,7 +148,7 @@ export const capsulesPage: Page = {
     void templateNames().then((names) => {
       if (names && live()) mount(templateList, names.map((n) => h("option", { value: n })));
     });
-    await load();
+    await load().catch((err) => errors.show(err));
   },
 };
 
