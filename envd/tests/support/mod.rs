@@ -21,7 +21,9 @@ use wrenn_envd::config::ListenAddr;
 use wrenn_proto::envd::v1::filesystem_service_client::FilesystemServiceClient;
 use wrenn_proto::envd::v1::process_event::{data_event::Output, EndEvent, Event};
 use wrenn_proto::envd::v1::process_service_client::ProcessServiceClient;
-use wrenn_proto::envd::v1::{process_selector, ProcessConfig, ProcessEvent, ProcessSelector, StartRequest};
+use wrenn_proto::envd::v1::{
+    process_selector, ProcessConfig, ProcessEvent, ProcessSelector, StartRequest,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -49,7 +51,10 @@ impl Envd {
     }
 
     #[track_caller]
-    pub fn start_with<'a>(transport: Transport, extra: &'a [&'a str]) -> impl std::future::Future<Output = Self> + 'a {
+    pub fn start_with<'a>(
+        transport: Transport,
+        extra: &'a [&'a str],
+    ) -> impl std::future::Future<Output = Self> + 'a {
         async move {
             let dir = tempfile::tempdir().expect("temp dir");
             let listen = match transport {
@@ -68,8 +73,17 @@ impl Envd {
                 .expect("spawn envd");
             let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
             let addr = read_listening(&mut stdout).await;
-            let token = extra.windows(2).find(|w| w[0] == "--access-token").map(|w| w[1].to_owned());
-            Self { child, addr, dir, token, stdout }
+            let token = extra
+                .windows(2)
+                .find(|w| w[0] == "--access-token")
+                .map(|w| w[1].to_owned());
+            Self {
+                child,
+                addr,
+                dir,
+                token,
+                stdout,
+            }
         }
     }
 
@@ -83,26 +97,43 @@ impl Envd {
     }
 
     pub async fn channel(&self) -> Channel {
-        client::grpc_channel(&self.addr).await.expect("gRPC channel")
+        client::grpc_channel(&self.addr)
+            .await
+            .expect("gRPC channel")
     }
 
     pub async fn process(&self) -> ProcessClient {
-        ProcessServiceClient::with_interceptor(self.channel().await, AccessTokenInterceptor(self.token.clone()))
-            .max_decoding_message_size(64 << 20)
+        ProcessServiceClient::with_interceptor(
+            self.channel().await,
+            AccessTokenInterceptor(self.token.clone()),
+        )
+        .max_decoding_message_size(64 << 20)
     }
 
     pub async fn fs(&self) -> FsClient {
-        FilesystemServiceClient::with_interceptor(self.channel().await, AccessTokenInterceptor(self.token.clone()))
+        FilesystemServiceClient::with_interceptor(
+            self.channel().await,
+            AccessTokenInterceptor(self.token.clone()),
+        )
     }
 
     /// One HTTP/1.1 request on a fresh connection; the whole response body.
-    pub async fn http(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Body) -> (StatusCode, HeaderMap, Bytes) {
+    pub async fn http(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> (StatusCode, HeaderMap, Bytes) {
         let mut sender = client::http1(&self.addr).await.expect("http connection");
         let mut req = client::request(method, path, self.token.as_deref());
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = sender.send_request(req.body(body).unwrap()).await.expect("http response");
+        let resp = sender
+            .send_request(req.body(body).unwrap())
+            .await
+            .expect("http response");
         let (parts, body) = resp.into_parts();
         let bytes = body.collect().await.expect("http body").to_bytes();
         (parts.status, parts.headers, bytes)
@@ -110,7 +141,8 @@ impl Envd {
 
     /// envd's resident memory in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmRSS:"))
@@ -120,7 +152,9 @@ impl Envd {
     }
 }
 
-async fn read_listening(stdout: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> ListenAddr {
+async fn read_listening(
+    stdout: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> ListenAddr {
     let line = tokio::time::timeout(Duration::from_secs(20), stdout.next_line())
         .await
         .expect("envd did not announce its listener in time")
@@ -147,11 +181,15 @@ pub fn sh(script: &str) -> ProcessConfig {
 }
 
 pub fn by_pid(pid: u32) -> Option<ProcessSelector> {
-    Some(ProcessSelector { selector: Some(process_selector::Selector::Pid(pid)) })
+    Some(ProcessSelector {
+        selector: Some(process_selector::Selector::Pid(pid)),
+    })
 }
 
 pub fn by_tag(tag: &str) -> Option<ProcessSelector> {
-    Some(ProcessSelector { selector: Some(process_selector::Selector::Tag(tag.into())) })
+    Some(ProcessSelector {
+        selector: Some(process_selector::Selector::Tag(tag.into())),
+    })
 }
 
 /// Everything one process stream said.
@@ -213,5 +251,10 @@ pub async fn run(client: &mut ProcessClient, request: StartRequest) -> Outcome {
 }
 
 pub fn start(config: ProcessConfig) -> StartRequest {
-    StartRequest { process: Some(config), tag: None, pty: None, stdin: false }
+    StartRequest {
+        process: Some(config),
+        tag: None,
+        pty: None,
+        stdin: false,
+    }
 }
