@@ -218,6 +218,7 @@ impl Builder {
         tracker.close();
 
         Ok(RunningServer {
+            extension_names: extensions.iter().map(|e| e.name().to_string()).collect(),
             addr,
             ctx,
             shutdown,
@@ -249,6 +250,12 @@ async fn connect_db(config: &Config) -> Result<sqlx::PgPool, StartError> {
         .map_err(StartError::Database)
 }
 
+/// The core application (no extensions) over `ctx`, for in-process tests with
+/// `tower::ServiceExt::oneshot`.
+pub fn core_app(ctx: &ServerContext) -> axum::Router {
+    build_router(ctx, &[])
+}
+
 /// Core routes wrapped by extension middleware (first extension outermost), then extension
 /// routes, then the server-wide layers.
 fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum::Router {
@@ -273,6 +280,8 @@ fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum:
 /// A started server.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Extension names in the order they were applied.
+    pub extension_names: Vec<String>,
     pub ctx: ServerContext,
     shutdown: CancellationToken,
     tracker: TaskTracker,
