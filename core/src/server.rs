@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wrenn_extension_api::{
-    collect_registered, Extension, PublicConfig, ServerContext, ServerContextParts,
+    collect_registered, BackgroundWorker, Extension, PublicConfig, ServerContext,
+    ServerContextParts,
 };
 
 /// Why the server could not start.
@@ -224,7 +225,9 @@ impl Builder {
             .await
         });
 
-        spawn_worker(&tracker, &shutdown, accounts::purge_worker(&ctx, &config));
+        for worker in core_workers(&ctx, &config) {
+            spawn_worker(&tracker, &shutdown, worker);
+        }
         for ext in &extensions {
             for worker in ext.background_workers(&ctx) {
                 tracing::info!(extension = ext.name(), worker = %worker.name, "Starting worker.");
@@ -244,10 +247,15 @@ impl Builder {
     }
 }
 
+/// Core's own background workers (one line each); extension workers start after these.
+fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
+    vec![accounts::purge_worker(ctx, config)]
+}
+
 fn spawn_worker(
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
-    worker: wrenn_extension_api::BackgroundWorker,
+    worker: BackgroundWorker,
 ) {
     let name = worker.name.clone();
     let fut = (worker.run)(shutdown.child_token());
