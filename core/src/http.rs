@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod capsules;
+pub mod dashboard;
 pub mod docs;
 pub mod exec;
 pub mod files;
@@ -44,22 +45,21 @@ pub fn api_router() -> Router<ServerContext> {
         .merge(snapshots::router())
 }
 
-/// Fallbacks in the error envelope, 5xx logging and request spans.
+/// Fallbacks (the dashboard for non-API paths, else the error envelope), 5xx logging and
+/// request spans.
 pub fn finish(router: Router<ServerContext>) -> Router<ServerContext> {
     router
-        .fallback(not_found)
+        .fallback_service(dashboard::Dashboard::from_env())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_server_errors))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req
-                    .extensions()
-                    .get::<axum::extract::MatchedPath>()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_default();
-                tracing::info_span!("request", method = %req.method(), route = %route)
-            }),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), route = %route)
+        }))
 }
 
 async fn not_found() -> ApiError {

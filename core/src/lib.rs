@@ -35,6 +35,8 @@ pub mod passwords;
 pub mod server;
 pub mod services;
 pub mod sessions;
+pub mod test_support;
+
 pub mod tokens;
 
 pub use config::Config;

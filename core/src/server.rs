@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wrenn_extension_api::{
-    collect_registered, Extension, PublicConfig, ServerContext, ServerContextParts,
+    collect_registered, BackgroundWorker, Extension, PublicConfig, ServerContext,
+    ServerContextParts,
 };
 
 /// Why the server could not start.
@@ -158,16 +159,28 @@ impl Builder {
         for ext in &extensions {
             let name = ext.name().to_string();
             if let Some(hook) = ext.auth_hook() {
-                hooks.auth.push(Named { extension: name.clone(), hook });
+                hooks.auth.push(Named {
+                    extension: name.clone(),
+                    hook,
+                });
             }
             if let Some(hook) = ext.sandbox_event_hook() {
-                hooks.sandbox_events.push(Named { extension: name.clone(), hook });
+                hooks.sandbox_events.push(Named {
+                    extension: name.clone(),
+                    hook,
+                });
             }
             if let Some(hook) = ext.limits_provider() {
-                hooks.limits.push(Named { extension: name.clone(), hook });
+                hooks.limits.push(Named {
+                    extension: name.clone(),
+                    hook,
+                });
             }
             if let Some(hook) = ext.usage_provider() {
-                hooks.usage.push(Named { extension: name, hook });
+                hooks.usage.push(Named {
+                    extension: name,
+                    hook,
+                });
             }
         }
         let oauth = OAuthProviders::from_config(&config)
@@ -187,11 +200,15 @@ impl Builder {
                 TcpListener::from_std(l).map_err(StartError::Serve)?
             }
             None => {
-                let addr = config.listen_socket_addr().map_err(|e| StartError::Config(vec![e]))?;
-                TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
-                    addr: addr.to_string(),
-                    source,
-                })?
+                let addr = config
+                    .listen_socket_addr()
+                    .map_err(|e| StartError::Config(vec![e]))?;
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?
             }
         };
         let addr = listener.local_addr().map_err(StartError::Serve)?;
@@ -208,12 +225,9 @@ impl Builder {
             .await
         });
 
-        spawn_worker(&tracker, &shutdown, accounts::purge_worker(&ctx, &config));
-        spawn_worker(
-            &tracker,
-            &shutdown,
-            crate::capsules::stats::sampler_worker(&ctx),
-        );
+        for worker in core_workers(&ctx, &config) {
+            spawn_worker(&tracker, &shutdown, worker);
+        }
         for ext in &extensions {
             for worker in ext.background_workers(&ctx) {
                 tracing::info!(extension = ext.name(), worker = %worker.name, "Starting worker.");
@@ -223,6 +237,7 @@ impl Builder {
         tracker.close();
 
         Ok(RunningServer {
+            extension_names: extensions.iter().map(|e| e.name().to_string()).collect(),
             addr,
             ctx,
             shutdown,
@@ -232,10 +247,18 @@ impl Builder {
     }
 }
 
+/// Core's own background workers (one line each); extension workers start after these.
+fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
+    vec![
+        accounts::purge_worker(ctx, config),
+        crate::capsules::stats::sampler_worker(ctx),
+    ]
+}
+
 fn spawn_worker(
     tracker: &TaskTracker,
     shutdown: &CancellationToken,
-    worker: wrenn_extension_api::BackgroundWorker,
+    worker: BackgroundWorker,
 ) {
     let name = worker.name.clone();
     let fut = (worker.run)(shutdown.child_token());
@@ -252,6 +275,12 @@ async fn connect_db(config: &Config) -> Result<sqlx::PgPool, StartError> {
         .connect(&config.database_url)
         .await
         .map_err(StartError::Database)
+}
+
+/// The core application (no extensions) over `ctx`, for in-process tests with
+/// `tower::ServiceExt::oneshot`.
+pub fn core_app(ctx: &ServerContext) -> axum::Router {
+    build_router(ctx, &[])
 }
 
 /// Core routes wrapped by extension middleware (first extension outermost), then extension
@@ -284,6 +313,8 @@ fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum:
 /// A started server.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Extension names in the order they were applied.
+    pub extension_names: Vec<String>,
     pub ctx: ServerContext,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -332,7 +363,10 @@ pub async fn run(mut builder: Builder) -> Result<(), StartError> {
         }
         builder.config = Some(cli.config);
     }
-    let server = builder.start().await.inspect_err(|e| tracing::error!("{e}"))?;
+    let server = builder
+        .start()
+        .await
+        .inspect_err(|e| tracing::error!("{e}"))?;
     let token = server.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -30,9 +30,9 @@ pub mod mail;
 
 pub use async_trait::async_trait;
 pub use auth::{
-    ApiKeyPrincipal, IssuedSession, Principal, RequireAdmin, RequireSession, RequireSessionOrApiKey,
-    Role, SessionPrincipal, SessionService, API_KEY_HEADER, CSRF_COOKIE, CSRF_HEADER,
-    SESSION_COOKIE,
+    ApiKeyPrincipal, IssuedSession, Principal, RequireAdmin, RequireSession,
+    RequireSessionOrApiKey, Role, SessionPrincipal, SessionService, API_KEY_HEADER, CSRF_COOKIE,
+    CSRF_HEADER, SESSION_COOKIE,
 };
 pub use context::{PublicConfig, ServerContext, ServerContextParts};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery};
@@ -46,4 +46,4 @@ pub use hooks::{
 pub use mail::{Email, MailError, Mailer};
 
 /// Re-exported so extensions name the same versions core uses.
-pub use {axum, inventory, sqlx, tokio_util, uuid};
+pub use {axum, inventory, redis, sqlx, tokio_util, uuid};
