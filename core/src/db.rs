@@ -1,0 +1,4 @@
+//! Data access: one module per aggregate, functions taking an executor.
+
+pub mod audit;
+pub mod hosts;

@@ -1,0 +1,5 @@
+//! HTTP routers, one per resource.
+
+pub mod audit;
+pub mod events;
+pub mod hosts;
