@@ -13,11 +13,11 @@ want=$(sha256sum "$envd" | cut -d' ' -f1)
 
 ensure() { # distro template-id
     local dir="$WRENN_DIR/images/teams/$platform/$2"
-    if [ ! -x "$dir/rootfs/usr/local/bin/envd" ] && [ ! -x "$dir/rootfs/sbin/envd" ] && [ ! -d "$dir/rootfs" ]; then
+    if [ ! -d "$dir/rootfs" ]; then
         echo "images: building minimal-$1" >&2
-        bash images/build.sh "$1"
-    elif [ "$(cat "$dir/.envd-sha256" 2>/dev/null)" != "$want" ]; then
-        echo "images: re-injecting envd into minimal-$1" >&2
+        bash images/build.sh "$1" "$envd"
+    elif [ "$(sha256sum "$dir/rootfs/usr/local/bin/envd" 2>/dev/null | cut -d' ' -f1)" != "$want" ]; then
+        echo "images: re-injecting envd into the base images" >&2
         bash images/reinject-envd.sh "$envd"
     fi
 }

@@ -1,7 +1,50 @@
-//! The Wrenn control plane as a library (filled by the foundation issue).
+//! The Wrenn control plane as a library: `cpserver::run(Builder::new().extension(..))`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the typed, validated configuration (environment, `.env`, flags).
+//! - [`server`]: [`Builder`], [`run`], start-up order (config → PostgreSQL + migrations →
+//!   Redis → mailer → sessions → extensions → router → workers) and graceful shutdown.
+//! - [`services`]: [`services::Core`], core's own services kept inside the
+//!   [`ServerContext`] (configuration, password hashing, OAuth providers, extension hooks).
+//! - [`http`]: one router per resource (`http/auth.rs`, `http/me.rs`, `http/teams.rs`,
+//!   `http/api_keys.rs`, `http/users.rs`, `http/oauth.rs`, ...) merged by [`http::api_router`];
+//!   OpenAPI and docs in `http/docs.rs`.
+//! - [`db`]: data access per aggregate (`db/users.rs`, `db/teams.rs`, `db/api_keys.rs`,
+//!   `db/sessions.rs`, `db/oauth.rs`), functions taking an executor so callers compose them in
+//!   transactions.
+//! - [`sessions`]: the [`SessionService`](wrenn_extension_api::SessionService) on PostgreSQL
+//!   (source of truth, hashed ids) with a Redis cache.
+//! - [`accounts`]: signup/activation/provisioning and the 15-day purge worker.
+//! - [`hosts`]: host registry, registration + internal CA, mTLS agent pool, scheduler and
+//!   host monitor; [`events`] (the `wrenn:events` stream and live SSE feed) and [`audit`].
+//! - [`passwords`], [`tokens`] (one-time tokens hashed in Redis), [`mail`] (SMTP or the sink
+//!   directory), [`oauth`] (GitHub and the provider registry).
+//! - [`test_support`]: spawns a real server on 127.0.0.1:0 with a fresh database and a
+//!   throw-away Redis, plus typed HTTP helpers; used by this crate's and embedders' tests.
+//!
+//! A request flows: router → (extension middleware) → handler → guard extractor from
+//! `wrenn-extension-api` (session/API key) → `db::*` functions → `ApiError` or JSON.
 
+pub mod accounts;
 pub mod audit;
+pub mod config;
 pub mod db;
 pub mod events;
 pub mod hosts;
 pub mod http;
+pub mod mail;
+pub mod oauth;
+pub mod passwords;
+pub mod server;
+pub mod services;
+pub mod sessions;
+
+pub mod tokens;
+
+pub use config::Config;
+pub use server::{run, Builder, RunningServer, StartError};
+pub use wrenn_extension_api::ServerContext;
+
+/// Embedded migrations (`migrations/` at the repository root).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

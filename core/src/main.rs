@@ -1,1 +1,7 @@
-fn main() {}
+//! `wrenn-cp`: parse configuration, initialise tracing, run the control plane.
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(cpserver::run(cpserver::Builder::new()))?;
+    Ok(())
+}

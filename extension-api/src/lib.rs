@@ -1,1 +1,49 @@
-//! Extension API for the Wrenn control plane (filled by the foundation issue).
+//! The stable surface for extending the Wrenn control plane.
+//!
+//! # Layout
+//!
+//! - [`extension`]: the [`Extension`] trait an extension implements, [`BackgroundWorker`],
+//!   [`Middleware`] and the `inventory` registration ([`ExtensionFactory`], [`register_extension!`]).
+//! - [`hooks`]: optional hook traits ([`AuthHook`], [`SandboxEventHook`], [`LimitsProvider`],
+//!   [`UsageProvider`]) with the failure semantics of API.md "Extension hook semantics".
+//! - [`context`]: [`ServerContext`], the cheap-to-clone handle on every initialised service
+//!   (PostgreSQL pool, Redis, mailer, sessions, configuration, plus typed services added by core).
+//! - [`auth`]: who is calling ([`Principal`], [`Role`]), the [`SessionService`] core implements,
+//!   and the axum extractors extension routes use as guards ([`RequireSession`],
+//!   [`RequireSessionOrApiKey`], [`RequireAdmin`]); cookie and header name constants.
+//! - [`error`]: [`ApiError`], the single error envelope `{"error":{"code","message"}}`, and
+//!   extractors ([`ApiJson`], [`ApiPath`], [`ApiQuery`]) whose rejections use that envelope.
+//! - [`ids`]: wire ids, `prefix_` + 25 base36 digits of the database UUID.
+//! - [`mail`]: the [`Mailer`] trait and [`Email`].
+//!
+//! Data flows one way: core builds a [`ServerContext`], hands it to each extension's
+//! `register_routes` / `background_workers`, and calls hooks at the points API.md names.
+//! Extensions depend on this crate only, never on core internals.
+
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod extension;
+pub mod hooks;
+pub mod ids;
+pub mod mail;
+
+pub use async_trait::async_trait;
+pub use auth::{
+    ApiKeyPrincipal, IssuedSession, Principal, RequireAdmin, RequireSession, RequireSessionOrApiKey,
+    Role, SessionPrincipal, SessionService, API_KEY_HEADER, CSRF_COOKIE, CSRF_HEADER,
+    SESSION_COOKIE,
+};
+pub use context::{PublicConfig, ServerContext, ServerContextParts};
+pub use error::{ApiError, ApiJson, ApiPath, ApiQuery};
+pub use extension::{
+    collect_registered, BackgroundWorker, Extension, ExtensionFactory, Middleware,
+};
+pub use hooks::{
+    AccountDeletion, AuthHook, EffectiveLimits, HookError, LimitVerdict, LimitsProvider,
+    NewAccount, SandboxEvent, SandboxEventHook, TeamUsage, UsageProvider,
+};
+pub use mail::{Email, MailError, Mailer};
+
+/// Re-exported so extensions name the same versions core uses.
+pub use {axum, inventory, sqlx, tokio_util, uuid};

@@ -12,3 +12,11 @@ pub mod hostagent {
         tonic::include_proto!("wrenn.hostagent.v1");
     }
 }
+
+/// envd's ProcessService and FilesystemService (`proto/envd_*.proto`): the agent's client,
+/// envd's server.
+pub mod envd {
+    pub mod v1 {
+        tonic::include_proto!("wrenn.envd.v1");
+    }
+}

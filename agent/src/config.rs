@@ -1,0 +1,80 @@
+//! Command line and environment configuration of `wrenn-agent`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The Wrenn host agent: runs capsules on this host for the control plane.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wrenn-agent", version)]
+pub struct Config {
+    /// State directory (images, sandboxes, snapshots, credentials).
+    #[arg(long, env = "WRENN_DIR", default_value = "/var/lib/wrenn")]
+    pub wrenn_dir: PathBuf,
+
+    /// Template images directory; defaults to `$WRENN_DIR/images`.
+    #[arg(long, env = "WRENN_IMAGES_DIR")]
+    pub images_dir: Option<PathBuf>,
+
+    /// The address the control plane reaches this agent at (ip:port); also the listen
+    /// address unless --listen is given.
+    #[arg(long, env = "WRENN_AGENT_ADDRESS")]
+    pub address: Option<SocketAddr>,
+
+    /// Listen address of the gRPC server (default: --address).
+    #[arg(long, env = "WRENN_AGENT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Serve plaintext gRPC without credentials, for development and tests only. Refused
+    /// unless the listen address is a loopback address.
+    #[arg(long)]
+    pub insecure_dev: bool,
+
+    /// One-time registration token from `POST /v1/hosts` (first start only).
+    #[arg(long, env = "WRENN_REGISTRATION_TOKEN")]
+    pub register: Option<String>,
+
+    /// Control plane base URL (e.g. https://cp.example.com).
+    #[arg(long, env = "WRENN_CP_URL")]
+    pub cp_url: Option<String>,
+
+    /// Heartbeat period in seconds.
+    #[arg(long, env = "WRENN_HEARTBEAT_SECS", default_value_t = 30)]
+    pub heartbeat_secs: u64,
+
+    /// runsc binary.
+    #[arg(long, env = "WRENN_RUNSC", default_value = "runsc")]
+    pub runsc: PathBuf,
+
+    /// gVisor platform (systrap, ptrace, kvm).
+    #[arg(long, env = "WRENN_GVISOR_PLATFORM", default_value = "systrap")]
+    pub platform: String,
+
+    /// Capsule network mode (none, sandbox). `none` is the only one that both works and
+    /// checkpoints with runsc releases before 2024-08 on recent kernels.
+    #[arg(long, env = "WRENN_NETWORK", default_value = "none")]
+    pub network: String,
+
+    /// Medium of the per-capsule root overlay: memory, self or dir=/path.
+    #[arg(long, env = "WRENN_OVERLAY", default_value = "memory")]
+    pub overlay: String,
+
+    /// Cache file of the start-up capability probe (default `$WRENN_DIR/capabilities.json`).
+    #[arg(long, env = "WRENN_PROBE_CACHE")]
+    pub probe_cache: Option<PathBuf>,
+
+    /// How often the TTL reaper looks for idle capsules, in milliseconds.
+    #[arg(long, env = "WRENN_REAPER_INTERVAL_MS", default_value_t = 1000)]
+    pub reaper_interval_ms: u64,
+}
+
+impl Config {
+    pub fn images_dir(&self) -> PathBuf {
+        self.images_dir.clone().unwrap_or_else(|| self.wrenn_dir.join("images"))
+    }
+
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen.or(self.address)
+    }
+}

@@ -1,0 +1,139 @@
+//! Client side of the control transport: the agent talking to one capsule's envd.
+//!
+//! envd serves gRPC (process and filesystem services, `wrenn_proto::envd::v1`) and plain
+//! HTTP (`/health`, `/init`, `/snapshot/prepare`, `/files`, `/metrics`) on one listener.
+//! [`connector`] opens a byte stream to that listener whatever the transport (Unix
+//! socket, vsock handshake, TCP); gRPC rides a lazily connected tonic channel on it and
+//! each HTTP call uses its own HTTP/1.1 connection.
+
+pub mod connector;
+mod http;
+
+use std::time::{Duration, Instant};
+
+use tonic::transport::{Channel, Endpoint};
+use wrenn_proto::envd::v1::filesystem_service_client::FilesystemServiceClient;
+use wrenn_proto::envd::v1::process_service_client::ProcessServiceClient;
+
+use crate::runtime::EnvdAddress;
+
+pub use http::HttpResponse;
+
+/// Header / metadata key carrying the capsule's access token.
+pub const ACCESS_TOKEN_HEADER: &str = "x-access-token";
+
+/// Failure talking to envd.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvdError {
+    #[error("envd unreachable: {0}")]
+    Connect(String),
+    #[error("envd answered {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("envd protocol error: {0}")]
+    Protocol(String),
+    #[error("envd did not become healthy within {0:?}: {1}")]
+    Timeout(Duration, String),
+}
+
+/// What `/init` gets after a boot and after every resume.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct InitParams {
+    pub access_token: String,
+    pub default_user: String,
+    pub default_workdir: String,
+    pub env_vars: std::collections::BTreeMap<String, String>,
+    pub sandbox_id: String,
+    pub template_id: String,
+}
+
+/// A handle on one envd. Cheap to clone.
+#[derive(Clone)]
+pub struct Envd {
+    address: EnvdAddress,
+    token: String,
+    channel: Channel,
+}
+
+impl Envd {
+    pub fn new(address: EnvdAddress, token: String) -> Self {
+        let connect_to = address.clone();
+        let channel = Endpoint::from_static("http://envd")
+            .connect_timeout(Duration::from_secs(5))
+            .connect_with_connector_lazy(tower::service_fn(move |_: ::http::Uri| {
+                let addr = connect_to.clone();
+                async move { connector::connect(&addr).await.map(hyper_util::rt::TokioIo::new) }
+            }));
+        Envd { address, token, channel }
+    }
+
+    pub fn address(&self) -> &EnvdAddress {
+        &self.address
+    }
+
+    /// gRPC request carrying the access token.
+    pub fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        if !self.token.is_empty() {
+            if let Ok(v) = self.token.parse() {
+                req.metadata_mut().insert(ACCESS_TOKEN_HEADER, v);
+            }
+        }
+        req
+    }
+
+    pub fn process(&self) -> ProcessServiceClient<Channel> {
+        ProcessServiceClient::new(self.channel.clone())
+    }
+
+    pub fn filesystem(&self) -> FilesystemServiceClient<Channel> {
+        FilesystemServiceClient::new(self.channel.clone())
+    }
+
+    /// One HTTP request to envd (the access token is added as a header).
+    pub async fn http(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, EnvdError> {
+        http::request(&self.address, &self.token, method, path_and_query, content_type, body).await
+    }
+
+    /// `GET /health` → envd's version.
+    pub async fn health(&self) -> Result<String, EnvdError> {
+        let resp = self.http("GET", "/health", None, Vec::new()).await?.ok()?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&resp.body).map_err(|e| EnvdError::Protocol(e.to_string()))?;
+        Ok(v["version"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Polls `/health` until envd answers or `timeout` passes.
+    pub async fn wait_healthy(&self, timeout: Duration) -> Result<String, EnvdError> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(2);
+        loop {
+            match self.health().await {
+                Ok(v) => return Ok(v),
+                Err(e) if start.elapsed() >= timeout => return Err(EnvdError::Timeout(timeout, e.to_string())),
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
+    /// `POST /init`.
+    pub async fn init(&self, params: &InitParams) -> Result<(), EnvdError> {
+        let body = serde_json::to_vec(params).map_err(|e| EnvdError::Protocol(e.to_string()))?;
+        self.http("POST", "/init", Some("application/json"), body).await?.ok()?;
+        Ok(())
+    }
+
+    /// `POST /snapshot/prepare`: envd stops background work and closes host-backed sockets.
+    pub async fn prepare_snapshot(&self) -> Result<(), EnvdError> {
+        self.http("POST", "/snapshot/prepare", None, Vec::new()).await?.ok()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,427 @@
+//! The host: every capsule this agent owns and the lifecycle operations on them.
+//!
+//! The gRPC service, the TTL reaper, the metrics sampler and start-up recovery all go
+//! through [`Host`]; it combines the [`Runtime`] (isolation) with envd's hooks
+//! (health, `/init`, `/snapshot/prepare`) and the [`Registry`] of capsules.
+
+pub mod reaper;
+pub mod recovery;
+pub mod sampler;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::capsules::{self, Capsule, Record, Registry, State};
+use crate::envd::{Envd, EnvdError, InitParams};
+use crate::runtime::{CapsuleSpec, Runtime, RuntimeError};
+
+/// How long a fresh or restored envd gets to answer `/health`.
+const ENVD_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A lifecycle failure, mapped to a gRPC code by the service.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<RuntimeError> for HostError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::NotFound(_) | RuntimeError::TemplateNotFound(_) => HostError::NotFound(e.to_string()),
+            RuntimeError::AlreadyExists(_) => HostError::AlreadyExists(e.to_string()),
+            RuntimeError::Invalid(_) => HostError::FailedPrecondition(e.to_string()),
+            _ => HostError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<EnvdError> for HostError {
+    fn from(e: EnvdError) -> Self {
+        HostError::Internal(e.to_string())
+    }
+}
+
+/// Resources of this host, used to refuse capsules that could never fit.
+#[derive(Debug, Clone, Copy)]
+pub struct HostLimits {
+    pub cpus: u32,
+    pub memory_mb: u64,
+}
+
+/// A capsule creation request, already decoded from the wire.
+#[derive(Debug, Clone, Default)]
+pub struct CreateParams {
+    pub id: String,
+    pub team_id: String,
+    pub template_id: String,
+    pub snapshot: Option<(String, String)>,
+    pub vcpus: u32,
+    pub memory_mb: u32,
+    pub disk_mb: u32,
+    pub timeout_sec: u32,
+    pub env: std::collections::BTreeMap<String, String>,
+    pub access_token: String,
+    pub default_user: String,
+    pub default_workdir: String,
+}
+
+/// What `create`/`resume` report back.
+pub struct Started {
+    pub envd_version: String,
+    pub envd_address: String,
+}
+
+pub struct Host {
+    pub wrenn_dir: PathBuf,
+    pub images_dir: PathBuf,
+    pub runtime: Arc<dyn Runtime>,
+    pub capsules: Registry,
+    pub limits: HostLimits,
+    pub agent_version: String,
+    pub shutdown: CancellationToken,
+    auto_destroyed: Mutex<Vec<String>>,
+}
+
+/// Capsule ids are used in paths and runsc ids: keep them to a safe alphabet.
+fn check_id(id: &str) -> Result<(), HostError> {
+    let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(HostError::InvalidArgument(format!("invalid capsule id {id:?}")))
+    }
+}
+
+/// Team and template ids: base36, 25 characters.
+fn check_base36(kind: &str, id: &str) -> Result<(), HostError> {
+    if id.len() == 25 && id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
+        Ok(())
+    } else {
+        Err(HostError::InvalidArgument(format!("invalid {kind} id {id:?} (base36, 25 characters)")))
+    }
+}
+
+impl Host {
+    pub fn new(
+        wrenn_dir: PathBuf,
+        images_dir: PathBuf,
+        runtime: Arc<dyn Runtime>,
+        limits: HostLimits,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Host {
+            wrenn_dir,
+            images_dir,
+            runtime,
+            capsules: Registry::default(),
+            limits,
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            shutdown,
+            auto_destroyed: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn template_dir(&self, team: &str, template: &str) -> PathBuf {
+        self.images_dir.join("teams").join(team).join(template)
+    }
+
+    /// The capsule, or NotFound.
+    pub fn capsule(&self, id: &str) -> Result<Arc<Capsule>, HostError> {
+        self.capsules.get(id).ok_or_else(|| HostError::NotFound(format!("capsule {id} not found")))
+    }
+
+    /// The capsule if it is running (activity is recorded), else the matching error.
+    pub fn running(&self, id: &str) -> Result<Arc<Capsule>, HostError> {
+        let capsule = self.capsule(id)?;
+        if capsule.state() != State::Running {
+            return Err(HostError::FailedPrecondition(format!("capsule {id} is not running")));
+        }
+        capsule.touch();
+        Ok(capsule)
+    }
+
+    fn persist(&self, capsule: &Capsule) {
+        let record = capsule.record();
+        if let Err(e) = capsules::save(&self.wrenn_dir, &record) {
+            warn!(capsule_id = %capsule.id, error = %e, "capsule record not saved");
+        }
+    }
+
+    pub async fn create(&self, p: CreateParams) -> Result<(Arc<Capsule>, Started), HostError> {
+        check_id(&p.id)?;
+        check_base36("team", &p.team_id)?;
+        check_base36("template", &p.template_id)?;
+        let template_dir = self.template_dir(&p.team_id, &p.template_id);
+        let (mut vcpus, mut memory_mb) = (p.vcpus.max(1), if p.memory_mb == 0 { 512 } else { p.memory_mb });
+        let mut base_dir = template_dir.clone();
+        let snapshot_dir = match &p.snapshot {
+            Some((team, tpl)) => {
+                check_base36("team", team)?;
+                check_base36("template", tpl)?;
+                let dir = self.template_dir(team, tpl);
+                let meta: serde_json::Value = std::fs::read(dir.join("snapshot.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .ok_or_else(|| HostError::NotFound(format!("snapshot template {team}/{tpl} not found")))?;
+                // A fork continues the snapshot's machine: its base rootfs and resources.
+                if let Some(base) = meta["base_template_dir"].as_str() {
+                    base_dir = PathBuf::from(base);
+                }
+                vcpus = meta["vcpus"].as_u64().unwrap_or(vcpus as u64) as u32;
+                memory_mb = meta["memory_mb"].as_u64().unwrap_or(memory_mb as u64) as u32;
+                Some(dir)
+            }
+            None => None,
+        };
+        if !base_dir.join("rootfs").is_dir() {
+            return Err(HostError::NotFound(format!("template {}/{} not found", p.team_id, p.template_id)));
+        }
+        if vcpus > self.limits.cpus {
+            return Err(HostError::InvalidArgument(format!(
+                "{vcpus} vCPUs requested; this host has {}",
+                self.limits.cpus
+            )));
+        }
+        if u64::from(memory_mb) > self.limits.memory_mb {
+            return Err(HostError::InvalidArgument(format!(
+                "{memory_mb} MiB requested; this host has {} MiB",
+                self.limits.memory_mb
+            )));
+        }
+        let token = if p.access_token.is_empty() { hex::encode(rand::random::<[u8; 16]>()) } else { p.access_token };
+        let spec = CapsuleSpec {
+            id: p.id.clone(),
+            template_dir: base_dir,
+            snapshot_dir,
+            vcpus,
+            memory_mb,
+            disk_mb: p.disk_mb,
+            env: p.env.clone(),
+        };
+        let init = InitParams {
+            access_token: token.clone(),
+            default_user: p.default_user,
+            default_workdir: p.default_workdir,
+            env_vars: p.env,
+            sandbox_id: p.id.clone(),
+            template_id: p.template_id.clone(),
+        };
+        let record = Record {
+            spec: spec.clone(),
+            team_id: p.team_id,
+            template_id: p.template_id,
+            timeout_sec: p.timeout_sec,
+            created_at_unix: chrono::Utc::now().timestamp(),
+            state: State::Running,
+            auto_paused: false,
+            init: init.clone(),
+            envd_version: String::new(),
+        };
+        let envd = Envd::new(self.runtime.envd_address(&p.id), token);
+        let capsule = Capsule::new(record, envd.clone());
+        if !self.capsules.insert(capsule.clone()) {
+            return Err(HostError::AlreadyExists(format!("capsule {} already exists", p.id)));
+        }
+        let _op = capsule.op.lock().await;
+        let result = async {
+            let address = self.runtime.create(&spec).await?;
+            let version = envd.wait_healthy(ENVD_READY_TIMEOUT).await?;
+            envd.init(&init).await?;
+            Ok::<_, HostError>((address, version))
+        }
+        .await;
+        match result {
+            Ok((address, version)) => {
+                capsule.lock().record.envd_version = version.clone();
+                capsule.touch();
+                self.persist(&capsule);
+                info!(capsule_id = %p.id, "capsule created");
+                Ok((capsule.clone(), Started { envd_version: version, envd_address: address.to_string() }))
+            }
+            Err(e) => {
+                warn!(capsule_id = %p.id, error = %e, "capsule create failed");
+                let _ = self.runtime.destroy(&p.id).await;
+                self.capsules.remove(&p.id);
+                Err(e)
+            }
+        }
+    }
+
+    pub async fn destroy(&self, id: &str) -> Result<(), HostError> {
+        check_id(id)?;
+        match self.capsules.get(id) {
+            Some(capsule) => {
+                let _op = capsule.op.lock().await;
+                let result = self.runtime.destroy(id).await;
+                self.capsules.remove(id);
+                match result {
+                    Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            // Not in the registry: still remove runtime leftovers if there are any.
+            None => self.runtime.destroy(id).await.map_err(HostError::from),
+        }
+    }
+
+    /// Pauses a running capsule (memory kept). `auto` marks a TTL pause.
+    pub async fn pause(&self, id: &str, auto: bool) -> Result<u64, HostError> {
+        let capsule = self.capsule(id)?;
+        let _op = capsule.op.lock().await;
+        self.pause_locked(&capsule, auto).await
+    }
+
+    async fn pause_locked(&self, capsule: &Capsule, auto: bool) -> Result<u64, HostError> {
+        if capsule.state() != State::Running {
+            return Err(HostError::FailedPrecondition(format!("capsule {} is not running", capsule.id)));
+        }
+        capsule.envd().prepare_snapshot().await?;
+        let bytes = self.runtime.pause(&capsule.id).await?;
+        {
+            let mut live = capsule.lock();
+            live.record.state = State::Paused;
+            live.record.auto_paused = auto;
+        }
+        self.persist(capsule);
+        info!(capsule_id = %capsule.id, auto, bytes, "capsule paused");
+        Ok(bytes)
+    }
+
+    pub async fn resume(&self, id: &str, timeout_sec: u32) -> Result<Started, HostError> {
+        let capsule = self.capsule(id)?;
+        let _op = capsule.op.lock().await;
+        if capsule.state() != State::Paused {
+            return Err(HostError::FailedPrecondition(format!("capsule {id} is not paused")));
+        }
+        let record = capsule.record();
+        let address = self.runtime.resume(&record.spec).await?;
+        let envd = Envd::new(address.clone(), record.init.access_token.clone());
+        let ready = async {
+            let version = envd.wait_healthy(ENVD_READY_TIMEOUT).await?;
+            envd.init(&record.init).await?;
+            Ok::<_, HostError>(version)
+        }
+        .await;
+        let version = match ready {
+            Ok(v) => v,
+            Err(e) => {
+                // The restored capsule is unusable; keep nothing half-alive.
+                warn!(capsule_id = %id, error = %e, "resumed capsule did not answer; destroying it");
+                let _ = self.runtime.destroy(id).await;
+                self.capsules.remove(id);
+                return Err(e);
+            }
+        };
+        {
+            let mut live = capsule.lock();
+            live.envd = envd;
+            live.record.state = State::Running;
+            live.record.auto_paused = false;
+            live.record.envd_version = version.clone();
+            if timeout_sec > 0 {
+                live.record.timeout_sec = timeout_sec;
+            }
+        }
+        capsule.touch();
+        self.persist(&capsule);
+        info!(capsule_id = %id, "capsule resumed");
+        Ok(Started { envd_version: version, envd_address: address.to_string() })
+    }
+
+    /// Writes a snapshot template of the capsule (pausing it first if it runs); the capsule
+    /// stays paused. Returns (size, vcpus, memory_mb).
+    pub async fn snapshot(&self, id: &str, team: &str, template: &str) -> Result<(u64, u32, u32), HostError> {
+        check_base36("team", team)?;
+        check_base36("template", template)?;
+        let dest = self.template_dir(team, template);
+        if dest.exists() {
+            return Err(HostError::AlreadyExists(format!("template {team}/{template} already exists")));
+        }
+        let capsule = self.capsule(id)?;
+        let _op = capsule.op.lock().await;
+        if capsule.state() == State::Running {
+            self.pause_locked(&capsule, false).await?;
+        }
+        let spec = capsule.record().spec;
+        let size = self.runtime.snapshot_to_template(&spec, &dest).await?;
+        info!(capsule_id = %id, template = %template, size, "snapshot template written");
+        Ok((size, spec.vcpus, spec.memory_mb))
+    }
+
+    pub fn delete_snapshot(&self, team: &str, template: &str) -> Result<(), HostError> {
+        check_base36("team", team)?;
+        check_base36("template", template)?;
+        let dir = self.template_dir(team, template);
+        if !dir.exists() {
+            return Err(HostError::NotFound(format!("template {team}/{template} not found")));
+        }
+        if !dir.join("snapshot.json").exists() {
+            return Err(HostError::FailedPrecondition(format!("template {team}/{template} is not a snapshot")));
+        }
+        remove_tree_atomically(&dir).map_err(|e| HostError::Internal(format!("removing template: {e}")))
+    }
+
+    /// Ids auto-paused and still paused.
+    pub fn auto_paused_ids(&self) -> Vec<String> {
+        self.capsules
+            .all()
+            .into_iter()
+            .filter(|c| {
+                let live = c.lock();
+                live.record.state == State::Paused && live.record.auto_paused
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// Ids destroyed by the reaper because their auto-pause failed (drained).
+    pub fn take_auto_destroyed(&self) -> Vec<String> {
+        std::mem::take(&mut *self.auto_destroyed.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub(crate) fn note_auto_destroyed(&self, id: &str) {
+        self.auto_destroyed.lock().unwrap_or_else(|e| e.into_inner()).push(id.to_owned());
+    }
+
+    /// Pauses (or destroys) every running capsule; returns (paused, destroyed). `auto`
+    /// marks the pauses as the agent's own (reported like TTL pauses).
+    pub async fn stop_all(&self, pause: bool, auto: bool) -> (Vec<String>, Vec<String>) {
+        let mut paused = Vec::new();
+        let mut destroyed = Vec::new();
+        for capsule in self.capsules.all() {
+            if pause {
+                if capsule.state() != State::Running {
+                    continue;
+                }
+                match self.pause(&capsule.id, auto).await {
+                    Ok(_) => paused.push(capsule.id.clone()),
+                    Err(e) => warn!(capsule_id = %capsule.id, error = %e, "pause at shutdown failed"),
+                }
+            } else if self.destroy(&capsule.id).await.is_ok() {
+                destroyed.push(capsule.id.clone());
+            }
+        }
+        (paused, destroyed)
+    }
+}
+
+/// Renames a directory aside, then deletes it, so readers never see half a template.
+fn remove_tree_atomically(dir: &Path) -> std::io::Result<()> {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let trash = dir.with_file_name(format!(".deleted-{name}-{}", std::process::id()));
+    std::fs::rename(dir, &trash)?;
+    std::fs::remove_dir_all(trash)
+}

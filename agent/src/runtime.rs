@@ -1,0 +1,168 @@
+//! The isolation runtime seam: how a capsule is isolated, started, frozen and thawed.
+//!
+//! Callers (the gRPC service, the reaper, recovery) only see [`Runtime`]. A driver owns
+//! everything under `$WRENN_DIR/sandboxes/<id>/` and `$WRENN_DIR/snapshots/<id>/` for
+//! its capsules; envd hooks (`/snapshot/prepare` before a pause, `/init` after a resume)
+//! are the caller's job because they are the same for every runtime, while telling envd
+//! to re-bind its listener after a restore is the driver's (gVisor: a signal to PID 1;
+//! a microVM: nothing, its vsock listener survives).
+//!
+//! Drivers: [`gvisor`] (runsc). A Cloud Hypervisor driver fits the same trait: `create`
+//! = dm-snapshot over `rootfs.ext4` + TAP + `vm.create`/`vm.boot` with the transport a
+//! vsock socket; `pause` = `vm.pause` + `vm.snapshot`; `resume` = `vm.restore` + `vm.resume`.
+
+pub mod gvisor;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Where the host reaches a capsule's envd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EnvdAddress {
+    /// A host Unix socket envd listens on directly (gVisor with `--host-uds`).
+    Unix { path: PathBuf },
+    /// A host Unix socket speaking the Firecracker/Cloud Hypervisor vsock handshake
+    /// (`CONNECT <port>\n`).
+    Vsock { path: PathBuf, port: u32 },
+    /// Plain TCP (development).
+    Tcp { addr: String },
+}
+
+impl std::fmt::Display for EnvdAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvdAddress::Unix { path } => write!(f, "unix:{}", path.display()),
+            EnvdAddress::Vsock { path, port } => write!(f, "vsock:{}:{port}", path.display()),
+            EnvdAddress::Tcp { addr } => write!(f, "tcp:{addr}"),
+        }
+    }
+}
+
+/// What a capsule is made of. Persisted next to the capsule so that a restarted agent
+/// can adopt it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CapsuleSpec {
+    pub id: String,
+    /// Base template directory (`images/teams/{team}/{template}`).
+    pub template_dir: PathBuf,
+    /// Snapshot template directory when the capsule is a fork.
+    pub snapshot_dir: Option<PathBuf>,
+    pub vcpus: u32,
+    pub memory_mb: u32,
+    pub disk_mb: u32,
+    pub env: BTreeMap<String, String>,
+}
+
+/// Resource usage of one capsule at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Stats {
+    /// Cumulative CPU time in nanoseconds (callers derive a percentage from two samples).
+    pub cpu_ns: u64,
+    pub mem_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+/// Liveness as the runtime sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveState {
+    Running,
+    /// Frozen to `$WRENN_DIR/snapshots/<id>/`.
+    Paused,
+    /// Neither running nor resumable.
+    Gone,
+}
+
+/// What the host can do, probed once at start-up and reported to the control plane.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub runtime: String,
+    pub runtime_version: String,
+    pub platforms: Vec<String>,
+    pub platform: String,
+    pub network_modes: Vec<String>,
+    pub checkpoint_network_modes: Vec<String>,
+    pub network_mode: String,
+    pub pause_keeps_memory: bool,
+    pub snapshots: bool,
+    pub hardware_virtualization: bool,
+    pub kernel_version: String,
+    pub notes: BTreeMap<String, String>,
+}
+
+/// A runtime failure, with the reason in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("capsule {0} does not exist")]
+    NotFound(String),
+    #[error("capsule {0} already exists")]
+    AlreadyExists(String),
+    #[error("template not found: {0}")]
+    TemplateNotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{op} failed: {reason}")]
+    Command { op: String, reason: String },
+    #[error("io error ({context}): {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RuntimeError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+        let context = context.into();
+        move |source| RuntimeError::Io { context, source }
+    }
+}
+
+/// One isolation technology. Object-safe: the agent holds an `Arc<dyn Runtime>`.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// The probed capabilities of this host for this runtime.
+    fn capabilities(&self) -> &Capabilities;
+
+    /// Starts a capsule from `spec` (a fresh boot of the base template, or, when
+    /// `spec.snapshot_dir` is set, a restore of that snapshot template under the new id).
+    /// Returns once the runtime has started it; the caller waits for envd's health.
+    /// On failure everything the call created is removed.
+    async fn create(&self, spec: &CapsuleSpec) -> Result<EnvdAddress, RuntimeError>;
+
+    /// Stops the capsule and removes every file it owns (paused state included).
+    async fn destroy(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Freezes a running capsule, memory included, to its snapshot directory. envd must
+    /// have been prepared (host-backed sockets closed) by the caller. Returns the bytes
+    /// written.
+    async fn pause(&self, id: &str) -> Result<u64, RuntimeError>;
+
+    /// Brings a paused capsule back and tells envd to listen again.
+    async fn resume(&self, spec: &CapsuleSpec) -> Result<EnvdAddress, RuntimeError>;
+
+    /// Copies a paused capsule's state into a snapshot template directory (`dest`, which
+    /// must not exist) so that `create` with `snapshot_dir = dest` forks it. Returns the
+    /// template size in bytes.
+    async fn snapshot_to_template(
+        &self,
+        spec: &CapsuleSpec,
+        dest: &std::path::Path,
+    ) -> Result<u64, RuntimeError>;
+
+    /// Current resource usage of a running capsule.
+    async fn stats(&self, id: &str) -> Result<Stats, RuntimeError>;
+
+    /// Liveness of a capsule (used by recovery after an agent restart).
+    async fn state(&self, id: &str) -> LiveState;
+
+    /// The envd address of a running capsule.
+    fn envd_address(&self, id: &str) -> EnvdAddress;
+
+    /// Removes runtime leftovers that belong to no known capsule (called at start-up
+    /// with the ids recovery adopted).
+    async fn sweep(&self, keep: &[String]) -> Result<Vec<String>, RuntimeError>;
+}

@@ -1,0 +1,300 @@
+//! The gVisor driver: one runsc sandbox per capsule.
+//!
+//! Files of capsule `<id>` (container id `wrenn-<id>`, full length so no id is a prefix
+//! of another in runsc commands):
+//! - `$WRENN_DIR/sandboxes/<id>/bundle/config.json`: the OCI spec ([`bundle`]);
+//! - `$WRENN_DIR/sandboxes/<id>/run/`: bind-mounted to `/run/wrenn`, holds envd's socket;
+//! - `$WRENN_DIR/sandboxes/<id>/runsc.log`: runsc's output;
+//! - `$WRENN_DIR/snapshots/<id>/`: the checkpoint image while paused.
+//!
+//! A snapshot template directory holds `checkpoint/` (the image) and `snapshot.json`.
+//! Restoring it under another id works because the root path recorded in the image is
+//! the shared template rootfs, which every fork's bundle names too.
+
+mod bundle;
+pub mod probe;
+mod runsc;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tracing::{info, warn};
+
+pub use probe::probe;
+use runsc::Runsc;
+
+use super::{Capabilities, CapsuleSpec, EnvdAddress, LiveState, Runtime, RuntimeError, Stats};
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Settings of the gVisor driver.
+#[derive(Debug, Clone)]
+pub struct GvisorConfig {
+    pub wrenn_dir: PathBuf,
+    pub runsc: PathBuf,
+    pub platform: String,
+    pub network: String,
+    /// runsc `--overlay2` medium for the root: `memory`, `self` or `dir=/path`.
+    pub overlay: String,
+}
+
+pub struct Gvisor {
+    runsc: Runsc,
+    wrenn_dir: PathBuf,
+    capabilities: Capabilities,
+}
+
+/// runsc container id of a capsule.
+pub fn container_id(id: &str) -> String {
+    format!("wrenn-{id}")
+}
+
+impl Gvisor {
+    pub fn new(config: GvisorConfig, capabilities: Capabilities) -> Self {
+        let runsc = Runsc {
+            binary: config.runsc,
+            root: config.wrenn_dir.join("runsc"),
+            platform: config.platform,
+            network: config.network,
+            overlay: format!("root:{}", config.overlay),
+        };
+        Gvisor { runsc, wrenn_dir: config.wrenn_dir, capabilities }
+    }
+
+    fn sandbox_dir(&self, id: &str) -> PathBuf {
+        self.wrenn_dir.join("sandboxes").join(id)
+    }
+
+    fn snapshot_dir(&self, id: &str) -> PathBuf {
+        self.wrenn_dir.join("snapshots").join(id)
+    }
+
+    /// Writes the bundle and the run dir; returns (bundle dir, log path).
+    fn prepare(&self, spec: &CapsuleSpec) -> Result<(PathBuf, PathBuf), RuntimeError> {
+        let rootfs = spec.template_dir.join("rootfs");
+        if !rootfs.is_dir() {
+            return Err(RuntimeError::TemplateNotFound(spec.template_dir.display().to_string()));
+        }
+        let dir = self.sandbox_dir(&spec.id);
+        let bundle_dir = dir.join("bundle");
+        let run_dir = dir.join("run");
+        std::fs::create_dir_all(&bundle_dir).map_err(RuntimeError::io("creating bundle dir"))?;
+        std::fs::create_dir_all(&run_dir).map_err(RuntimeError::io("creating run dir"))?;
+        // A stale socket from a previous run would make envd's bind fail.
+        let _ = std::fs::remove_file(run_dir.join(bundle::ENVD_SOCKET));
+        let config = bundle::config(spec, &rootfs, bundle::init_args(&rootfs), &run_dir);
+        let text = serde_json::to_vec_pretty(&config).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        std::fs::write(bundle_dir.join("config.json"), text).map_err(RuntimeError::io("writing config.json"))?;
+        Ok((bundle_dir, dir.join("runsc.log")))
+    }
+
+    /// Restores `image` as capsule `spec.id` and asks envd to listen again.
+    async fn restore(&self, spec: &CapsuleSpec, image: &Path) -> Result<(), RuntimeError> {
+        let cid = container_id(&spec.id);
+        let (bundle_dir, log) = self.prepare(spec)?;
+        let image_arg = format!("--image-path={}", image.display());
+        let bundle_arg = format!("--bundle={}", bundle_dir.display());
+        self.runsc
+            .run_detached("restore", &["restore", "--detach", &image_arg, &bundle_arg, &cid], &log, RUN_TIMEOUT)
+            .await?;
+        // envd closed its host-backed listener before the checkpoint; SIGUSR1 (to PID 1,
+        // forwarded by tini) makes it bind again.
+        self.runsc.run("kill", &["kill", &cid, "USR1"], Duration::from_secs(10)).await?;
+        Ok(())
+    }
+
+    /// Removes what a failed create left behind.
+    async fn cleanup(&self, id: &str) {
+        self.runsc.remove(&container_id(id)).await;
+        let _ = std::fs::remove_dir_all(self.sandbox_dir(id));
+    }
+}
+
+#[async_trait]
+impl Runtime for Gvisor {
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn create(&self, spec: &CapsuleSpec) -> Result<EnvdAddress, RuntimeError> {
+        let cid = container_id(&spec.id);
+        if self.sandbox_dir(&spec.id).exists() || self.runsc.status(&cid).await.is_some() {
+            return Err(RuntimeError::AlreadyExists(spec.id.clone()));
+        }
+        let result = match &spec.snapshot_dir {
+            Some(snapshot) => self.restore(spec, &snapshot.join("checkpoint")).await,
+            None => match self.prepare(spec) {
+                Ok((bundle_dir, log)) => {
+                    let bundle_arg = format!("--bundle={}", bundle_dir.display());
+                    self.runsc
+                        .run_detached("run", &["run", "--detach", &bundle_arg, &cid], &log, RUN_TIMEOUT)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(()) => {
+                info!(capsule_id = %spec.id, "capsule started");
+                Ok(self.envd_address(&spec.id))
+            }
+            Err(e) => {
+                warn!(capsule_id = %spec.id, error = %e, "capsule start failed; cleaning up");
+                self.cleanup(&spec.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn destroy(&self, id: &str) -> Result<(), RuntimeError> {
+        let cid = container_id(id);
+        let known = self.sandbox_dir(id).exists() || self.snapshot_dir(id).exists();
+        if !known && self.runsc.status(&cid).await.is_none() {
+            return Err(RuntimeError::NotFound(id.to_owned()));
+        }
+        self.runsc.remove(&cid).await;
+        for dir in [self.sandbox_dir(id), self.snapshot_dir(id)] {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(RuntimeError::Io { context: format!("removing {}", dir.display()), source: e });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn pause(&self, id: &str) -> Result<u64, RuntimeError> {
+        let cid = container_id(id);
+        let image = self.snapshot_dir(id);
+        let _ = std::fs::remove_dir_all(&image);
+        std::fs::create_dir_all(&image).map_err(RuntimeError::io("creating snapshot dir"))?;
+        let image_arg = format!("--image-path={}", image.display());
+        if let Err(e) = self.runsc.run("checkpoint", &["checkpoint", &image_arg, &cid], RUN_TIMEOUT).await {
+            let _ = std::fs::remove_dir_all(&image);
+            // envd closed its listener for the checkpoint; let it listen again.
+            let _ = self.runsc.run("kill", &["kill", &cid, "USR1"], Duration::from_secs(10)).await;
+            return Err(e);
+        }
+        // The checkpointed container is stopped; delete it so restore can reuse the id.
+        let _ = self.runsc.run("delete", &["delete", "--force", &cid], Duration::from_secs(10)).await;
+        Ok(dir_size(&image))
+    }
+
+    async fn resume(&self, spec: &CapsuleSpec) -> Result<EnvdAddress, RuntimeError> {
+        let image = self.snapshot_dir(&spec.id);
+        if !image.join("checkpoint.img").exists() {
+            return Err(RuntimeError::Invalid(format!("capsule {} has no paused state", spec.id)));
+        }
+        if let Err(e) = self.restore(spec, &image).await {
+            // Keep the paused state so a later resume can retry.
+            self.runsc.remove(&container_id(&spec.id)).await;
+            return Err(e);
+        }
+        let _ = std::fs::remove_dir_all(&image);
+        Ok(self.envd_address(&spec.id))
+    }
+
+    async fn snapshot_to_template(&self, spec: &CapsuleSpec, dest: &Path) -> Result<u64, RuntimeError> {
+        let image = self.snapshot_dir(&spec.id);
+        if !image.join("checkpoint.img").exists() {
+            return Err(RuntimeError::Invalid(format!("capsule {} is not paused", spec.id)));
+        }
+        if dest.exists() {
+            return Err(RuntimeError::AlreadyExists(dest.display().to_string()));
+        }
+        let parent = dest.parent().ok_or_else(|| RuntimeError::Invalid("bad template path".into()))?;
+        std::fs::create_dir_all(parent).map_err(RuntimeError::io("creating template parent"))?;
+        let tmp = parent.join(format!(".snapshot-{}", spec.id));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let checkpoint = tmp.join("checkpoint");
+        std::fs::create_dir_all(&checkpoint).map_err(RuntimeError::io("creating template dir"))?;
+        let copy = || -> std::io::Result<()> {
+            for entry in std::fs::read_dir(&image)? {
+                let entry = entry?;
+                std::fs::copy(entry.path(), checkpoint.join(entry.file_name()))?;
+            }
+            let meta = serde_json::json!({
+                "base_template_dir": spec.template_dir,
+                "vcpus": spec.vcpus,
+                "memory_mb": spec.memory_mb,
+                "disk_mb": spec.disk_mb,
+                "runtime": "gvisor",
+            });
+            std::fs::write(tmp.join("snapshot.json"), serde_json::to_vec_pretty(&meta)?)?;
+            std::fs::rename(&tmp, dest)
+        };
+        if let Err(e) = copy() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(RuntimeError::Io { context: "writing snapshot template".into(), source: e });
+        }
+        Ok(dir_size(dest))
+    }
+
+    async fn stats(&self, id: &str) -> Result<Stats, RuntimeError> {
+        let cid = container_id(id);
+        let out = self.runsc.run("events", &["events", "--stats", &cid], Duration::from_secs(10)).await?;
+        let v: serde_json::Value =
+            serde_json::from_str(out.stdout.trim()).map_err(|e| RuntimeError::Command {
+                op: "runsc events".into(),
+                reason: format!("unreadable stats: {e}"),
+            })?;
+        let data = &v["data"];
+        Ok(Stats {
+            cpu_ns: data["cpu"]["usage"]["total"].as_u64().unwrap_or(0),
+            mem_bytes: data["memory"]["usage"]["usage"].as_u64().unwrap_or(0),
+            disk_bytes: 0,
+        })
+    }
+
+    async fn state(&self, id: &str) -> LiveState {
+        match self.runsc.status(&container_id(id)).await.as_deref() {
+            Some("running") => LiveState::Running,
+            _ if self.snapshot_dir(id).join("checkpoint.img").exists() => LiveState::Paused,
+            _ => LiveState::Gone,
+        }
+    }
+
+    fn envd_address(&self, id: &str) -> EnvdAddress {
+        EnvdAddress::Unix { path: self.sandbox_dir(id).join("run").join(bundle::ENVD_SOCKET) }
+    }
+
+    async fn sweep(&self, keep: &[String]) -> Result<Vec<String>, RuntimeError> {
+        let mut removed = Vec::new();
+        let keep_cids: Vec<String> = keep.iter().map(|id| container_id(id)).collect();
+        for cid in self.runsc.list().await.unwrap_or_default() {
+            if cid.starts_with("wrenn-") && !keep_cids.contains(&cid) {
+                self.runsc.remove(&cid).await;
+                removed.push(cid);
+            }
+        }
+        for sub in ["sandboxes", "snapshots"] {
+            let Ok(entries) = std::fs::read_dir(self.wrenn_dir.join(sub)) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !keep.contains(&name) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                    removed.push(format!("{sub}/{name}"));
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Total size of the regular files directly in `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}

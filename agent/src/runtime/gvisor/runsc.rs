@@ -1,0 +1,167 @@
+//! Invoking the `runsc` binary.
+//!
+//! Every call carries the same global flags (state root, platform, network, overlay,
+//! host sockets), because runsc requires a restore to use the flags of the checkpoint
+//! and `runsc state` to see the same root as `runsc run`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use crate::runtime::RuntimeError;
+
+/// How runsc is invoked on this host.
+#[derive(Debug, Clone)]
+pub struct Runsc {
+    pub binary: PathBuf,
+    pub root: PathBuf,
+    pub platform: String,
+    pub network: String,
+    pub overlay: String,
+}
+
+/// Output of a finished runsc call.
+pub struct Output {
+    pub stdout: String,
+}
+
+impl Runsc {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg(format!("--root={}", self.root.display()))
+            .arg(format!("--platform={}", self.platform))
+            .arg(format!("--network={}", self.network))
+            .arg(format!("--overlay2={}", self.overlay))
+            .arg("--host-uds=all")
+            .arg("--cpu-num-from-quota")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs `runsc <args>` and waits (bounded by `timeout`), returning stdout or a
+    /// [`RuntimeError::Command`] with stderr.
+    pub async fn run(&self, op: &str, args: &[&str], timeout: Duration) -> Result<Output, RuntimeError> {
+        let mut cmd = self.command();
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = cmd.spawn().map_err(RuntimeError::io(format!("spawning runsc {op}")))?;
+        let out = tokio::time::timeout(timeout, child.wait_with_output())
+            .await
+            .map_err(|_| RuntimeError::Command {
+                op: format!("runsc {op}"),
+                reason: format!("timed out after {timeout:?}"),
+            })?
+            .map_err(RuntimeError::io(format!("waiting for runsc {op}")))?;
+        if !out.status.success() {
+            return Err(RuntimeError::Command {
+                op: format!("runsc {op}"),
+                reason: last_lines(&String::from_utf8_lossy(&out.stderr)),
+            });
+        }
+        Ok(Output { stdout: String::from_utf8_lossy(&out.stdout).into_owned() })
+    }
+
+    /// Runs a command that leaves a sandbox behind (`run --detach`, `restore --detach`).
+    /// The sandbox must outlive the agent: it gets its own session, and its stdio goes
+    /// to `log` instead of the agent's pipes.
+    pub async fn run_detached(
+        &self,
+        op: &str,
+        args: &[&str],
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<(), RuntimeError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(RuntimeError::io(format!("opening {}", log.display())))?;
+        let err = file.try_clone().map_err(RuntimeError::io("cloning log handle"))?;
+        let mut cmd = self.command();
+        cmd.args(args).stdout(file).stderr(err).kill_on_drop(false);
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(RuntimeError::io(format!("spawning runsc {op}")))?;
+        let status = match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => status.map_err(RuntimeError::io(format!("waiting for runsc {op}")))?,
+            Err(_) => {
+                let _ = child.start_kill();
+                return Err(RuntimeError::Command {
+                    op: format!("runsc {op}"),
+                    reason: format!("timed out after {timeout:?}"),
+                });
+            }
+        };
+        if !status.success() {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(RuntimeError::Command { op: format!("runsc {op}"), reason: last_lines(&text) });
+        }
+        Ok(())
+    }
+
+    /// `runsc state`: the container's status ("running", "stopped", ...), None if unknown.
+    pub async fn status(&self, container: &str) -> Option<String> {
+        let out = self.run("state", &["state", container], Duration::from_secs(10)).await.ok()?;
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        v.get("status").and_then(|s| s.as_str()).map(str::to_owned)
+    }
+
+    /// Container ids known to this runsc root.
+    pub async fn list(&self) -> Result<Vec<String>, RuntimeError> {
+        let out = self.run("list", &["list", "--quiet"], Duration::from_secs(10)).await?;
+        Ok(out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+    }
+
+    /// Kills and deletes a container; absent containers are not an error. Processes of a
+    /// sandbox that never registered with runsc (a start that hung) are killed too.
+    pub async fn remove(&self, container: &str) {
+        let t = Duration::from_secs(10);
+        let _ = self.run("kill", &["kill", "--all", container, "KILL"], t).await;
+        if self.run("delete", &["delete", "--force", container], t).await.is_err() {
+            // A sandbox mid-exit can refuse the first delete.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _ = self.run("delete", &["delete", "--force", container], t).await;
+        }
+        kill_container_processes(container);
+    }
+}
+
+/// SIGKILLs every runsc process whose command line names `container` as its last
+/// argument or as its bundle directory (container ids are unique and full-length, so
+/// this never hits another capsule).
+pub fn kill_container_processes(container: &str) {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let bundle_suffix = format!("/{container}");
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
+        let is_runsc = args.first().is_some_and(|a| a.starts_with(b"runsc"));
+        let names_it = args.iter().any(|a| {
+            *a == container.as_bytes()
+                || (a.starts_with(b"--bundle=") && a.ends_with(bundle_suffix.as_bytes()))
+        });
+        if is_runsc && names_it {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// The tail of runsc's stderr, which is where it explains itself.
+fn last_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(3);
+    let tail = lines[start..].join(" | ");
+    if tail.is_empty() {
+        "no output".into()
+    } else {
+        tail
+    }
+}

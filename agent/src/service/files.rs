@@ -1,0 +1,223 @@
+//! File RPCs: contents over envd's HTTP `/files`, metadata over its FilesystemService.
+
+use futures::StreamExt;
+use tonic::{Status, Streaming};
+use wrenn_proto::envd::v1 as envd;
+use wrenn_proto::hostagent::v1 as pb;
+
+use super::{envd_error, envd_status, AgentService, RpcStream};
+
+/// Chunk size of streamed reads.
+const CHUNK: usize = 64 * 1024;
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay as they are).
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn files_query(path: &str, user: &str) -> Result<String, Status> {
+    if path.is_empty() {
+        return Err(Status::invalid_argument("path is required"));
+    }
+    let mut q = format!("/files?path={}", encode(path));
+    if !user.is_empty() {
+        q.push_str(&format!("&username={}", encode(user)));
+    }
+    Ok(q)
+}
+
+fn user(u: String) -> Option<String> {
+    (!u.is_empty()).then_some(u)
+}
+
+fn entry(e: envd::EntryInfo) -> pb::FileEntry {
+    let kind = match envd::FileType::try_from(e.r#type).unwrap_or(envd::FileType::Unspecified) {
+        envd::FileType::Directory => "directory",
+        envd::FileType::Symlink => "symlink",
+        _ => "file",
+    };
+    pb::FileEntry {
+        name: e.name,
+        path: e.path,
+        r#type: kind.into(),
+        size: e.size,
+        mode: e.mode,
+        permissions: e.permissions,
+        owner: e.owner,
+        group: e.group,
+        modified_at: e.modified_at,
+        symlink_target: e.symlink_target.unwrap_or_default(),
+    }
+}
+
+async fn upload(svc: &AgentService, id: &str, path: &str, user: &str, body: Vec<u8>) -> Result<u64, Status> {
+    let capsule = svc.host.running(id)?;
+    let len = body.len() as u64;
+    let q = files_query(path, user)?;
+    capsule
+        .envd()
+        .http("POST", &q, Some("application/octet-stream"), body)
+        .await
+        .and_then(|r| r.ok())
+        .map_err(envd_error)?;
+    Ok(len)
+}
+
+async fn download(svc: &AgentService, id: &str, path: &str, user: &str) -> Result<bytes::Bytes, Status> {
+    let capsule = svc.host.running(id)?;
+    let q = files_query(path, user)?;
+    let resp = capsule.envd().http("GET", &q, None, Vec::new()).await.and_then(|r| r.ok()).map_err(envd_error)?;
+    Ok(resp.body)
+}
+
+pub async fn write(svc: &AgentService, r: pb::WriteFileRequest) -> Result<pb::WriteFileResponse, Status> {
+    let bytes_written = upload(svc, &r.sandbox_id, &r.path, &r.user, r.content).await?;
+    Ok(pb::WriteFileResponse { bytes_written })
+}
+
+pub async fn read(svc: &AgentService, r: pb::ReadFileRequest) -> Result<pb::ReadFileResponse, Status> {
+    let content = download(svc, &r.sandbox_id, &r.path, &r.user).await?;
+    Ok(pb::ReadFileResponse { content: content.to_vec() })
+}
+
+pub async fn write_stream(
+    svc: &AgentService,
+    mut stream: Streaming<pb::WriteFileStreamRequest>,
+) -> Result<pb::WriteFileResponse, Status> {
+    use pb::write_file_stream_request::Part;
+    let header = match stream.next().await {
+        Some(Ok(pb::WriteFileStreamRequest { part: Some(Part::Header(h)) })) => h,
+        Some(Err(s)) => return Err(s),
+        _ => return Err(Status::invalid_argument("the first message must be the header")),
+    };
+    svc.host.running(&header.sandbox_id)?;
+    let mut body = Vec::new();
+    while let Some(msg) = stream.next().await {
+        match msg?.part {
+            Some(Part::Chunk(c)) => body.extend_from_slice(&c),
+            Some(Part::Header(_)) => return Err(Status::invalid_argument("header sent twice")),
+            None => {}
+        }
+    }
+    let bytes_written = upload(svc, &header.sandbox_id, &header.path, &header.user, body).await?;
+    Ok(pb::WriteFileResponse { bytes_written })
+}
+
+pub async fn read_stream(svc: &AgentService, r: pb::ReadFileRequest) -> Result<RpcStream<pb::FileChunk>, Status> {
+    let content = download(svc, &r.sandbox_id, &r.path, &r.user).await?;
+    let chunks: Vec<Result<pb::FileChunk, Status>> =
+        content.chunks(CHUNK).map(|c| Ok(pb::FileChunk { data: c.to_vec() })).collect();
+    Ok(Box::pin(futures::stream::iter(chunks)))
+}
+
+pub async fn list_dir(svc: &AgentService, r: pb::ListDirRequest) -> Result<pb::ListDirResponse, Status> {
+    let capsule = svc.host.running(&r.sandbox_id)?;
+    let envd = capsule.envd();
+    let req = envd::ListDirRequest { path: r.path, depth: r.depth.max(1), user: None };
+    let resp = envd.filesystem().list_dir(envd.request(req)).await.map_err(envd_status)?.into_inner();
+    Ok(pb::ListDirResponse { entries: resp.entries.into_iter().map(entry).collect() })
+}
+
+pub async fn make_dir(svc: &AgentService, r: pb::MakeDirRequest) -> Result<pb::MakeDirResponse, Status> {
+    let capsule = svc.host.running(&r.sandbox_id)?;
+    let envd = capsule.envd();
+    let req = envd::MakeDirRequest { path: r.path, user: None };
+    let resp = envd.filesystem().make_dir(envd.request(req)).await.map_err(envd_status)?.into_inner();
+    Ok(pb::MakeDirResponse { entry: resp.entry.map(entry) })
+}
+
+pub async fn remove(svc: &AgentService, r: pb::RemovePathRequest) -> Result<pb::RemovePathResponse, Status> {
+    let capsule = svc.host.running(&r.sandbox_id)?;
+    let envd = capsule.envd();
+    let req = envd::RemoveRequest { path: r.path, user: user(String::new()) };
+    envd.filesystem().remove(envd.request(req)).await.map_err(envd_status)?;
+    Ok(pb::RemovePathResponse {})
+}
+
+/// Writes the capsule's whole filesystem (base plus its writes) as a new base template:
+/// `tar` runs inside the capsule and its output is unpacked on the host.
+pub async fn flatten(svc: &AgentService, r: pb::FlattenRootfsRequest) -> Result<pb::FlattenRootfsResponse, Status> {
+    let t = r.template.ok_or_else(|| Status::invalid_argument("template is required"))?;
+    let capsule = svc.host.running(&r.sandbox_id)?;
+    let dest = svc.host.template_dir(&t.team_id, &t.template_id);
+    if dest.exists() {
+        return Err(Status::already_exists(format!("template {}/{} already exists", t.team_id, t.template_id)));
+    }
+    let envd = capsule.envd();
+    let req = envd::StartRequest {
+        process: Some(envd::ProcessConfig {
+            cmd: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                "cd / && exec tar -cf - --exclude=./proc --exclude=./sys --exclude=./dev --exclude=./run/wrenn --exclude=./tmp .".into(),
+            ],
+            envs: Default::default(),
+            cwd: Some("/".into()),
+            user: Some("root".into()),
+        }),
+        tag: None,
+        pty: None,
+        stdin: false,
+    };
+    let mut stream = envd.process().start(envd.request(req)).await.map_err(envd_status)?.into_inner();
+    let tmp = dest.with_file_name(format!(".flatten-{}", r.sandbox_id));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let rootfs = tmp.join("rootfs");
+    std::fs::create_dir_all(&rootfs).map_err(|e| Status::internal(e.to_string()))?;
+    let mut untar = tokio::process::Command::new("tar")
+        .args(["-xf", "-", "-C"])
+        .arg(&rootfs)
+        .stdin(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Status::internal(format!("tar: {e}")))?;
+    let mut stdin = untar.stdin.take().ok_or_else(|| Status::internal("tar stdin"))?;
+    let mut expected = 0u64;
+    let mut exit = None;
+    while let Some(item) = stream.next().await {
+        use envd::process_event::data_event::Output;
+        use envd::process_event::Event;
+        match item.map_err(envd_status)?.event.and_then(|e| e.event) {
+            Some(Event::Data(d)) => {
+                if d.offset != expected {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    return Err(Status::internal("archive stream lost data (subscriber fell behind)"));
+                }
+                if let Some(Output::Stdout(b)) = d.output {
+                    expected += b.len() as u64;
+                    tokio::io::AsyncWriteExt::write_all(&mut stdin, &b)
+                        .await
+                        .map_err(|e| Status::internal(format!("tar: {e}")))?;
+                } else if let Some(Output::Stderr(b)) | Some(Output::Pty(b)) = d.output {
+                    expected += b.len() as u64;
+                }
+            }
+            Some(Event::End(e)) => {
+                exit = Some(e.exit_code);
+                break;
+            }
+            _ => {}
+        }
+    }
+    drop(stdin);
+    let status = untar.wait().await.map_err(|e| Status::internal(e.to_string()))?;
+    if exit != Some(0) || !status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(Status::internal(format!("archiving the capsule failed (tar in capsule: {exit:?}, on host: {status})")));
+    }
+    std::fs::rename(&tmp, &dest).map_err(|e| Status::internal(e.to_string()))?;
+    let out = tokio::process::Command::new("du").args(["-sb"]).arg(&dest).output().await;
+    let size_bytes = out
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().next().and_then(|s| s.parse().ok()))
+        .unwrap_or(0);
+    Ok(pb::FlattenRootfsResponse { size_bytes })
+}

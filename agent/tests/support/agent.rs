@@ -1,0 +1,256 @@
+//! Test support: start the real `wrenn-agent` binary on a loopback port with a temporary
+//! `WRENN_DIR`, images shared from a cache directory, and talk to it over gRPC.
+//!
+//! Requirements (otherwise tests print why and skip): root, `runsc` on PATH, an envd
+//! binary (`WRENN_ENVD`, `builds/envd` or the static release build). Images are built
+//! into `WRENN_TEST_IMAGES` (default `/var/tmp/wrenn-test-images`) when missing or older
+//! than envd.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use tonic::transport::Channel;
+use wrenn_proto::hostagent::v1 as pb;
+use wrenn_proto::hostagent::v1::host_agent_service_client::HostAgentServiceClient;
+
+pub type Client = HostAgentServiceClient<Channel>;
+
+pub const PLATFORM_TEAM: &str = "0000000000000000000000000";
+pub const BUSYBOX: &str = "0000000000000000000000005";
+pub const DEBIAN: &str = "0000000000000000000000004";
+
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn envd_binary() -> Option<PathBuf> {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "/var/tmp/wrenn-target".into());
+    [
+        std::env::var("WRENN_ENVD").ok().map(PathBuf::from),
+        Some(repo().join("builds/envd")),
+        Some(PathBuf::from(target).join("x86_64-unknown-linux-gnu/release/envd")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file())
+}
+
+pub fn images_dir() -> PathBuf {
+    std::env::var("WRENN_TEST_IMAGES").map(PathBuf::from).unwrap_or_else(|_| "/var/tmp/wrenn-test-images".into())
+}
+
+fn modified(p: &Path) -> SystemTime {
+    std::fs::metadata(p).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Why the gVisor tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some("not root (runsc needs root)".into());
+    }
+    if Command::new("runsc").arg("--version").stdout(Stdio::null()).status().map(|s| !s.success()).unwrap_or(true) {
+        return Some("runsc is not installed".into());
+    }
+    if envd_binary().is_none() {
+        return Some("no envd binary (build the static envd or set WRENN_ENVD)".into());
+    }
+    None
+}
+
+/// Makes sure template `distro` exists in the shared images dir with the current envd.
+pub fn ensure_image(distro: &str, id: &str) -> Result<(), String> {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let envd = envd_binary().ok_or("no envd")?;
+    let dir = images_dir().join("teams").join(PLATFORM_TEAM).join(id);
+    let image_envd = dir.join("rootfs/usr/local/bin/envd");
+    if image_envd.exists() && modified(&image_envd) >= modified(&envd) {
+        return Ok(());
+    }
+    // Serialise with other test binaries building the same image.
+    std::fs::create_dir_all(images_dir()).map_err(|e| e.to_string())?;
+    let lock = std::fs::File::create(images_dir().join(".build.lock")).map_err(|e| e.to_string())?;
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e.to_string()).map(|guard| {
+        let fresh = image_envd.exists() && modified(&image_envd) >= modified(&envd);
+        let script = if dir.join("rootfs").exists() { "reinject-envd.sh" } else { "build.sh" };
+        let result = if fresh {
+            Ok(())
+        } else {
+            let mut cmd = Command::new(repo().join("images").join(script));
+            if script == "build.sh" {
+                cmd.arg(distro);
+            }
+            cmd.arg(&envd).env("WRENN_IMAGES_DIR", images_dir());
+            match cmd.status() {
+                Ok(s) if s.success() => Ok(()),
+                Ok(s) => Err(format!("images/{script} {distro} failed: {s}")),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        drop(guard);
+        result
+    })?
+}
+
+/// A running agent.
+pub struct Agent {
+    pub dir: PathBuf,
+    pub addr: String,
+    child: Option<Child>,
+    own_dir: Option<tempfile::TempDir>,
+    pub client: Client,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Agent {
+    /// Starts an agent with a fresh WRENN_DIR.
+    pub async fn start(extra: &[&str]) -> Agent {
+        let tmp = tempfile::Builder::new().prefix("wrenn-agent-test-").tempdir_in("/tmp").unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut a = Agent::start_in(&dir, extra).await;
+        a.own_dir = Some(tmp);
+        a
+    }
+
+    /// Starts an agent on an existing WRENN_DIR (restart).
+    pub async fn start_in(dir: &Path, extra: &[&str]) -> Agent {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log"));
+        let _ = std::fs::create_dir_all(dir);
+        let log = log.or_else(|_| std::fs::File::create(dir.join("agent.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_wrenn-agent"))
+            .arg("--wrenn-dir")
+            .arg(dir)
+            .arg("--images-dir")
+            .arg(images_dir())
+            .args(["--address", &addr, "--insecure-dev"])
+            .arg("--probe-cache")
+            .arg(images_dir().join("capabilities.json"))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawning wrenn-agent");
+        let started = Instant::now();
+        let client = loop {
+            if let Ok(mut c) = HostAgentServiceClient::connect(format!("http://{addr}")).await {
+                if c.get_host_info(pb::GetHostInfoRequest {}).await.is_ok() {
+                    break c.max_decoding_message_size(128 * 1024 * 1024);
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(90), "agent did not come up; log: {}", dir.join("agent.log").display());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        Agent { dir: dir.to_path_buf(), addr, child: Some(child), own_dir: None, client }
+    }
+
+    /// SIGKILLs the agent process (capsules keep running).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Hands the directory over to a new agent (used with `kill` for restarts).
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self.own_dir.take()
+    }
+
+    pub fn runsc_containers(&self) -> Vec<String> {
+        runsc_list(&self.dir)
+    }
+}
+
+pub fn runsc_list(dir: &Path) -> Vec<String> {
+    let out = Command::new("runsc").arg(format!("--root={}", dir.join("runsc").display())).args(["list", "--quiet"]).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// Removes every runsc container left under `dir` (test cleanup).
+pub fn remove_containers(dir: &Path) {
+    for cid in runsc_list(dir) {
+        let root = format!("--root={}", dir.join("runsc").display());
+        let _ = Command::new("runsc").args([&root, "kill", "--all", &cid, "KILL"]).output();
+        let _ = Command::new("runsc").args([&root, "delete", "--force", &cid]).output();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+        if self.own_dir.is_some() {
+            remove_containers(&self.dir);
+        }
+    }
+}
+
+/// A capsule id in the control plane's shape, unique per call.
+pub fn capsule_id() -> String {
+    let n: u128 = rand::random::<u128>() >> 8;
+    let mut s = String::new();
+    let mut v = n;
+    while s.len() < 25 {
+        let d = (v % 36) as u8;
+        s.push(if d < 10 { (b'0' + d) as char } else { (b'a' + d - 10) as char });
+        v /= 36;
+    }
+    format!("sb_{s}")
+}
+
+pub fn create_req(id: &str, template: &str) -> pb::CreateSandboxRequest {
+    pb::CreateSandboxRequest {
+        sandbox_id: id.into(),
+        template: Some(pb::TemplateRef { team_id: PLATFORM_TEAM.into(), template_id: template.into() }),
+        vcpus: 1,
+        memory_mb: 256,
+        ..Default::default()
+    }
+}
+
+/// Runs `sh -c script` in the capsule; returns (exit code, stdout, stderr).
+pub async fn sh(client: &mut Client, id: &str, script: &str) -> (i32, String, String) {
+    let r = client
+        .exec(pb::ExecRequest {
+            sandbox_id: id.into(),
+            process: Some(pb::ProcessSpec { cmd: "/bin/sh".into(), args: vec!["-c".into(), script.into()], ..Default::default() }),
+            timeout_sec: 30,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("exec {script:?} in {id}: {e}"))
+        .into_inner();
+    (r.exit_code, String::from_utf8_lossy(&r.stdout).into_owned(), String::from_utf8_lossy(&r.stderr).into_owned())
+}
+
+/// `sh` that must succeed; returns trimmed stdout.
+#[track_caller]
+pub fn ok(out: (i32, String, String)) -> String {
+    assert_eq!(out.0, 0, "command failed: stdout={:?} stderr={:?}", out.1, out.2);
+    out.1.trim().to_owned()
+}
+
+/// Skips (returns true after printing why) when gVisor tests cannot run.
+pub fn skip(test: &str) -> bool {
+    if let Some(reason) = skip_reason() {
+        eprintln!("SKIP {test}: {reason}");
+        return true;
+    }
+    if let Err(e) = ensure_image("busybox", BUSYBOX) {
+        eprintln!("SKIP {test}: cannot build minimal-busybox: {e}");
+        return true;
+    }
+    false
+}

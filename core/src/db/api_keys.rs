@@ -1,0 +1,95 @@
+//! The `api_keys` aggregate. Keys are stored as SHA-256 only.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub name: String,
+    pub key_prefix: String,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, team_id, name, key_prefix, created_by, created_at, last_used";
+
+pub async fn insert(
+    e: impl PgExecutor<'_>,
+    id: Uuid,
+    team_id: Uuid,
+    name: &str,
+    key_hash: &[u8],
+    key_prefix: &str,
+    created_by: Option<Uuid>,
+) -> sqlx::Result<ApiKey> {
+    sqlx::query_as(&format!(
+        "INSERT INTO api_keys (id, team_id, name, key_hash, key_prefix, created_by) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(team_id)
+    .bind(name)
+    .bind(key_hash)
+    .bind(key_prefix)
+    .bind(created_by)
+    .fetch_one(e)
+    .await
+}
+
+pub async fn list_for_team(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<Vec<ApiKey>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE team_id = $1 AND revoked_at IS NULL \
+         ORDER BY created_at DESC, id"
+    ))
+    .bind(team_id)
+    .fetch_all(e)
+    .await
+}
+
+pub async fn get(e: impl PgExecutor<'_>, team_id: Uuid, id: Uuid) -> sqlx::Result<Option<ApiKey>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND team_id = $2 AND revoked_at IS NULL"
+    ))
+    .bind(id)
+    .bind(team_id)
+    .fetch_optional(e)
+    .await
+}
+
+/// Revokes a key of `team_id`; false if there is no such live key in that team.
+pub async fn revoke(e: impl PgExecutor<'_>, team_id: Uuid, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND team_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(team_id)
+    .execute(e)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn revoke_all_for_team(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<u64> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = now() WHERE team_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(team_id)
+    .execute(e)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Resolves a key hash to its live key in a live team, recording `last_used`.
+pub async fn use_by_hash(e: impl PgExecutor<'_>, key_hash: &[u8]) -> sqlx::Result<Option<ApiKey>> {
+    sqlx::query_as(
+        "UPDATE api_keys k SET last_used = now() FROM teams t \
+         WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND t.id = k.team_id AND t.deleted_at IS NULL \
+         RETURNING k.id, k.team_id, k.name, k.key_prefix, k.created_by, k.created_at, k.last_used",
+    )
+    .bind(key_hash)
+    .fetch_optional(e)
+    .await
+}

@@ -1,0 +1,29 @@
+//! `GET /health`.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+use wrenn_extension_api::ServerContext;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when the database answers, `degraded` otherwise.
+    pub status: &'static str,
+    pub version: String,
+}
+
+pub fn router() -> Router<ServerContext> {
+    Router::new().route("/health", get(health))
+}
+
+/// Liveness and version.
+#[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, body = Health)))]
+pub async fn health(State(ctx): State<ServerContext>) -> Json<Health> {
+    let db_ok = sqlx::query("SELECT 1").execute(ctx.db()).await.is_ok();
+    Json(Health {
+        status: if db_ok { "ok" } else { "degraded" },
+        version: ctx.config().version.clone(),
+    })
+}

@@ -1,0 +1,413 @@
+//! [`Builder`] and [`run`]: start-up, serving and graceful shutdown.
+
+use crate::accounts;
+use crate::config::{Cli, Command, Config};
+use crate::http;
+use crate::mail;
+use crate::oauth::OAuthProviders;
+use crate::passwords::Passwords;
+use crate::services::{Core, Hooks, Named};
+use crate::sessions::Sessions;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use clap::Parser;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wrenn_extension_api::{
+    collect_registered, Extension, PublicConfig, ServerContext, ServerContextParts,
+};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Config(Vec<String>),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("extension error: {0}")]
+    Extension(String),
+    #[error("server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Composes a control plane: configuration, version and extensions.
+///
+/// Extensions given with [`Builder::extension`] come first, in call order; then those
+/// registered through `inventory`, sorted by name (unless [`Builder::without_inventory`]).
+/// Two extensions with the same name are a start-up error.
+pub struct Builder {
+    version: String,
+    config: Option<Config>,
+    extensions: Vec<Box<dyn Extension>>,
+    inventory: bool,
+    listener: Option<std::net::TcpListener>,
+    hosts: Option<crate::hosts::HostsConfig>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Self {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            config: None,
+            extensions: Vec::new(),
+            inventory: true,
+            listener: None,
+            hosts: None,
+        }
+    }
+
+    /// Host-side tunables (monitor intervals, scheduler reserves); default: from the
+    /// environment ([`crate::hosts::HostsConfig::from_env`]).
+    pub fn hosts_config(mut self, hosts: crate::hosts::HostsConfig) -> Self {
+        self.hosts = Some(hosts);
+        self
+    }
+
+    /// Version reported by `GET /health` and the OpenAPI document.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Uses this configuration instead of reading the environment and command line.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Adds an extension (ordered before `inventory` ones).
+    pub fn extension(mut self, extension: impl Extension) -> Self {
+        self.extensions.push(Box::new(extension));
+        self
+    }
+
+    /// Ignores extensions registered through `inventory`.
+    pub fn without_inventory(mut self) -> Self {
+        self.inventory = false;
+        self
+    }
+
+    /// Serves on an already bound listener (tests bind 127.0.0.1:0).
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    fn ordered_extensions(&mut self) -> Result<Vec<Box<dyn Extension>>, StartError> {
+        let mut all = std::mem::take(&mut self.extensions);
+        if self.inventory {
+            all.extend(collect_registered());
+        }
+        let mut seen = HashSet::new();
+        for ext in &all {
+            if !seen.insert(ext.name().to_string()) {
+                return Err(StartError::Extension(format!(
+                    "two extensions are named {:?}",
+                    ext.name()
+                )));
+            }
+        }
+        Ok(all)
+    }
+
+    /// Connects everything, binds and starts serving; returns a handle for shutdown.
+    pub async fn start(mut self) -> Result<RunningServer, StartError> {
+        let config = match self.config.take() {
+            Some(c) => c,
+            None => Config::from_env(),
+        };
+        config.validate().map_err(StartError::Config)?;
+        let extensions = self.ordered_extensions()?;
+
+        let db = connect_db(&config).await?;
+        crate::MIGRATOR.run(&db).await?;
+        let redis_client = redis::Client::open(config.redis_url.as_str())?;
+        let redis = redis::aio::ConnectionManager::new(redis_client.clone()).await?;
+
+        let secure = config.public_url.starts_with("https://");
+        let sessions = Arc::new(Sessions::new(db.clone(), redis.clone(), secure));
+        let shutdown = CancellationToken::new();
+        let mut ctx = ServerContext::new(ServerContextParts {
+            db,
+            redis,
+            mailer: mail::from_config(&config),
+            sessions,
+            jwt_secret: Arc::from(config.jwt_secret.as_bytes()),
+            config: PublicConfig {
+                version: self.version.clone(),
+                public_url: config.public_base().to_string(),
+                domain: config.domain.clone(),
+            },
+            shutdown: shutdown.clone(),
+        });
+
+        let mut hooks = Hooks::default();
+        for ext in &extensions {
+            let name = ext.name().to_string();
+            if let Some(hook) = ext.auth_hook() {
+                hooks.auth.push(Named { extension: name.clone(), hook });
+            }
+            if let Some(hook) = ext.sandbox_event_hook() {
+                hooks.sandbox_events.push(Named { extension: name.clone(), hook });
+            }
+            if let Some(hook) = ext.limits_provider() {
+                hooks.limits.push(Named { extension: name.clone(), hook });
+            }
+            if let Some(hook) = ext.usage_provider() {
+                hooks.usage.push(Named { extension: name, hook });
+            }
+        }
+        let oauth = OAuthProviders::from_config(&config)
+            .map_err(|e| StartError::Config(vec![e.to_string()]))?;
+        ctx.insert_service(Arc::new(Core {
+            passwords: Passwords::new(config.insecure_test_password_hashing),
+            oauth,
+            hooks,
+            config: config.clone(),
+        }));
+
+        let hosts_config = match self.hosts.take() {
+            Some(h) => h,
+            None => crate::hosts::HostsConfig::from_env().map_err(|e| StartError::Config(vec![e]))?,
+        };
+        let encryption_key = config
+            .encryption_key_bytes()
+            .ok_or_else(|| StartError::Config(vec!["WRENN_ENCRYPTION_KEY is invalid".into()]))?;
+        let hosts = crate::hosts::Hosts::init(ctx.db(), &encryption_key, hosts_config)
+            .await
+            .map_err(|e| StartError::Config(vec![format!("internal CA: {e}")]))?;
+        ctx.insert_service(hosts.clone());
+        ctx.insert_service(hosts.pool.clone());
+        let live_events = crate::events::live::LiveEvents::new(redis_client);
+        ctx.insert_service(live_events.clone());
+
+        let router = build_router(&ctx, &extensions);
+
+        let listener = match self.listener.take() {
+            Some(l) => {
+                l.set_nonblocking(true).map_err(StartError::Serve)?;
+                TcpListener::from_std(l).map_err(StartError::Serve)?
+            }
+            None => {
+                let addr = config.listen_socket_addr().map_err(|e| StartError::Config(vec![e]))?;
+                TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?
+            }
+        };
+        let addr = listener.local_addr().map_err(StartError::Serve)?;
+        tracing::info!(%addr, version = %self.version, extensions = extensions.len(), "Control plane listening.");
+
+        let tracker = TaskTracker::new();
+        let token = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+        });
+
+        spawn_worker(&tracker, &shutdown, accounts::purge_worker(&ctx, &config));
+        spawn_worker(&tracker, &shutdown, crate::hosts::monitor::worker(&ctx, hosts));
+        spawn_worker(&tracker, &shutdown, wrenn_extension_api::BackgroundWorker::new("live-events", move |token| {
+            live_events.run(token, None)
+        }));
+        for ext in &extensions {
+            for worker in ext.background_workers(&ctx) {
+                tracing::info!(extension = ext.name(), worker = %worker.name, "Starting worker.");
+                spawn_worker(&tracker, &shutdown, worker);
+            }
+        }
+        tracker.close();
+
+        Ok(RunningServer {
+            addr,
+            ctx,
+            shutdown,
+            tracker,
+            server,
+        })
+    }
+}
+
+fn spawn_worker(
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+    worker: wrenn_extension_api::BackgroundWorker,
+) {
+    let name = worker.name.clone();
+    let fut = (worker.run)(shutdown.child_token());
+    tracker.spawn(async move {
+        fut.await;
+        tracing::debug!(worker = %name, "Worker stopped.");
+    });
+}
+
+async fn connect_db(config: &Config) -> Result<sqlx::PgPool, StartError> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&config.database_url)
+        .await
+        .map_err(StartError::Database)
+}
+
+/// Core routes wrapped by extension middleware (first extension outermost), then extension
+/// routes, then the server-wide layers.
+fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum::Router {
+    let mut router = http::api_router();
+    for ext in extensions.iter().rev() {
+        if let Some(mw) = ext.middleware() {
+            router = router.layer(axum::middleware::from_fn_with_state(
+                ctx.clone(),
+                move |State(ctx): State<ServerContext>, req: Request, next: Next| {
+                    let mw = mw.clone();
+                    async move { mw.handle(&ctx, req, next).await }
+                },
+            ));
+        }
+    }
+    for ext in extensions {
+        router = ext.register_routes(router, ctx);
+    }
+    http::finish(router).with_state(ctx.clone())
+}
+
+/// A started server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub ctx: ServerContext,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// The cancellation token that stops the server and its workers.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests and workers finish, and waits.
+    pub async fn shutdown(self) -> Result<(), StartError> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server stopped (after the token is cancelled).
+    pub async fn wait(self) -> Result<(), StartError> {
+        let served = self.server.await;
+        self.shutdown.cancel();
+        self.tracker.wait().await;
+        self.ctx.db().close().await;
+        match served {
+            Ok(r) => r.map_err(StartError::Serve),
+            Err(e) => Err(StartError::Serve(std::io::Error::other(e))),
+        }
+    }
+}
+
+/// Runs the control plane until SIGINT/SIGTERM: reads `.env`, the command line (`serve`,
+/// `migrate`) and the environment unless the builder carries a configuration.
+pub async fn run(mut builder: Builder) -> Result<(), StartError> {
+    let _ = dotenvy::dotenv();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .try_init();
+    if builder.config.is_none() {
+        let cli = Cli::parse();
+        match cli.command {
+            Some(Command::Migrate) => return migrate(&cli.config).await,
+            Some(Command::DevHostToken) => return dev_host_token(&cli.config).await,
+            _ => {}
+        }
+        builder.config = Some(cli.config);
+    }
+    let server = builder.start().await.inspect_err(|e| tracing::error!("{e}"))?;
+    let token = server.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("Shutting down.");
+        token.cancel();
+    });
+    server.wait().await
+}
+
+/// `wrenn-cp dev-host-token`: migrates, creates a regular host and prints its registration
+/// token on stdout (development mode only).
+pub async fn dev_host_token(config: &Config) -> Result<(), StartError> {
+    let hosts_config =
+        crate::hosts::HostsConfig::from_env().map_err(|e| StartError::Config(vec![e]))?;
+    if !hosts_config.allow_insecure_dev {
+        return Err(StartError::Config(vec![
+            "dev-host-token needs WRENN_DEV_MODE=1".into(),
+        ]));
+    }
+    let key = config
+        .encryption_key_bytes()
+        .ok_or_else(|| StartError::Config(vec!["WRENN_ENCRYPTION_KEY is invalid".into()]))?;
+    let db = connect_db(config).await?;
+    crate::MIGRATOR.run(&db).await?;
+    let hosts = crate::hosts::Hosts::init(&db, &key, hosts_config)
+        .await
+        .map_err(|e| StartError::Config(vec![format!("internal CA: {e}")]))?;
+    let token = crate::hosts::registration::dev_host_token(&db, &hosts)
+        .await
+        .map_err(StartError::Database)?;
+    println!("{token}");
+    Ok(())
+}
+
+/// `wrenn-cp migrate`: applies migrations and exits.
+pub async fn migrate(config: &Config) -> Result<(), StartError> {
+    if config.database_url.is_empty() {
+        return Err(StartError::Config(vec!["DATABASE_URL is not set".into()]));
+    }
+    let db = connect_db(config).await?;
+    crate::MIGRATOR.run(&db).await?;
+    tracing::info!("Migrations applied.");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

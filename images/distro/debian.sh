@@ -1,0 +1,14 @@
+#!/bin/bash
+# minimal-debian: Debian bookworm (minbase) with the tools every capsule image carries.
+set -euo pipefail
+root="$1"
+pkgs=socat,chrony,iproute2,tini,sudo,wget,curl,ca-certificates,git,procps
+args=(--variant=minbase --include="$pkgs" --skip=check/empty)
+# Reusing the host's apt sources keeps mirror configuration in one place; an explicit
+# mirror wins.
+if [ -n "${WRENN_DEBIAN_MIRROR:-}" ]; then
+  mmdebstrap "${args[@]}" bookworm "$root" "$WRENN_DEBIAN_MIRROR"
+else
+  mmdebstrap "${args[@]}" bookworm "$root"
+fi
+rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"* 2>/dev/null || true
