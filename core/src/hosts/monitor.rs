@@ -186,7 +186,5 @@ pub async fn reconcile(
 /// The monitor as a server background worker (stops on the server's cancellation token).
 pub fn worker(ctx: &ServerContext, hosts: Arc<Hosts>) -> wrenn_extension_api::BackgroundWorker {
     let ctx = ctx.clone();
-    wrenn_extension_api::BackgroundWorker::new("host-monitor", move |token| {
-        run(ctx, hosts, token)
-    })
+    wrenn_extension_api::BackgroundWorker::new("host-monitor", move |token| run(ctx, hosts, token))
 }
