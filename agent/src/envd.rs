@@ -70,6 +70,11 @@ impl Envd {
         &self.address
     }
 
+    /// The access token, when one is set.
+    pub fn token(&self) -> Option<&str> {
+        (!self.token.is_empty()).then_some(self.token.as_str())
+    }
+
     /// gRPC request carrying the access token.
     pub fn request<T>(&self, msg: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);

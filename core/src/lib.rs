@@ -39,6 +39,7 @@ pub mod passwords;
 pub mod server;
 pub mod services;
 pub mod sessions;
+pub mod test_support;
 
 pub mod tokens;
 

@@ -277,6 +277,12 @@ async fn connect_db(config: &Config) -> Result<sqlx::PgPool, StartError> {
         .map_err(StartError::Database)
 }
 
+/// The core application (no extensions) over `ctx`, for in-process tests with
+/// `tower::ServiceExt::oneshot`.
+pub fn core_app(ctx: &ServerContext) -> axum::Router {
+    build_router(ctx, &[])
+}
+
 /// Core routes wrapped by extension middleware (first extension outermost), then extension
 /// routes, then the server-wide layers.
 fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum::Router {

@@ -42,7 +42,8 @@ struct Bound {
 }
 
 pub struct Transport {
-    addr: ListenAddr,
+    /// What to bind; a `tcp:…:0` becomes the port first bound, so a re-bind keeps it.
+    addr: Mutex<ListenAddr>,
     token: Arc<AccessToken>,
     routes: OnceLock<Routes>,
     bound: tokio::sync::Mutex<Option<Bound>>,
@@ -53,7 +54,7 @@ pub struct Transport {
 impl Transport {
     pub fn new(addr: ListenAddr, token: Arc<AccessToken>) -> Arc<Self> {
         Arc::new(Self {
-            addr,
+            addr: Mutex::new(addr),
             token,
             routes: OnceLock::new(),
             bound: tokio::sync::Mutex::new(None),
@@ -84,8 +85,12 @@ impl Transport {
                 return Ok(self.local_addr().unwrap_or_default());
             }
         }
-        let listener = Listener::bind(&self.addr).await?;
+        let wanted = self.addr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let listener = Listener::bind(&wanted).await?;
         let addr = listener.local_addr();
+        if let (ListenAddr::Tcp(_), Ok(bound)) = (&wanted, addr.parse::<ListenAddr>()) {
+            *self.addr.lock().unwrap_or_else(|e| e.into_inner()) = bound;
+        }
         *self.local_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr.clone());
         let stop = CancellationToken::new();
         let accept_loop = tokio::spawn(self.clone().accept_loop(listener, stop.clone()));

@@ -29,7 +29,7 @@ fn files_query(path: &str, user: &str) -> Result<String, Status> {
     }
     let mut q = format!("/files?path={}", encode(path));
     if !user.is_empty() {
-        q.push_str(&format!("&username={}", encode(user)));
+        q.push_str(&format!("&user={}", encode(user)));
     }
     Ok(q)
 }

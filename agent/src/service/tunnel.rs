@@ -1,24 +1,26 @@
 //! The port proxy's byte tunnel.
 //!
 //! Capsules may have no network interface (gVisor with `--network=none`), so the tunnel
-//! goes through envd: a relay process inside the capsule (`socat`, else busybox `nc`)
-//! connects to `127.0.0.1:<port>`; client bytes become its stdin (envd StreamInput) and
-//! its stdout comes back as frames.
+//! rides the control transport: `GET /tunnel/{port}` on envd with `Upgrade: wrenn-tunnel`
+//! makes envd connect to `127.0.0.1:{port}` inside the capsule; after `101` the connection
+//! carries raw bytes both ways, which this RPC maps to and from frames.
 
 use futures::StreamExt;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
-use wrenn_proto::envd::v1 as envd;
 use wrenn_proto::hostagent::v1 as pb;
+use wrenn_proto::hostagent::v1::tunnel_frame::Frame;
 
-use super::{envd_status, AgentService, RpcStream};
+use super::{AgentService, RpcStream};
+use crate::envd::{connector, ACCESS_TOKEN_HEADER};
 
-const RELAY: &str = "if command -v socat >/dev/null 2>&1; then exec socat - TCP:127.0.0.1:$0; \
-                     else exec nc 127.0.0.1 $0; fi";
+const PROTOCOL: &str = "wrenn-tunnel";
 
 pub async fn open(svc: &AgentService, mut client: Streaming<pb::TunnelFrame>) -> Result<RpcStream<pb::TunnelFrame>, Status> {
-    use pb::tunnel_frame::Frame;
     let open = match client.next().await {
         Some(Ok(pb::TunnelFrame { frame: Some(Frame::Open(o)) })) => o,
         Some(Err(s)) => return Err(s),
@@ -29,50 +31,45 @@ pub async fn open(svc: &AgentService, mut client: Streaming<pb::TunnelFrame>) ->
     }
     let capsule = svc.host.running(&open.sandbox_id)?;
     let envd = capsule.envd();
-    let tag = format!("tunnel-{}", hex::encode(rand::random::<[u8; 6]>()));
-    let start = envd::StartRequest {
-        process: Some(envd::ProcessConfig {
-            cmd: "/bin/sh".into(),
-            args: vec!["-c".into(), RELAY.into(), open.port.to_string()],
-            envs: Default::default(),
-            cwd: Some("/".into()),
-            user: Some("root".into()),
-        }),
-        tag: Some(tag.clone()),
-        pty: None,
-        stdin: true,
-    };
-    let mut output = envd.process().start(envd.request(start)).await.map_err(envd_status)?.into_inner();
-    let selector = || envd::ProcessSelector { selector: Some(envd::process_selector::Selector::Tag(tag.clone())) };
-
-    // Client → relay stdin.
-    let (in_tx, in_rx) = mpsc::channel::<envd::StreamInputRequest>(32);
-    let _ = in_tx
-        .send(envd::StreamInputRequest {
-            event: Some(envd::stream_input_request::Event::Start(envd::stream_input_request::StartEvent {
-                process: Some(selector()),
-            })),
-        })
-        .await;
-    let input_envd = envd.clone();
+    let stream = connector::connect(envd.address())
+        .await
+        .map_err(|e| Status::unavailable(format!("envd unreachable: {e}")))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| Status::unavailable(format!("envd handshake: {e}")))?;
     tokio::spawn(async move {
-        let mut p = input_envd.process();
-        let _ = p.stream_input(input_envd.request(ReceiverStream::new(in_rx))).await;
+        let _ = conn.with_upgrades().await;
     });
-    let pump_capsule = capsule.clone();
-    let close_envd = envd.clone();
-    let close_sel = selector();
+    let mut req = http::Request::builder()
+        .method("GET")
+        .uri(format!("/tunnel/{}", open.port))
+        .header(http::header::HOST, "envd")
+        .header(http::header::CONNECTION, "Upgrade")
+        .header(http::header::UPGRADE, PROTOCOL);
+    if let Some(token) = envd.token() {
+        req = req.header(ACCESS_TOKEN_HEADER, token);
+    }
+    let req = req.body(Empty::<bytes::Bytes>::new()).map_err(|e| Status::internal(e.to_string()))?;
+    let resp = sender.send_request(req).await.map_err(|e| Status::unavailable(format!("envd: {e}")))?;
+    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        let code = resp.status();
+        return Err(match code.as_u16() {
+            400 => Status::invalid_argument("envd refused the port"),
+            502 | 503 | 504 => Status::unavailable(format!("nothing listens on port {} in the capsule", open.port)),
+            _ => Status::unavailable(format!("envd answered {code} to the tunnel")),
+        });
+    }
+    let upgraded = hyper::upgrade::on(resp).await.map_err(|e| Status::unavailable(format!("upgrade: {e}")))?;
+    let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+
+    // Client frames → capsule port.
+    let pump = capsule.clone();
     tokio::spawn(async move {
         while let Some(Ok(frame)) = client.next().await {
-            pump_capsule.touch();
+            pump.touch();
             match frame.frame {
                 Some(Frame::Data(data)) => {
-                    let msg = envd::StreamInputRequest {
-                        event: Some(envd::stream_input_request::Event::Data(envd::stream_input_request::DataEvent {
-                            input: Some(envd::ProcessInput { input: Some(envd::process_input::Input::Stdin(data)) }),
-                        })),
-                    };
-                    if in_tx.send(msg).await.is_err() {
+                    if wr.write_all(&data).await.is_err() {
                         break;
                     }
                 }
@@ -80,35 +77,27 @@ pub async fn open(svc: &AgentService, mut client: Streaming<pb::TunnelFrame>) ->
                 _ => {}
             }
         }
-        drop(in_tx);
-        let req = envd::CloseStdinRequest { process: Some(close_sel) };
-        let _ = close_envd.process().close_stdin(close_envd.request(req)).await;
+        let _ = wr.shutdown().await;
     });
 
-    // Relay stdout → client.
-    let (out_tx, out_rx) = mpsc::channel::<Result<pb::TunnelFrame, Status>>(32);
+    // Capsule port → frames.
+    let (tx, rx) = mpsc::channel::<Result<pb::TunnelFrame, Status>>(32);
     tokio::spawn(async move {
-        use envd::process_event::data_event::Output;
-        use envd::process_event::Event;
-        while let Some(item) = output.next().await {
-            capsule.touch();
-            let frame = match item.map(|m| m.event.and_then(|e| e.event)) {
-                Ok(Some(Event::Data(d))) => match d.output {
-                    Some(Output::Stdout(b)) => pb::TunnelFrame { frame: Some(Frame::Data(b)) },
-                    _ => continue,
-                },
-                Ok(Some(Event::End(_))) => pb::TunnelFrame { frame: Some(Frame::Close(true)) },
-                Ok(_) => continue,
-                Err(s) => {
-                    let _ = out_tx.send(Err(envd_status(s))).await;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Ok(pb::TunnelFrame { frame: Some(Frame::Close(true)) })).await;
                     break;
                 }
-            };
-            let end = matches!(frame.frame, Some(Frame::Close(_)));
-            if out_tx.send(Ok(frame)).await.is_err() || end {
-                break;
+                Ok(n) => {
+                    capsule.touch();
+                    if tx.send(Ok(pb::TunnelFrame { frame: Some(Frame::Data(buf[..n].to_vec())) })).await.is_err() {
+                        break;
+                    }
+                }
             }
         }
     });
-    Ok(Box::pin(ReceiverStream::new(out_rx)))
+    Ok(Box::pin(ReceiverStream::new(rx)))
 }

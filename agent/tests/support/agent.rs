@@ -1,10 +1,9 @@
 //! Test support: start the real `wrenn-agent` binary on a loopback port with a temporary
-//! `WRENN_DIR`, images shared from a cache directory, and talk to it over gRPC.
+//! `WRENN_DIR`, images shared with `make images`, and talk to it over gRPC.
 //!
 //! Requirements (otherwise tests print why and skip): root, `runsc` on PATH, an envd
 //! binary (`WRENN_ENVD`, `builds/envd` or the static release build). Images are built
-//! into `WRENN_TEST_IMAGES` (default `/var/tmp/wrenn-test-images`) when missing or older
-//! than envd.
+//! into [`images_dir`] when missing, and envd re-injected when the binary is newer.
 
 #![allow(dead_code)]
 
@@ -42,8 +41,14 @@ fn envd_binary() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
+/// The shared images: `WRENN_TEST_IMAGES`, else `$WRENN_DIR/images` (what `make images`
+/// builds), `WRENN_DIR` defaulting to /var/lib/wrenn.
 pub fn images_dir() -> PathBuf {
-    std::env::var("WRENN_TEST_IMAGES").map(PathBuf::from).unwrap_or_else(|_| "/var/tmp/wrenn-test-images".into())
+    if let Ok(dir) = std::env::var("WRENN_TEST_IMAGES") {
+        return dir.into();
+    }
+    let wrenn = std::env::var("WRENN_DIR").unwrap_or_else(|_| "/var/lib/wrenn".into());
+    Path::new(&wrenn).join("images")
 }
 
 fn modified(p: &Path) -> SystemTime {
@@ -107,6 +112,13 @@ pub struct Agent {
     pub client: Client,
 }
 
+/// The probe result is shared by every test agent (probing takes seconds).
+fn probe_cache() -> PathBuf {
+    let dir = PathBuf::from("/var/tmp/wrenn-agent-tests");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join("capabilities.json")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -128,14 +140,15 @@ impl Agent {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log"));
         let _ = std::fs::create_dir_all(dir);
         let log = log.or_else(|_| std::fs::File::create(dir.join("agent.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_wrenn-agent"))
-            .arg("--wrenn-dir")
-            .arg(dir)
-            .arg("--images-dir")
-            .arg(images_dir())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wrenn-agent"));
+        cmd.arg("--wrenn-dir").arg(dir);
+        if !extra.contains(&"--images-dir") {
+            cmd.arg("--images-dir").arg(images_dir());
+        }
+        let mut child = cmd
             .args(["--address", &addr, "--insecure-dev"])
             .arg("--probe-cache")
-            .arg(images_dir().join("capabilities.json"))
+            .arg(probe_cache())
             .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -150,7 +163,11 @@ impl Agent {
                     break c.max_decoding_message_size(128 * 1024 * 1024);
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(90), "agent did not come up; log: {}", dir.join("agent.log").display());
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || started.elapsed() > Duration::from_secs(90) {
+                let log = std::fs::read_to_string(dir.join("agent.log")).unwrap_or_default();
+                panic!("agent did not come up ({exited:?}); log:\n{log}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         Agent { dir: dir.to_path_buf(), addr, child: Some(child), own_dir: None, client }
