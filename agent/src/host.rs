@@ -167,6 +167,9 @@ impl Host {
         let template_dir = self.template_dir(&p.team_id, &p.template_id);
         let (mut vcpus, mut memory_mb) = (p.vcpus.max(1), if p.memory_mb == 0 { 512 } else { p.memory_mb });
         let mut base_dir = template_dir.clone();
+        // envd restored from a snapshot still holds the snapshotted capsule's token; the
+        // first /init must present it (and sets the new one).
+        let mut restored_token = None;
         let snapshot_dir = match &p.snapshot {
             Some((team, tpl)) => {
                 check_base36("team", team)?;
@@ -182,6 +185,9 @@ impl Host {
                 }
                 vcpus = meta["vcpus"].as_u64().unwrap_or(vcpus as u64) as u32;
                 memory_mb = meta["memory_mb"].as_u64().unwrap_or(memory_mb as u64) as u32;
+                restored_token = std::fs::read(dir.join(SNAPSHOT_TOKEN_FILE))
+                    .ok()
+                    .map(|b| String::from_utf8_lossy(&b).trim().to_owned());
                 Some(dir)
             }
             None => None,
@@ -238,8 +244,12 @@ impl Host {
         let _op = capsule.op.lock().await;
         let result = async {
             let address = self.runtime.create(&spec).await?;
-            let version = envd.wait_healthy(ENVD_READY_TIMEOUT).await?;
-            envd.init(&init).await?;
+            let first = match &restored_token {
+                Some(old) => Envd::new(address.clone(), old.clone()),
+                None => envd.clone(),
+            };
+            let version = first.wait_healthy(ENVD_READY_TIMEOUT).await?;
+            first.init(&init).await?;
             Ok::<_, HostError>((address, version))
         }
         .await;
@@ -357,6 +367,11 @@ impl Host {
         }
         let spec = capsule.record().spec;
         let size = self.runtime.snapshot_to_template(&spec, &dest).await?;
+        let token = capsule.record().init.access_token;
+        if let Err(e) = write_secret(&dest.join(SNAPSHOT_TOKEN_FILE), &token) {
+            let _ = remove_tree_atomically(&dest);
+            return Err(HostError::Internal(format!("writing the snapshot's token: {e}")));
+        }
         info!(capsule_id = %id, template = %template, size, "snapshot template written");
         Ok((size, spec.vcpus, spec.memory_mb))
     }
@@ -416,6 +431,16 @@ impl Host {
         }
         (paused, destroyed)
     }
+}
+
+/// File in a snapshot template holding the access token its envd was snapshotted with.
+const SNAPSHOT_TOKEN_FILE: &str = "access-token";
+
+fn write_secret(path: &Path, value: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(value.as_bytes())
 }
 
 /// Renames a directory aside, then deletes it, so readers never see half a template.

@@ -97,7 +97,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             overlay: config.overlay.clone(),
         },
         caps.clone(),
-    ));
+    )?);
     let shutdown = CancellationToken::new();
     let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     let limits = HostLimits { cpus, memory_mb: host_memory_mb() };

@@ -121,6 +121,8 @@ async fn lifecycle(template: &str) {
     let (code, _, _) = sh(&mut a.client, &fork, "test -e /root/original-only").await;
     assert_ne!(code, 0, "the original's write leaked into the fork");
 
+    let template_root = support::images_dir().join("teams").join(PLATFORM_TEAM).join(template).join("rootfs");
+    assert!(!template_root.join("root/note.txt").exists(), "a capsule wrote into the shared template");
     for cid in [&id, &fork] {
         a.client.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: cid.to_string() }).await.expect("destroy");
     }

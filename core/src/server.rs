@@ -246,6 +246,7 @@ impl Builder {
         tracker.close();
 
         Ok(RunningServer {
+            extension_names: extensions.iter().map(|e| e.name().to_string()).collect(),
             addr,
             ctx,
             shutdown,
@@ -307,6 +308,8 @@ fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum:
 /// A started server.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Extension names in the order they were applied.
+    pub extension_names: Vec<String>,
     pub ctx: ServerContext,
     shutdown: CancellationToken,
     tracker: TaskTracker,

@@ -46,4 +46,4 @@ pub use hooks::{
 pub use mail::{Email, MailError, Mailer};
 
 /// Re-exported so extensions name the same versions core uses.
-pub use {axum, inventory, sqlx, tokio_util, uuid};
+pub use {axum, inventory, redis, sqlx, tokio_util, uuid};

@@ -51,7 +51,14 @@ pub fn container_id(id: &str) -> String {
 }
 
 impl Gvisor {
-    pub fn new(config: GvisorConfig, capabilities: Capabilities) -> Self {
+    /// Fails when the overlay is disabled: capsules would then write into the shared
+    /// template rootfs.
+    pub fn new(config: GvisorConfig, capabilities: Capabilities) -> Result<Self, RuntimeError> {
+        if config.overlay.is_empty() || config.overlay == "none" {
+            return Err(RuntimeError::Invalid(
+                "the root overlay cannot be disabled: capsules share the template rootfs".into(),
+            ));
+        }
         let runsc = Runsc {
             binary: config.runsc,
             root: config.wrenn_dir.join("runsc"),
@@ -59,7 +66,7 @@ impl Gvisor {
             network: config.network,
             overlay: format!("root:{}", config.overlay),
         };
-        Gvisor { runsc, wrenn_dir: config.wrenn_dir, capabilities }
+        Ok(Gvisor { runsc, wrenn_dir: config.wrenn_dir, capabilities })
     }
 
     fn sandbox_dir(&self, id: &str) -> PathBuf {
@@ -98,10 +105,19 @@ impl Gvisor {
         self.runsc
             .run_detached("restore", &["restore", "--detach", &image_arg, &bundle_arg, &cid], &log, RUN_TIMEOUT)
             .await?;
-        // envd closed its host-backed listener before the checkpoint; SIGUSR1 (to PID 1,
-        // forwarded by tini) makes it bind again.
-        self.runsc.run("kill", &["kill", &cid, "USR1"], Duration::from_secs(10)).await?;
-        Ok(())
+        self.rebind(&cid).await
+    }
+
+    /// envd closed its host-backed listener before the checkpoint; SIGUSR1 to PID 1
+    /// (forwarded by tini) makes it bind again. `runsc kill` finds the init process by
+    /// the container id recorded in the image, so for a fork (restored under a new id) the
+    /// signal is sent from inside instead.
+    async fn rebind(&self, cid: &str) -> Result<(), RuntimeError> {
+        let t = Duration::from_secs(10);
+        if self.runsc.run("kill", &["kill", cid, "USR1"], t).await.is_ok() {
+            return Ok(());
+        }
+        self.runsc.run("exec", &["exec", cid, "/bin/sh", "-c", "kill -USR1 1"], t).await.map(|_| ())
     }
 
     /// Removes what a failed create left behind.
@@ -173,7 +189,7 @@ impl Runtime for Gvisor {
         if let Err(e) = self.runsc.run("checkpoint", &["checkpoint", &image_arg, &cid], RUN_TIMEOUT).await {
             let _ = std::fs::remove_dir_all(&image);
             // envd closed its listener for the checkpoint; let it listen again.
-            let _ = self.runsc.run("kill", &["kill", &cid, "USR1"], Duration::from_secs(10)).await;
+            let _ = self.rebind(&cid).await;
             return Err(e);
         }
         // The checkpointed container is stopped; delete it so restore can reuse the id.

@@ -209,6 +209,25 @@ pub fn remove_containers(dir: &Path) {
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            // Show what the agent and runsc said before the directory goes away.
+            let log = std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- agent log (last lines) ---");
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+            if let Ok(entries) = std::fs::read_dir(self.dir.join("sandboxes")) {
+                for e in entries.flatten() {
+                    let text = std::fs::read_to_string(e.path().join("runsc.log")).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                    eprintln!("--- runsc.log of {} ---", e.file_name().to_string_lossy());
+                    for l in tail.iter().rev() {
+                        eprintln!("{l}");
+                    }
+                }
+            }
+        }
         if self.own_dir.is_some() {
             remove_containers(&self.dir);
         }

@@ -1,7 +1,7 @@
 //! The OCI bundle (`config.json`) of one gVisor capsule.
 //!
-//! Root is the template's rootfs directory, read-only and shared by every capsule of the
-//! template; runsc's root overlay keeps each capsule's writes private. envd is the init
+//! Root is the template's rootfs directory, shared by every capsule of the template and
+//! never written: runsc's root overlay (memory or a per-capsule file) takes every write. envd is the init
 //! process (via `wrenn-init`, under tini when the image has it) and listens on a Unix
 //! socket in `/run/wrenn`, a bind mount of the capsule's host `run/` directory that the
 //! host reaches through `--host-uds`.
@@ -75,7 +75,10 @@ pub fn config(spec: &CapsuleSpec, rootfs: &Path, args: Vec<String>, host_run_dir
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1_048_576u64, "soft": 1_048_576u64}],
             "noNewPrivileges": false
         },
-        "root": {"path": rootfs, "readonly": true},
+        // Not `readonly`: runsc would then mount the root read-only *above* its overlay.
+        // The overlay (always on, see `Gvisor::new`) keeps every write off the shared
+        // template directory.
+        "root": {"path": rootfs, "readonly": false},
         "hostname": "wrenn",
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
