@@ -1,0 +1,74 @@
+//! The `wrenn-cp` binary: refuses to start without secrets (listing every problem), migrates,
+//! serves and shuts down cleanly on SIGTERM.
+
+use cpserver::test_support::{RedisServer, TestDatabase};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wrenn_cp() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wrenn-cp"));
+    // Start from a clean slate: no inherited configuration, no .env from the cwd.
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir());
+    cmd
+}
+
+#[tokio::test]
+async fn refuses_to_start_without_secrets_and_lists_every_problem() {
+    let out = wrenn_cp()
+        .env("DATABASE_URL", "postgres://127.0.0.1:9/x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("JWT_SECRET") && stderr.contains("WRENN_ENCRYPTION_KEY"), "{stderr}");
+}
+
+#[tokio::test]
+async fn migrates_serves_and_stops_on_sigterm() {
+    let db = TestDatabase::create().await;
+    let redis = RedisServer::start().await;
+    let mail = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let configure = |cmd: &mut Command| {
+        cmd.env("DATABASE_URL", &db.url)
+            .env("REDIS_URL", redis.url())
+            .env("JWT_SECRET", "x".repeat(40))
+            .env("WRENN_ENCRYPTION_KEY", "ab".repeat(32))
+            .env("WRENN_CP_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("WRENN_MAIL_DIR", mail.path());
+    };
+    let mut migrate = wrenn_cp();
+    configure(&mut migrate);
+    let out = migrate.arg("migrate").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut serve = wrenn_cp();
+    configure(&mut serve);
+    let mut child = serve.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let url = format!("http://127.0.0.1:{port}/health");
+    let started = Instant::now();
+    let health = loop {
+        if let Ok(r) = reqwest::get(&url).await {
+            break r.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "server did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(health["status"], "ok");
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wrenn-cp did not stop on SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "graceful exit: {exit:?}");
+}
