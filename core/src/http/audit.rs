@@ -113,7 +113,12 @@ pub fn page(rows: Vec<AuditRow>, limit: i64) -> AuditPage {
     }
 }
 
-async fn list(
+#[utoipa::path(get, path = "/v1/audit-logs", tag = "audit",
+    params(("before" = Option<String>, Query, description = "RFC 3339 cursor"), ("before_id" = Option<String>, Query, description = "log_ id cursor"),
+        ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("resource_type" = Option<String>, Query, description = "sandbox|snapshot|host|..."), ("action" = Option<String>, Query, description = "e.g. capsule.create")),
+    description = "Newest first. Members and API keys see team-scope rows; owners and admins every row of the team.",
+    responses((status = 200, description = "`{audit_logs, next_before, next_before_id}`")))]
+pub(crate) async fn list(
     State(ctx): State<ServerContext>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiQuery(q): ApiQuery<AuditQuery>,

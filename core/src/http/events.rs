@@ -27,16 +27,21 @@ where
         .route("/v1/admin/events/stream", get(admin_stream))
 }
 
-async fn team_stream(
+#[utoipa::path(get, path = "/v1/events/stream", tag = "events",
+    description = "Server-sent events of the caller's team: lifecycle events and `capsule.state.changed`; each message is named after the event and carries the API payload.",
+    responses((status = 200, description = "text/event-stream")))]
+pub(crate) async fn team_stream(
     State(ctx): State<ServerContext>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
     stream(&ctx, Some(principal.team_id()))
 }
 
-async fn admin_stream(
+#[utoipa::path(get, path = "/v1/admin/events/stream", tag = "events", description = "Every team's events (platform admins).",
+    responses((status = 200, description = "text/event-stream")))]
+pub(crate) async fn admin_stream(
     State(ctx): State<ServerContext>,
-    RequireAdmin(_): RequireAdmin,
+    RequireAdmin(_admin): RequireAdmin,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
     stream(&ctx, None)
 }

@@ -27,6 +27,29 @@ use wrenn_extension_api::{
 };
 use wrenn_proto::hostagent::v1::DestroySandboxRequest;
 
+/// The OpenAPI description of the host, audit and event routes (merged into the document
+/// by `http::docs`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    create,
+    list,
+    show,
+    delete_preview,
+    remove,
+    new_token,
+    tags::list,
+    tags::add,
+    tags::remove,
+    agent::register,
+    agent::refresh,
+    agent::heartbeat,
+    agent::sandbox_events,
+    super::audit::list,
+    super::events::team_stream,
+    super::events::admin_stream,
+))]
+pub struct HostsApi;
+
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -158,6 +181,9 @@ fn optional_text(v: Option<String>, field: &str) -> Result<Option<String>, ApiEr
     }
 }
 
+#[utoipa::path(post, path = "/v1/hosts", tag = "hosts",
+    description = "Create a host (`{type: regular|byoc, team_id?, provider?, availability_zone?}`); regular hosts: platform admins; BYOC: owners/admins of a BYOC team. Returns `{host, registration_token}` (one-time, 1 h). Session only.",
+    responses((status = 201, description = "`{host, registration_token}`"), (status = 403, description = "`admin_required` / `forbidden`")))]
 async fn create(
     State(ctx): State<ServerContext>,
     RequireSession(session): RequireSession,
@@ -229,6 +255,9 @@ async fn with_tags(ctx: &ServerContext, hosts: Vec<HostRow>) -> Result<Vec<Value
         .collect())
 }
 
+#[utoipa::path(get, path = "/v1/hosts", tag = "hosts",
+    description = "Hosts the caller manages: every host for platform admins, the team's BYOC hosts for its owners/admins.",
+    responses((status = 200, description = "`{hosts: [Host]}`")))]
 async fn list(
     State(ctx): State<ServerContext>,
     RequireSession(session): RequireSession,
@@ -244,6 +273,8 @@ async fn list(
     Ok(ApiJson(json!({"hosts": with_tags(&ctx, rows).await?})))
 }
 
+#[utoipa::path(get, path = "/v1/hosts/{id}", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
+    responses((status = 200, description = "Host"), (status = 404, description = "`not_found`")))]
 async fn show(
     State(ctx): State<ServerContext>,
     RequireSession(session): RequireSession,
@@ -254,6 +285,8 @@ async fn show(
     Ok(ApiJson(host_json(&host, &tags)))
 }
 
+#[utoipa::path(get, path = "/v1/hosts/{id}/delete-preview", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
+    responses((status = 200, description = "`{host, sandbox_ids, sandbox_count}`")))]
 async fn delete_preview(
     State(ctx): State<ServerContext>,
     RequireSession(session): RequireSession,
@@ -290,6 +323,9 @@ struct DeleteQuery {
     force: bool,
 }
 
+#[utoipa::path(delete, path = "/v1/hosts/{id}", tag = "hosts",
+    params(("id" = String, Path, description = "host_ id"), ("force" = Option<bool>, Query, description = "destroy the host's capsules first")),
+    responses((status = 204, description = "deleted"), (status = 409, description = "`host_has_sandboxes` with `error.sandbox_ids`")))]
 async fn remove(
     State(ctx): State<ServerContext>,
     RequireSession(session): RequireSession,
@@ -374,6 +410,8 @@ async fn destroy_capsules(
     }
 }
 
+#[utoipa::path(post, path = "/v1/hosts/{id}/token", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
+    responses((status = 201, description = "`{host, registration_token}`"), (status = 409, description = "`invalid_state`: host is not pending")))]
 async fn new_token(
     State(ctx): State<ServerContext>,
     RequireSession(session): RequireSession,

@@ -86,3 +86,105 @@ async fn monitor_stops_on_shutdown() {
     ts.shutdown().await; // waits for every worker, the monitor and the live feed included
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn sandbox_event_callbacks_apply_guarded_transitions() {
+    let ts = server().await;
+    let admin = admin(&ts).await;
+    let team = wire_to_uuid(ids::TEAM, &team_of(&admin).await);
+    let creds = registered_host(&ts, &admin, "127.0.0.1:7701").await;
+    let other = registered_host(&ts, &admin, "127.0.0.1:7702").await;
+    let host = wire_to_uuid(ids::HOST, creds["host"]["id"].as_str().unwrap());
+    let other_host = wire_to_uuid(ids::HOST, other["host"]["id"].as_str().unwrap());
+    let jwt = creds["token"].as_str();
+    let idle = seed_capsule(&ts, team, host, "running", 1, 512).await;
+    let failed = seed_capsule(&ts, team, host, "running", 1, 512).await;
+    let foreign = seed_capsule(&ts, team, other_host, "running", 1, 512).await;
+
+    let (status, v) = post_json(
+        &ts,
+        "/v1/hosts/sandbox-events",
+        jwt,
+        json!({"events": [
+            {"sandbox_id": ids::encode(ids::CAPSULE, idle), "event": "auto_paused"},
+            {"sandbox_id": ids::encode(ids::CAPSULE, failed), "event": "auto_destroyed", "error": "checkpoint failed"},
+            // Another host's capsule and an unknown event are ignored.
+            {"sandbox_id": ids::encode(ids::CAPSULE, foreign), "event": "auto_paused"},
+            {"sandbox_id": ids::encode(ids::CAPSULE, idle), "event": "exploded"}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v, json!({"applied": 2, "ignored": 2}));
+    assert_eq!(capsule_status(&ts, idle).await, "paused");
+    assert_eq!(capsule_status(&ts, failed).await, "stopped");
+    assert_eq!(capsule_status(&ts, foreign).await, "running");
+
+    // Replaying is harmless: the guarded transition no longer applies.
+    let (_, v) = post_json(
+        &ts,
+        "/v1/hosts/sandbox-events",
+        jwt,
+        json!({"sandbox_id": ids::encode(ids::CAPSULE, idle), "event": "auto_paused"}),
+    )
+    .await;
+    assert_eq!(v, json!({"applied": 0, "ignored": 1}));
+
+    let events = stream_events(&ts).await;
+    let pause = events
+        .iter()
+        .find(|e| e["event"] == "capsule.pause")
+        .expect("capsule.pause");
+    assert_eq!(pause["outcome"], "success");
+    assert_eq!(pause["metadata"]["reason"], "ttl_expired");
+    assert_eq!(pause["resource"]["id"], ids::encode(ids::CAPSULE, idle));
+    let destroy = events
+        .iter()
+        .find(|e| e["event"] == "capsule.destroy")
+        .expect("capsule.destroy");
+    assert_eq!(destroy["metadata"]["reason"], "ttl_expired");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "capsule.pause")
+            .count(),
+        1
+    );
+    // Written to the audit log too, visible to the team.
+    let r = admin
+        .get("/v1/audit-logs?resource_type=sandbox")
+        .send()
+        .await;
+    assert_eq!(
+        r.json()["audit_logs"].as_array().unwrap().len(),
+        2,
+        "{}",
+        r.text
+    );
+
+    // Without a host token: 401.
+    let (status, _) = post_json(&ts, "/v1/hosts/sandbox-events", None, json!({"events": []})).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn client_certificate_is_renewed_before_it_expires() {
+    let ts = server_with(cpserver::hosts::HostsConfig {
+        client_cert_ttl: chrono::Duration::seconds(3),
+        ..cpserver::hosts::HostsConfig::default()
+    })
+    .await;
+    let hosts = ts.ctx().service::<Hosts>().unwrap();
+    let first = hosts.pool.client_tls_config().unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &first,
+        &hosts.pool.client_tls_config().unwrap()
+    ));
+    // Renewal happens after two thirds of the lifetime (2 s here).
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let renewed = hosts.pool.client_tls_config().unwrap();
+    assert!(
+        !std::sync::Arc::ptr_eq(&first, &renewed),
+        "client certificate not renewed"
+    );
+}

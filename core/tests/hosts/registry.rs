@@ -62,6 +62,20 @@ async fn member_cannot_create_regular_hosts_and_byoc_needs_a_byoc_team() {
 async fn api_keys_are_refused_on_host_management() {
     let ts = server().await;
     let admin = admin(&ts).await;
+    // The routes are documented.
+    let spec = admin.get("/openapi.json").send().await.json();
+    for path in [
+        "/v1/hosts",
+        "/v1/hosts/register",
+        "/v1/hosts/{id}/heartbeat",
+        "/v1/audit-logs",
+        "/v1/events/stream",
+    ] {
+        assert!(
+            spec["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
     let r = admin
         .post("/v1/api-keys")
         .json(json!({"name": "k"}))

@@ -25,6 +25,9 @@ fn credentials_json(c: &Credentials) -> Value {
     })
 }
 
+#[utoipa::path(post, path = "/v1/hosts/register", tag = "host-agent",
+    description = "Agent registration: `{token, arch, cpu_cores, memory_mb, disk_gb, address, capabilities, transport?: mtls|insecure-dev, agent_version?}` → `{host, token (host JWT, 7 d), refresh_token (60 d), cert_pem, key_pem, ca_cert_pem, cert_expires_at}`.",
+    responses((status = 200, description = "credentials"), (status = 401, description = "`invalid_token`: bad, expired or used"), (status = 400, description = "`invalid_request` / `insecure_transport_refused`")))]
 pub async fn register(
     State(ctx): State<ServerContext>,
     ApiJson(body): ApiJson<RegisterRequest>,
@@ -39,6 +42,9 @@ pub struct RefreshRequest {
     refresh_token: String,
 }
 
+#[utoipa::path(post, path = "/v1/hosts/auth/refresh", tag = "host-agent",
+    description = "`{refresh_token}` → new credentials (same shape as register). The refresh token is rotated; presenting a rotated one again revokes all of the host's refresh tokens.",
+    responses((status = 200, description = "credentials"), (status = 401, description = "`invalid_token`")))]
 pub async fn refresh(
     State(ctx): State<ServerContext>,
     ApiJson(body): ApiJson<RefreshRequest>,
@@ -55,6 +61,10 @@ pub struct HeartbeatRequest {
     capabilities: Option<Value>,
 }
 
+#[utoipa::path(post, path = "/v1/hosts/{id}/heartbeat", tag = "host-agent", params(("id" = String, Path, description = "host_ id")),
+    description = "Header `X-Host-Token`. Optional body `{agent_version?, capabilities?}`.",
+    request_body(content = String, content_type = "application/json", description = "optional JSON object"),
+    responses((status = 200, description = "`{status, host_id, host_status, cert_expires_at}`"), (status = 401, description = "`invalid_host_token`"), (status = 403, description = "token of another host"), (status = 404, description = "`host_not_found`: deleted host")))]
 pub async fn heartbeat(
     State(ctx): State<ServerContext>,
     HostAuth(token_host): HostAuth,
@@ -128,6 +138,9 @@ pub enum SandboxEventsBody {
     One(SandboxEventIn),
 }
 
+#[utoipa::path(post, path = "/v1/hosts/sandbox-events", tag = "host-agent",
+    description = "Header `X-Host-Token`. `{events: [{sandbox_id, event: auto_paused|paused|auto_destroyed|destroyed|stopped|error, reason?, error?}]}` or one such object. Applied as guarded transitions on the host's own capsules.",
+    responses((status = 200, description = "`{applied, ignored}`"), (status = 401, description = "`invalid_host_token`")))]
 pub async fn sandbox_events(
     State(ctx): State<ServerContext>,
     HostAuth(host_id): HostAuth,

@@ -18,6 +18,8 @@ pub fn valid_tag(tag: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
 }
 
+#[utoipa::path(get, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
+    responses((status = 200, description = "`{tags: [string]}`")))]
 pub async fn list(
     State(ctx): State<ServerContext>,
     RequireSession(session): RequireSession,
@@ -35,6 +37,9 @@ pub struct AddTags {
     tags: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
+    description = "Body `{tag}` or `{tags: [..]}`; tags match `^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$`.",
+    responses((status = 200, description = "`{tags}`"), (status = 400, description = "`invalid_request`")))]
 pub async fn add(
     State(ctx): State<ServerContext>,
     RequireSession(session): RequireSession,
@@ -56,6 +61,9 @@ pub async fn add(
     Ok(ApiJson(json!({"tags": db::tags(ctx.db(), host.id).await?})))
 }
 
+#[utoipa::path(delete, path = "/v1/hosts/{id}/tags/{tag}", tag = "hosts",
+    params(("id" = String, Path, description = "host_ id"), ("tag" = String, Path, description = "tag")),
+    responses((status = 204, description = "removed"), (status = 404, description = "`not_found`")))]
 pub async fn remove(
     State(ctx): State<ServerContext>,
     RequireSession(session): RequireSession,
