@@ -415,7 +415,8 @@ pub async fn mark_capsules_missing<'e, E: PgExecutor<'e>>(
     host_id: Uuid,
 ) -> sqlx::Result<Vec<CapsuleChange>> {
     sqlx::query_as(
-        "UPDATE capsules c SET status = 'missing'
+        "UPDATE capsules c SET status = 'missing', status_reason = 'host_unreachable',
+                last_updated = now()
          FROM (SELECT id, status FROM capsules
                WHERE host_id = $1 AND status = ANY($2) FOR UPDATE) old
          WHERE c.id = old.id
@@ -438,17 +439,19 @@ pub async fn missing_capsules<'e, E: PgExecutor<'e>>(
         .await
 }
 
-/// Guarded transition: sets `to` only if the capsule (on `host_id`) is in `from`. Returns
-/// the capsule's team when it changed.
+/// Guarded transition: sets `to` (with `reason` in `status_reason`) only if the capsule (on
+/// `host_id`) is in `from`. Returns the capsule's team when it changed.
 pub async fn transition_capsule<'e, E: PgExecutor<'e>>(
     executor: E,
     capsule_id: Uuid,
     host_id: Uuid,
     from: &[&str],
     to: &str,
+    reason: &str,
 ) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar(
-        "UPDATE capsules SET status = $4
+        "UPDATE capsules SET status = $4, status_reason = $5, last_updated = now(),
+                stopped_at = CASE WHEN $4 = 'stopped' THEN now() ELSE stopped_at END
          WHERE id = $1 AND host_id = $2 AND status = ANY($3)
          RETURNING team_id",
     )
@@ -456,6 +459,7 @@ pub async fn transition_capsule<'e, E: PgExecutor<'e>>(
     .bind(host_id)
     .bind(from)
     .bind(to)
+    .bind(reason)
     .fetch_optional(executor)
     .await
 }

@@ -158,7 +158,7 @@ pub async fn reconcile(
             _ => ("stopped", "capsule.destroy", "host_state_sync"),
         };
         let Some(team) =
-            db::transition_capsule(ctx.db(), capsule_id, host_id, &["missing"], to).await?
+            db::transition_capsule(ctx.db(), capsule_id, host_id, &["missing"], to, reason).await?
         else {
             continue; // someone else moved it meanwhile
         };

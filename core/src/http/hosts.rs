@@ -388,6 +388,7 @@ async fn destroy_capsules(
             host.id,
             &from,
             capsule_status::STOPPED,
+            "orphaned",
         )
         .await
         {

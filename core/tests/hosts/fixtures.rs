@@ -37,12 +37,14 @@ pub async fn server_with(config: HostsConfig) -> TestServer {
 }
 
 /// The capsules table belongs to the capsules module; when its migration is not there yet,
-/// create the columns the host side reads so these tests can seed rows.
+/// create the columns the host side reads and writes so these tests can seed rows.
 pub async fn ensure_capsules_table(ts: &TestServer) {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS capsules (
             id UUID PRIMARY KEY, team_id UUID NOT NULL, host_id UUID, status TEXT NOT NULL,
-            vcpus INTEGER NOT NULL, memory_mb INTEGER NOT NULL)",
+            status_reason TEXT NOT NULL DEFAULT '', vcpus INTEGER NOT NULL,
+            memory_mb INTEGER NOT NULL, last_updated TIMESTAMPTZ NOT NULL DEFAULT now(),
+            stopped_at TIMESTAMPTZ)",
     )
     .execute(ts.ctx().db())
     .await
@@ -59,19 +61,34 @@ pub async fn seed_capsule(
     memory_mb: i32,
 ) -> Uuid {
     let id = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO capsules (id, team_id, host_id, status, vcpus, memory_mb)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+    // The real capsules table also needs a template and an access token.
+    let full: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                        WHERE table_name = 'capsules' AND column_name = 'template_id')",
     )
-    .bind(id)
-    .bind(team)
-    .bind(host)
-    .bind(status)
-    .bind(vcpus)
-    .bind(memory_mb)
-    .execute(ts.ctx().db())
+    .fetch_one(ts.ctx().db())
     .await
-    .expect("seed capsule");
+    .unwrap();
+    let sql = if full {
+        "INSERT INTO capsules (id, team_id, host_id, status, vcpus, memory_mb, template_id,
+                               template_name, access_token)
+         SELECT $1, $2, $3, $4, $5, $6, t.id, t.name, 'test-access-token'
+         FROM templates t ORDER BY t.id LIMIT 1"
+    } else {
+        "INSERT INTO capsules (id, team_id, host_id, status, vcpus, memory_mb)
+         VALUES ($1, $2, $3, $4, $5, $6)"
+    };
+    let done = sqlx::query(sql)
+        .bind(id)
+        .bind(team)
+        .bind(host)
+        .bind(status)
+        .bind(vcpus)
+        .bind(memory_mb)
+        .execute(ts.ctx().db())
+        .await
+        .expect("seed capsule");
+    assert_eq!(done.rows_affected(), 1);
     id
 }
 

@@ -211,13 +211,15 @@ async fn apply(
             ),
             _ => return Ok(false),
         };
-    let Some(team) = db::transition_capsule(ctx.db(), capsule_id, host_id, &from, to).await? else {
-        return Ok(false);
-    };
     let reason = e
         .reason
         .clone()
         .unwrap_or_else(|| default_reason.to_string());
+    let Some(team) =
+        db::transition_capsule(ctx.db(), capsule_id, host_id, &from, to, &reason).await?
+    else {
+        return Ok(false);
+    };
     if let Some(kind) = lifecycle {
         let mut event = Event::new(kind, team, Actor::system(), Resource::sandbox(capsule_id))
             .outcome(Outcome::Success)
