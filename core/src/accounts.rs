@@ -60,8 +60,19 @@ pub async fn after_login(ctx: &ServerContext, user_id: Uuid) {
 }
 
 /// Issues an activation token and mails the link.
-pub async fn send_activation(ctx: &ServerContext, user_id: Uuid, email: &str, name: &str) -> Result<(), ApiError> {
-    let token = tokens::issue(ctx, TokenKind::Activation, &user_id.to_string(), tokens::ACTIVATION_TTL).await?;
+pub async fn send_activation(
+    ctx: &ServerContext,
+    user_id: Uuid,
+    email: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    let token = tokens::issue(
+        ctx,
+        TokenKind::Activation,
+        &user_id.to_string(),
+        tokens::ACTIVATION_TTL,
+    )
+    .await?;
     let link = format!("{}/activate?token={token}", ctx.config().public_url);
     send(
         ctx,

@@ -49,11 +49,20 @@ pub struct Config {
     pub jwt_secret: String,
 
     /// AES-256-GCM key for secrets at rest, 64 hex characters.
-    #[arg(long, env = "WRENN_ENCRYPTION_KEY", default_value = "", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "WRENN_ENCRYPTION_KEY",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub encryption_key: String,
 
     /// Public base URL of the dashboard and API (links in mail, OAuth redirects).
-    #[arg(long, env = "WRENN_PUBLIC_URL", default_value = "http://localhost:8000")]
+    #[arg(
+        long,
+        env = "WRENN_PUBLIC_URL",
+        default_value = "http://localhost:8000"
+    )]
     pub public_url: String,
 
     /// Domain for capsule port-proxy hosts (`{port}-{capsule}.{domain}`).
@@ -76,7 +85,11 @@ pub struct Config {
     pub purge_interval_secs: u64,
 
     /// TESTS ONLY: hash passwords with tiny argon2id parameters. Never enable in production.
-    #[arg(long, env = "WRENN_INSECURE_TEST_PASSWORD_HASHING", default_value_t = false)]
+    #[arg(
+        long,
+        env = "WRENN_INSECURE_TEST_PASSWORD_HASHING",
+        default_value_t = false
+    )]
     pub insecure_test_password_hashing: bool,
 }
 
@@ -96,7 +109,11 @@ pub struct SmtpConfig {
     #[arg(long = "smtp-password", env = "SMTP_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
     /// Sender address.
-    #[arg(long = "smtp-from", env = "SMTP_FROM", default_value = "Wrenn <no-reply@localhost>")]
+    #[arg(
+        long = "smtp-from",
+        env = "SMTP_FROM",
+        default_value = "Wrenn <no-reply@localhost>"
+    )]
     pub from: String,
 }
 
@@ -107,7 +124,11 @@ pub struct GithubConfig {
     #[arg(long = "github-client-id", env = "OAUTH_GITHUB_CLIENT_ID")]
     pub client_id: Option<String>,
     /// GitHub OAuth app client secret.
-    #[arg(long = "github-client-secret", env = "OAUTH_GITHUB_CLIENT_SECRET", hide_env_values = true)]
+    #[arg(
+        long = "github-client-secret",
+        env = "OAUTH_GITHUB_CLIENT_SECRET",
+        hide_env_values = true
+    )]
     pub client_secret: Option<String>,
     /// Authorize endpoint (overridable for tests).
     #[arg(
@@ -168,8 +189,7 @@ impl Config {
                     .to_string(),
             );
         }
-        if self.smtp.host.is_some() && self.smtp.from.parse::<lettre::message::Mailbox>().is_err()
-        {
+        if self.smtp.host.is_some() && self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
             problems.push("SMTP_FROM is not a valid mailbox".to_string());
         }
         if problems.is_empty() {
@@ -186,8 +206,12 @@ impl Config {
         } else {
             self.listen_addr.clone()
         };
-        addr.parse()
-            .map_err(|_| format!("WRENN_CP_LISTEN_ADDR {:?} is not host:port", self.listen_addr))
+        addr.parse().map_err(|_| {
+            format!(
+                "WRENN_CP_LISTEN_ADDR {:?} is not host:port",
+                self.listen_addr
+            )
+        })
     }
 
     pub fn encryption_key_bytes(&self) -> Option<[u8; 32]> {
@@ -222,6 +246,9 @@ mod tests {
     fn bare_port_listens_everywhere() {
         let mut config = Config::from_env();
         config.listen_addr = ":8000".into();
-        assert_eq!(config.listen_socket_addr().unwrap().to_string(), "0.0.0.0:8000");
+        assert_eq!(
+            config.listen_socket_addr().unwrap().to_string(),
+            "0.0.0.0:8000"
+        );
     }
 }

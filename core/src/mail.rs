@@ -34,7 +34,9 @@ impl SmtpMailer {
         let builder = match smtp.port {
             465 => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
             587 => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
+            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                host,
+            )),
         };
         let mut builder = builder
             .unwrap_or_else(|_| AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host))

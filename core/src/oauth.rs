@@ -40,8 +40,11 @@ pub trait OAuthProvider: Send + Sync + 'static {
     fn authorize_url(&self, state: &str, challenge: PkceCodeChallenge) -> String;
 
     /// Exchanges the code and reads the user's identity.
-    async fn identify(&self, code: &str, verifier: PkceCodeVerifier)
-        -> Result<ExternalIdentity, OAuthError>;
+    async fn identify(
+        &self,
+        code: &str,
+        verifier: PkceCodeVerifier,
+    ) -> Result<ExternalIdentity, OAuthError>;
 }
 
 /// The configured providers by name.
@@ -55,7 +58,12 @@ impl OAuthProviders {
         let mut this = Self::default();
         if let (Some(id), Some(secret)) = (&config.github.client_id, &config.github.client_secret) {
             let redirect = format!("{}/v1/auth/oauth/github/callback", config.public_base());
-            this.insert(Arc::new(GitHub::new(&config.github, id, secret, &redirect)?));
+            this.insert(Arc::new(GitHub::new(
+                &config.github,
+                id,
+                secret,
+                &redirect,
+            )?));
         }
         Ok(this)
     }
@@ -69,7 +77,8 @@ impl OAuthProviders {
     }
 }
 
-type GitHubClient = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+type GitHubClient =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 /// GitHub: authorize + token endpoints, then `GET /user` and `GET /user/emails`.
 pub struct GitHub {
@@ -79,13 +88,22 @@ pub struct GitHub {
 }
 
 impl GitHub {
-    pub fn new(cfg: &GithubConfig, id: &str, secret: &str, redirect: &str) -> Result<Self, OAuthError> {
+    pub fn new(
+        cfg: &GithubConfig,
+        id: &str,
+        secret: &str,
+        redirect: &str,
+    ) -> Result<Self, OAuthError> {
         let bad = |what: &str| OAuthError::Config(format!("GitHub {what} is not a valid URL"));
         let client = BasicClient::new(ClientId::new(id.to_string()))
             .set_client_secret(ClientSecret::new(secret.to_string()))
-            .set_auth_uri(AuthUrl::new(cfg.authorize_url.clone()).map_err(|_| bad("authorize URL"))?)
+            .set_auth_uri(
+                AuthUrl::new(cfg.authorize_url.clone()).map_err(|_| bad("authorize URL"))?,
+            )
             .set_token_uri(TokenUrl::new(cfg.token_url.clone()).map_err(|_| bad("token URL"))?)
-            .set_redirect_uri(RedirectUrl::new(redirect.to_string()).map_err(|_| bad("redirect URL"))?);
+            .set_redirect_uri(
+                RedirectUrl::new(redirect.to_string()).map_err(|_| bad("redirect URL"))?,
+            );
         // Never follow redirects from the token endpoint (oauth2's SSRF advice).
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -100,7 +118,11 @@ impl GitHub {
         })
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> Result<T, OAuthError> {
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+    ) -> Result<T, OAuthError> {
         let response = self
             .http
             .get(format!("{}{path}", self.api_url))
@@ -110,9 +132,15 @@ impl GitHub {
             .await
             .map_err(|e| OAuthError::Api(e.to_string()))?;
         if !response.status().is_success() {
-            return Err(OAuthError::Api(format!("GET {path}: HTTP {}", response.status())));
+            return Err(OAuthError::Api(format!(
+                "GET {path}: HTTP {}",
+                response.status()
+            )));
         }
-        response.json().await.map_err(|e| OAuthError::Api(e.to_string()))
+        response
+            .json()
+            .await
+            .map_err(|e| OAuthError::Api(e.to_string()))
     }
 }
 
@@ -148,7 +176,11 @@ impl OAuthProvider for GitHub {
         url.to_string()
     }
 
-    async fn identify(&self, code: &str, verifier: PkceCodeVerifier) -> Result<ExternalIdentity, OAuthError> {
+    async fn identify(
+        &self,
+        code: &str,
+        verifier: PkceCodeVerifier,
+    ) -> Result<ExternalIdentity, OAuthError> {
         let token = self
             .client
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -167,7 +199,10 @@ impl OAuthProvider for GitHub {
         Ok(ExternalIdentity {
             provider_user_id: user.id.to_string(),
             email,
-            name: user.name.filter(|n| !n.trim().is_empty()).unwrap_or(user.login),
+            name: user
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or(user.login),
         })
     }
 }

@@ -167,16 +167,28 @@ impl Builder {
         for ext in &extensions {
             let name = ext.name().to_string();
             if let Some(hook) = ext.auth_hook() {
-                hooks.auth.push(Named { extension: name.clone(), hook });
+                hooks.auth.push(Named {
+                    extension: name.clone(),
+                    hook,
+                });
             }
             if let Some(hook) = ext.sandbox_event_hook() {
-                hooks.sandbox_events.push(Named { extension: name.clone(), hook });
+                hooks.sandbox_events.push(Named {
+                    extension: name.clone(),
+                    hook,
+                });
             }
             if let Some(hook) = ext.limits_provider() {
-                hooks.limits.push(Named { extension: name.clone(), hook });
+                hooks.limits.push(Named {
+                    extension: name.clone(),
+                    hook,
+                });
             }
             if let Some(hook) = ext.usage_provider() {
-                hooks.usage.push(Named { extension: name, hook });
+                hooks.usage.push(Named {
+                    extension: name,
+                    hook,
+                });
             }
         }
         let oauth = OAuthProviders::from_config(&config)
@@ -211,11 +223,15 @@ impl Builder {
                 TcpListener::from_std(l).map_err(StartError::Serve)?
             }
             None => {
-                let addr = config.listen_socket_addr().map_err(|e| StartError::Config(vec![e]))?;
-                TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
-                    addr: addr.to_string(),
-                    source,
-                })?
+                let addr = config
+                    .listen_socket_addr()
+                    .map_err(|e| StartError::Config(vec![e]))?;
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: addr.to_string(),
+                        source,
+                    })?
             }
         };
         let addr = listener.local_addr().map_err(StartError::Serve)?;
@@ -360,7 +376,10 @@ pub async fn run(mut builder: Builder) -> Result<(), StartError> {
         }
         builder.config = Some(cli.config);
     }
-    let server = builder.start().await.inspect_err(|e| tracing::error!("{e}"))?;
+    let server = builder
+        .start()
+        .await
+        .inspect_err(|e| tracing::error!("{e}"))?;
     let token = server.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -62,7 +62,9 @@ impl Sessions {
     }
 
     async fn cache(&self, sid_hash: &[u8], c: &Cached) -> Result<(), ApiError> {
-        let ttl = (c.absolute_expires_at - Utc::now()).min(IDLE_WINDOW).num_seconds();
+        let ttl = (c.absolute_expires_at - Utc::now())
+            .min(IDLE_WINDOW)
+            .num_seconds();
         if ttl <= 0 {
             return Ok(());
         }

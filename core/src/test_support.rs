@@ -52,9 +52,11 @@ impl TestDatabase {
     pub async fn create() -> Self {
         let admin_url = admin_database_url();
         let name = format!("wrenn_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!("tests need PostgreSQL at {admin_url} (set WRENN_TEST_DATABASE_URL): {e}")
-        });
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("tests need PostgreSQL at {admin_url} (set WRENN_TEST_DATABASE_URL): {e}")
+            });
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await
@@ -74,7 +76,10 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop may run inside a runtime: do the async work on a thread with its own runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
                 sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -88,7 +93,12 @@ impl Drop for TestDatabase {
 }
 
 /// A configuration for tests: loopback, fresh secrets, mail to `mail_dir`, fast hashing.
-pub fn test_config(database_url: &str, redis_url: &str, public_url: &str, mail_dir: &Path) -> Config {
+pub fn test_config(
+    database_url: &str,
+    redis_url: &str,
+    public_url: &str,
+    mail_dir: &Path,
+) -> Config {
     Config {
         database_url: database_url.to_string(),
         redis_url: redis_url.to_string(),

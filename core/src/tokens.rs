@@ -37,7 +37,9 @@ pub async fn issue(
 ) -> Result<String, ApiError> {
     let token = random_token();
     let mut redis = ctx.redis();
-    let _: () = redis.set_ex(kind.key(&token), subject, ttl.as_secs()).await?;
+    let _: () = redis
+        .set_ex(kind.key(&token), subject, ttl.as_secs())
+        .await?;
     Ok(token)
 }
 
@@ -64,6 +66,8 @@ pub async fn restore(
     ttl: Duration,
 ) -> Result<(), ApiError> {
     let mut redis = ctx.redis();
-    let _: () = redis.set_ex(kind.key(token), subject, ttl.as_secs()).await?;
+    let _: () = redis
+        .set_ex(kind.key(token), subject, ttl.as_secs())
+        .await?;
     Ok(())
 }

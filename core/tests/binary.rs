@@ -22,7 +22,10 @@ async fn refuses_to_start_without_secrets_and_lists_every_problem() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("JWT_SECRET") && stderr.contains("WRENN_ENCRYPTION_KEY"), "{stderr}");
+    assert!(
+        stderr.contains("JWT_SECRET") && stderr.contains("WRENN_ENCRYPTION_KEY"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -30,7 +33,11 @@ async fn migrates_serves_and_stops_on_sigterm() {
     let db = TestDatabase::create().await;
     let redis = RedisServer::start().await;
     let mail = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let configure = |cmd: &mut Command| {
         cmd.env("DATABASE_URL", &db.url)
             .env("REDIS_URL", redis.url())
@@ -42,22 +49,36 @@ async fn migrates_serves_and_stops_on_sigterm() {
     let mut migrate = wrenn_cp();
     configure(&mut migrate);
     let out = migrate.arg("migrate").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut serve = wrenn_cp();
     configure(&mut serve);
-    let mut child = serve.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = serve
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let url = format!("http://127.0.0.1:{port}/health");
     let started = Instant::now();
     let health = loop {
         if let Ok(r) = reqwest::get(&url).await {
             break r.json::<serde_json::Value>().await.unwrap();
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "server did not come up");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "server did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(health["status"], "ok");
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {

@@ -249,9 +249,13 @@ async fn session_from_parts(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let cookie = jar.get(CSRF_COOKIE).map(|c| c.value()).unwrap_or("");
-        let matches_cookie = !header.is_empty() && bool::from(header.as_bytes().ct_eq(cookie.as_bytes()));
-        let matches_session =
-            bool::from(sha256_hex(header).as_bytes().ct_eq(session.csrf_digest.as_bytes()));
+        let matches_cookie =
+            !header.is_empty() && bool::from(header.as_bytes().ct_eq(cookie.as_bytes()));
+        let matches_session = bool::from(
+            sha256_hex(header)
+                .as_bytes()
+                .ct_eq(session.csrf_digest.as_bytes()),
+        );
         if !(matches_cookie && matches_session) {
             return Err(ApiError::forbidden(
                 "csrf_failed",

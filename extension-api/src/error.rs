@@ -119,11 +119,7 @@ impl ApiError {
     ///
     /// The one place where "this already exists" is recognised, by SQLSTATE 23505 rather than
     /// by matching message text.
-    pub fn conflict_on_unique(
-        err: sqlx::Error,
-        code: &'static str,
-        message: &'static str,
-    ) -> Self {
+    pub fn conflict_on_unique(err: sqlx::Error, code: &'static str, message: &'static str) -> Self {
         if is_unique_violation(&err) {
             Self::conflict(code, message)
         } else {
@@ -139,7 +135,13 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 

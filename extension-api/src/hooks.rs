@@ -183,8 +183,11 @@ pub trait LimitsProvider: Send + Sync + 'static {
 #[async_trait::async_trait]
 pub trait UsageProvider: Send + Sync + 'static {
     /// Error: 402 `usage_unavailable`.
-    async fn current_usage(&self, ctx: &ServerContext, team_id: Uuid)
-        -> Result<TeamUsage, HookError>;
+    async fn current_usage(
+        &self,
+        ctx: &ServerContext,
+        team_id: Uuid,
+    ) -> Result<TeamUsage, HookError>;
 }
 
 #[cfg(test)]

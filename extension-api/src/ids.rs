@@ -56,7 +56,8 @@ pub fn decode(prefix: &str, wire: &str) -> Option<Uuid> {
 /// Decodes a wire id taken from a request; a malformed id is a 404 `not_found` (an id that
 /// cannot exist is as missing as one that does not).
 pub fn parse(prefix: &str, wire: &str, what: &'static str) -> Result<Uuid, ApiError> {
-    decode(prefix, wire).ok_or_else(|| ApiError::not_found("not_found", format!("{what} not found")))
+    decode(prefix, wire)
+        .ok_or_else(|| ApiError::not_found("not_found", format!("{what} not found")))
 }
 
 #[cfg(test)]
@@ -65,10 +66,7 @@ mod tests {
 
     #[test]
     fn round_trips_and_pads() {
-        assert_eq!(
-            encode(TEAM, PLATFORM_TEAM),
-            "tm_0000000000000000000000000"
-        );
+        assert_eq!(encode(TEAM, PLATFORM_TEAM), "tm_0000000000000000000000000");
         let max = Uuid::from_u128(u128::MAX);
         let wire = encode(USER, max);
         assert_eq!(wire.len(), "usr_".len() + 25);

@@ -30,9 +30,9 @@ pub mod mail;
 
 pub use async_trait::async_trait;
 pub use auth::{
-    ApiKeyPrincipal, IssuedSession, Principal, RequireAdmin, RequireSession, RequireSessionOrApiKey,
-    Role, SessionPrincipal, SessionService, API_KEY_HEADER, CSRF_COOKIE, CSRF_HEADER,
-    SESSION_COOKIE,
+    ApiKeyPrincipal, IssuedSession, Principal, RequireAdmin, RequireSession,
+    RequireSessionOrApiKey, Role, SessionPrincipal, SessionService, API_KEY_HEADER, CSRF_COOKIE,
+    CSRF_HEADER, SESSION_COOKIE,
 };
 pub use context::{PublicConfig, ServerContext, ServerContextParts};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery};

@@ -95,7 +95,10 @@ pub async fn revoke(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Vec
 }
 
 /// Revokes every live session of a user; returns their id hashes.
-pub async fn revoke_all_for_user(e: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<Vec<u8>>> {
+pub async fn revoke_all_for_user(
+    e: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> sqlx::Result<Vec<Vec<u8>>> {
     let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
         "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING sid_hash",
     )
@@ -118,11 +121,10 @@ pub async fn list_for_user(e: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Resul
 
 /// Owner of a live session.
 pub async fn owner_of(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Uuid>> {
-    let row: Option<(Uuid,)> = sqlx::query_as(
-        "SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL",
-    )
-    .bind(id)
-    .fetch_optional(e)
-    .await?;
+    let row: Option<(Uuid,)> =
+        sqlx::query_as("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .fetch_optional(e)
+            .await?;
     Ok(row.map(|(u,)| u))
 }

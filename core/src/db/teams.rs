@@ -83,7 +83,10 @@ pub async fn role_of(
     Ok(row.and_then(|(r,)| Role::parse(&r)))
 }
 
-pub async fn list_for_user(e: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<TeamWithRole>> {
+pub async fn list_for_user(
+    e: impl PgExecutor<'_>,
+    user_id: Uuid,
+) -> sqlx::Result<Vec<TeamWithRole>> {
     sqlx::query_as(
         "SELECT t.id, t.name, t.is_byoc, t.created_at, ut.role FROM teams t \
          JOIN users_teams ut ON ut.team_id = t.id \
@@ -119,7 +122,11 @@ pub async fn members(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<Vec<
     .await
 }
 
-pub async fn rename(e: impl PgExecutor<'_>, team_id: Uuid, name: &str) -> sqlx::Result<Option<Team>> {
+pub async fn rename(
+    e: impl PgExecutor<'_>,
+    team_id: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<Team>> {
     sqlx::query_as(
         "UPDATE teams SET name = $2 WHERE id = $1 AND deleted_at IS NULL \
          RETURNING id, name, is_byoc, created_at",
@@ -131,10 +138,11 @@ pub async fn rename(e: impl PgExecutor<'_>, team_id: Uuid, name: &str) -> sqlx::
 }
 
 pub async fn soft_delete(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<bool> {
-    let done = sqlx::query("UPDATE teams SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL")
-        .bind(team_id)
-        .execute(e)
-        .await?;
+    let done =
+        sqlx::query("UPDATE teams SET deleted_at = now() WHERE id = $1 AND deleted_at IS NULL")
+            .bind(team_id)
+            .execute(e)
+            .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -153,7 +161,11 @@ pub async fn set_role(
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn remove_member(e: impl PgExecutor<'_>, team_id: Uuid, user_id: Uuid) -> sqlx::Result<bool> {
+pub async fn remove_member(
+    e: impl PgExecutor<'_>,
+    team_id: Uuid,
+    user_id: Uuid,
+) -> sqlx::Result<bool> {
     let done = sqlx::query("DELETE FROM users_teams WHERE team_id = $1 AND user_id = $2")
         .bind(team_id)
         .bind(user_id)

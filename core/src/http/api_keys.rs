@@ -81,7 +81,9 @@ pub struct CreateApiKey {
 }
 
 fn require_role(role: Option<Role>) -> Result<Role, ApiError> {
-    role.ok_or_else(|| ApiError::forbidden("not_a_member", "you are no longer a member of this team"))
+    role.ok_or_else(|| {
+        ApiError::forbidden("not_a_member", "you are no longer a member of this team")
+    })
 }
 
 /// Create a key for the session's team (any member).
@@ -95,7 +97,10 @@ pub async fn create(
     require_role(s.role)?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request("invalid_name", "name must be 1 to 100 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
     }
     let key = generate();
     let row = db::api_keys::insert(

@@ -80,7 +80,10 @@ pub fn validate_email(email: &str) -> Result<String, ApiError> {
     if valid {
         Ok(email.to_string())
     } else {
-        Err(ApiError::bad_request("invalid_email", "email address is not valid"))
+        Err(ApiError::bad_request(
+            "invalid_email",
+            "email address is not valid",
+        ))
     }
 }
 
@@ -153,7 +156,9 @@ pub async fn signup(
     let mut tx = ctx.db().begin().await?;
     db::users::insert(&mut *tx, user_id, &email, &name, Some(&hash), false)
         .await
-        .map_err(|e| ApiError::conflict_on_unique(e, "email_taken", "an account with this email exists"))?;
+        .map_err(|e| {
+            ApiError::conflict_on_unique(e, "email_taken", "an account with this email exists")
+        })?;
     // Mail before commit: if it cannot be sent the account is not created and the user may retry.
     accounts::send_activation(&ctx, user_id, &email, &name).await?;
     tx.commit().await?;
@@ -165,7 +170,10 @@ fn email_taken() -> ApiError {
 }
 
 fn invalid_token() -> ApiError {
-    ApiError::bad_request("invalid_token", "the link is invalid, expired or already used")
+    ApiError::bad_request(
+        "invalid_token",
+        "the link is invalid, expired or already used",
+    )
 }
 
 /// Activate an account with the token from the activation mail; issues a session.
@@ -190,19 +198,30 @@ pub async fn activate(
         return Err(invalid_token());
     }
     if user.is_active {
-        return Err(ApiError::bad_request("already_activated", "this account is already active"));
+        return Err(ApiError::bad_request(
+            "already_activated",
+            "this account is already active",
+        ));
     }
     let mut tx = ctx.db().begin().await?;
     db::users::activate(&mut tx, user.id).await?;
-    let team_id = match accounts::provision(&ctx, &mut tx, user.id, &user.email, &user.name, "email").await {
-        Ok(t) => t,
-        Err(e) => {
-            tx.rollback().await?;
-            // The account is untouched; let the same link be tried again.
-            tokens::restore(&ctx, TokenKind::Activation, token, &subject, tokens::ACTIVATION_TTL).await?;
-            return Err(e);
-        }
-    };
+    let team_id =
+        match accounts::provision(&ctx, &mut tx, user.id, &user.email, &user.name, "email").await {
+            Ok(t) => t,
+            Err(e) => {
+                tx.rollback().await?;
+                // The account is untouched; let the same link be tried again.
+                tokens::restore(
+                    &ctx,
+                    TokenKind::Activation,
+                    token,
+                    &subject,
+                    tokens::ACTIVATION_TTL,
+                )
+                .await?;
+                return Err(e);
+            }
+        };
     tx.commit().await?;
     tracing::info!(user_id = %user.id, %team_id, "Account activated.");
     let session = ctx
@@ -243,7 +262,10 @@ pub async fn login(
         ));
     }
     if user.disabled_at.is_some() {
-        return Err(ApiError::forbidden("account_disabled", "this account is disabled"));
+        return Err(ApiError::forbidden(
+            "account_disabled",
+            "this account is disabled",
+        ));
     }
     let team_id = landing_team(&ctx, user.id, &user.name).await?;
     let session = ctx
@@ -255,7 +277,11 @@ pub async fn login(
 }
 
 /// The team a new session acts in; a user left without any team gets a fresh one.
-pub async fn landing_team(ctx: &ServerContext, user_id: Uuid, name: &str) -> Result<Uuid, ApiError> {
+pub async fn landing_team(
+    ctx: &ServerContext,
+    user_id: Uuid,
+    name: &str,
+) -> Result<Uuid, ApiError> {
     if let Some(team) = db::teams::default_for_user(ctx.db(), user_id).await? {
         return Ok(team);
     }
@@ -302,9 +328,17 @@ pub async fn switch_team(
 ) -> Result<impl IntoResponse, ApiError> {
     let not_found = || ApiError::not_found("team_not_found", "team not found");
     let team_id = ids::decode(ids::TEAM, &req.team_id).ok_or_else(not_found)?;
-    db::teams::get(ctx.db(), team_id).await?.ok_or_else(not_found)?;
-    if db::teams::role_of(ctx.db(), team_id, session.user_id).await?.is_none() {
-        return Err(ApiError::forbidden("not_a_member", "you are not a member of this team"));
+    db::teams::get(ctx.db(), team_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if db::teams::role_of(ctx.db(), team_id, session.user_id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::forbidden(
+            "not_a_member",
+            "you are not a member of this team",
+        ));
     }
     ctx.sessions().revoke(session.session_id).await?;
     let fresh = ctx

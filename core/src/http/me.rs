@@ -105,8 +105,9 @@ pub async fn get_me(
             },
         ),
         Principal::ApiKey(k) => (
-            k.created_by
-                .ok_or_else(|| ApiError::not_found("user_not_found", "the key's creator no longer exists"))?,
+            k.created_by.ok_or_else(|| {
+                ApiError::not_found("user_not_found", "the key's creator no longer exists")
+            })?,
             AuthInfo {
                 kind: "api_key",
                 team_id: ids::encode(ids::TEAM, k.team_id),
@@ -230,9 +231,14 @@ pub async fn change_password(
         .sessions()
         .issue(user.id, s.team_id, ClientInfo::from_headers(&headers))
         .await?;
-    notify(&ctx, &user.email, "Your Wrenn password was changed",
+    notify(
+        &ctx,
+        &user.email,
+        "Your Wrenn password was changed",
         "Your password was changed and every other session was signed out.\n\
-         If this was not you, reset your password now.").await;
+         If this was not you, reset your password now.",
+    )
+    .await;
     Ok((StatusCode::NO_CONTENT, fresh, ()))
 }
 
@@ -276,7 +282,13 @@ async fn send_reset(ctx: &ServerContext, email: &str) -> Result<(), ApiError> {
     if !user.is_active || user.deleted_at.is_some() || user.disabled_at.is_some() {
         return Ok(());
     }
-    let token = tokens::issue(ctx, TokenKind::PasswordReset, &user.id.to_string(), tokens::RESET_TTL).await?;
+    let token = tokens::issue(
+        ctx,
+        TokenKind::PasswordReset,
+        &user.id.to_string(),
+        tokens::RESET_TTL,
+    )
+    .await?;
     let link = format!("{}/reset-password?token={token}", ctx.config().public_url);
     accounts::send(
         ctx,
@@ -307,17 +319,29 @@ pub async fn confirm_reset(
     ApiJson(req): ApiJson<ConfirmReset>,
 ) -> Result<StatusCode, ApiError> {
     Passwords::validate(&req.new_password)?;
-    let invalid = || ApiError::bad_request("invalid_token", "the link is invalid, expired or already used");
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_token",
+            "the link is invalid, expired or already used",
+        )
+    };
     let subject = tokens::consume(&ctx, TokenKind::PasswordReset, req.token.trim())
         .await?
         .ok_or_else(invalid)?;
     let user_id: Uuid = subject.parse().map_err(|_| invalid())?;
-    let user = db::users::find_live(ctx.db(), user_id).await?.ok_or_else(invalid)?;
+    let user = db::users::find_live(ctx.db(), user_id)
+        .await?
+        .ok_or_else(invalid)?;
     let hash = core(&ctx).passwords.hash(&req.new_password).await?;
     db::users::set_password(ctx.db(), user.id, &hash).await?;
     ctx.sessions().revoke_all(user.id).await?;
-    notify(&ctx, &user.email, "Your Wrenn password was reset",
-        "Your password was reset and every session was signed out.").await;
+    notify(
+        &ctx,
+        &user.email,
+        "Your Wrenn password was reset",
+        "Your password was reset and every session was signed out.",
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -81,8 +81,12 @@ fn verify_cookie(ctx: &ServerContext, cookie: &str, state: &str) -> bool {
     let (Some(s), Some(exp), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    let Ok(exp) = exp.parse::<i64>() else { return false };
-    let Ok(sig) = hex::decode(sig) else { return false };
+    let Ok(exp) = exp.parse::<i64>() else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(sig) else {
+        return false;
+    };
     let mut mac = Hmac::<Sha256>::new_from_slice(ctx.jwt_secret()).expect("HMAC takes any key");
     mac.update(format!("oauth-state|{s}|{exp}").as_bytes());
     mac.verify_slice(&sig).is_ok() && s == state && exp > chrono::Utc::now().timestamp()
@@ -113,11 +117,15 @@ fn fail(ctx: &ServerContext, code: &str) -> Response {
     )
 }
 
-async fn begin(ctx: &ServerContext, provider: &str, intent: Intent, user_id: Option<Uuid>) -> Result<Response, ApiError> {
-    let p = core(ctx)
-        .oauth
-        .get(provider)
-        .ok_or_else(|| ApiError::not_found("unknown_provider", "this login provider is not configured"))?;
+async fn begin(
+    ctx: &ServerContext,
+    provider: &str,
+    intent: Intent,
+    user_id: Option<Uuid>,
+) -> Result<Response, ApiError> {
+    let p = core(ctx).oauth.get(provider).ok_or_else(|| {
+        ApiError::not_found("unknown_provider", "this login provider is not configured")
+    })?;
     let state = crate::sessions::random_token();
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let flow = Flow {
@@ -128,9 +136,15 @@ async fn begin(ctx: &ServerContext, provider: &str, intent: Intent, user_id: Opt
     };
     let mut redis = ctx.redis();
     let json = serde_json::to_string(&flow).map_err(ApiError::internal)?;
-    let _: () = redis.set_ex(flow_key(&state), json, FLOW_TTL_SECS as u64).await?;
+    let _: () = redis
+        .set_ex(flow_key(&state), json, FLOW_TTL_SECS as u64)
+        .await?;
     let exp = chrono::Utc::now().timestamp() + FLOW_TTL_SECS;
-    let secure = if ctx.config().public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = if ctx.config().public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
         "{STATE_COOKIE}={state}.{exp}.{}; Path=/v1/; Max-Age={FLOW_TTL_SECS}; HttpOnly; SameSite=Lax{secure}",
         sign(ctx, &state, exp)
@@ -214,7 +228,12 @@ impl From<sqlx::Error> for Failure {
     }
 }
 
-async fn finish(ctx: &ServerContext, headers: &HeaderMap, provider: &str, q: CallbackQuery) -> Result<Response, Failure> {
+async fn finish(
+    ctx: &ServerContext,
+    headers: &HeaderMap,
+    provider: &str,
+    q: CallbackQuery,
+) -> Result<Response, Failure> {
     if q.error.is_some() {
         return Err(Failure::Code("oauth_denied"));
     }
@@ -229,14 +248,20 @@ async fn finish(ctx: &ServerContext, headers: &HeaderMap, provider: &str, q: Cal
         return Err(Failure::Code("invalid_state"));
     }
     let mut redis = ctx.redis();
-    let flow: Option<String> = redis.get_del(flow_key(&state)).await.map_err(ApiError::from)?;
+    let flow: Option<String> = redis
+        .get_del(flow_key(&state))
+        .await
+        .map_err(ApiError::from)?;
     let flow: Flow = flow
         .and_then(|s| serde_json::from_str(&s).ok())
         .ok_or(Failure::Code("invalid_state"))?;
     if flow.provider != provider {
         return Err(Failure::Code("invalid_state"));
     }
-    let p = core(ctx).oauth.get(provider).ok_or(Failure::Code("invalid_state"))?;
+    let p = core(ctx)
+        .oauth
+        .get(provider)
+        .ok_or(Failure::Code("invalid_state"))?;
     let identity = p
         .identify(&code, PkceCodeVerifier::new(flow.verifier))
         .await
@@ -253,18 +278,27 @@ async fn finish(ctx: &ServerContext, headers: &HeaderMap, provider: &str, q: Cal
             Some(u) if u == user_id => {}
             Some(_) => return Err(Failure::Code("provider_already_linked")),
             None => {
-                db::oauth::link(ctx.db(), user_id, provider, &identity.provider_user_id, identity.email.as_deref())
-                    .await
-                    .map_err(|e| {
-                        if wrenn_extension_api::error::is_unique_violation(&e) {
-                            Failure::Code("provider_already_linked")
-                        } else {
-                            Failure::Internal(e.into())
-                        }
-                    })?;
+                db::oauth::link(
+                    ctx.db(),
+                    user_id,
+                    provider,
+                    &identity.provider_user_id,
+                    identity.email.as_deref(),
+                )
+                .await
+                .map_err(|e| {
+                    if wrenn_extension_api::error::is_unique_violation(&e) {
+                        Failure::Code("provider_already_linked")
+                    } else {
+                        Failure::Internal(e.into())
+                    }
+                })?;
             }
         }
-        return Ok(redirect(&format!("{base}/settings?connected={provider}"), &[clear_state_cookie()]));
+        return Ok(redirect(
+            &format!("{base}/settings?connected={provider}"),
+            &[clear_state_cookie()],
+        ));
     }
 
     let user_id = match linked {
@@ -281,7 +315,9 @@ async fn finish(ctx: &ServerContext, headers: &HeaderMap, provider: &str, q: Cal
         None if flow.intent == Intent::Login => return Err(Failure::Code("no_account")),
         None => signup(ctx, provider, &identity).await?,
     };
-    let user = db::users::find_live(ctx.db(), user_id).await?.ok_or(Failure::Code("no_account"))?;
+    let user = db::users::find_live(ctx.db(), user_id)
+        .await?
+        .ok_or(Failure::Code("no_account"))?;
     let team_id = landing_team(ctx, user.id, &user.name).await?;
     let session = ctx
         .sessions()
@@ -293,8 +329,15 @@ async fn finish(ctx: &ServerContext, headers: &HeaderMap, provider: &str, q: Cal
 }
 
 /// Creates an active account from a provider identity, with its default team and hooks.
-async fn signup(ctx: &ServerContext, provider: &str, identity: &ExternalIdentity) -> Result<Uuid, Failure> {
-    let email = identity.email.as_deref().ok_or(Failure::Code("email_unverified"))?;
+async fn signup(
+    ctx: &ServerContext,
+    provider: &str,
+    identity: &ExternalIdentity,
+) -> Result<Uuid, Failure> {
+    let email = identity
+        .email
+        .as_deref()
+        .ok_or(Failure::Code("email_unverified"))?;
     if db::users::find_by_email(ctx.db(), email).await?.is_some() {
         return Err(Failure::Code("email_taken"));
     }
@@ -311,7 +354,14 @@ async fn signup(ctx: &ServerContext, provider: &str, identity: &ExternalIdentity
             }
         })?;
     db::users::activate(&mut tx, user_id).await?;
-    db::oauth::link(&mut *tx, user_id, provider, &identity.provider_user_id, Some(email)).await?;
+    db::oauth::link(
+        &mut *tx,
+        user_id,
+        provider,
+        &identity.provider_user_id,
+        Some(email),
+    )
+    .await?;
     match accounts::provision(ctx, &mut tx, user_id, email, &name, provider).await {
         Ok(_) => {}
         Err(e) if e.code == "signup_hook_failed" => {
@@ -340,7 +390,10 @@ pub async fn unlink(
         .ok_or_else(ApiError::unauthorized)?;
     let providers = db::oauth::providers_of(&mut *tx, user.id).await?;
     if !providers.iter().any(|p| p == &provider) {
-        return Err(ApiError::not_found("not_found", "this provider is not linked"));
+        return Err(ApiError::not_found(
+            "not_found",
+            "this provider is not linked",
+        ));
     }
     if user.password_hash.is_none() && providers.len() == 1 {
         return Err(ApiError::bad_request(

@@ -36,11 +36,18 @@ fn team_not_found() -> ApiError {
 }
 
 fn forbidden(action: &str) -> ApiError {
-    ApiError::forbidden("forbidden", format!("only team owners and admins can {action}"))
+    ApiError::forbidden(
+        "forbidden",
+        format!("only team owners and admins can {action}"),
+    )
 }
 
 /// Decodes a team id and returns the caller's role in it; 404 unless a member of a live team.
-async fn membership(ctx: &ServerContext, user_id: Uuid, wire_id: &str) -> Result<(Uuid, Role), ApiError> {
+async fn membership(
+    ctx: &ServerContext,
+    user_id: Uuid,
+    wire_id: &str,
+) -> Result<(Uuid, Role), ApiError> {
     let team_id = ids::decode(ids::TEAM, wire_id).ok_or_else(team_not_found)?;
     let role = db::teams::role_of(ctx.db(), team_id, user_id)
         .await?
@@ -52,7 +59,10 @@ fn validate_team_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     let n = name.chars().count();
     if n == 0 || n > 100 {
-        return Err(ApiError::bad_request("invalid_name", "team name must be 1 to 100 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "team name must be 1 to 100 characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -85,7 +95,10 @@ pub async fn create(
     let team = db::teams::insert(&mut *tx, Uuid::new_v4(), &name).await?;
     db::teams::add_member(&mut *tx, team.id, s.user_id, Role::Owner).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(TeamView::new(&team, Some("owner")))))
+    Ok((
+        StatusCode::CREATED,
+        Json(TeamView::new(&team, Some("owner"))),
+    ))
 }
 
 /// A team and its members.
@@ -116,7 +129,9 @@ pub async fn get_team(
             (t, None)
         }
     };
-    let team = db::teams::get(ctx.db(), team_id).await?.ok_or_else(team_not_found)?;
+    let team = db::teams::get(ctx.db(), team_id)
+        .await?
+        .ok_or_else(team_not_found)?;
     let members = db::teams::members(ctx.db(), team_id).await?;
     Ok(Json(TeamDetail {
         team: TeamView::new(&team, role.map(Role::as_str)),
@@ -154,10 +169,16 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let (team_id, role) = membership(&ctx, s.user_id, &id).await?;
     if role != Role::Owner {
-        return Err(ApiError::forbidden("forbidden", "only the team owner can delete it"));
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "only the team owner can delete it",
+        ));
     }
     if team_id == ids::PLATFORM_TEAM {
-        return Err(ApiError::forbidden("forbidden", "the platform team cannot be deleted"));
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "the platform team cannot be deleted",
+        ));
     }
     let mut tx = ctx.db().begin().await?;
     db::teams::soft_delete(&mut *tx, team_id).await?;
@@ -207,7 +228,9 @@ pub async fn add_member(
         .ok_or_else(|| ApiError::not_found("user_not_found", "no active user with this email"))?;
     db::teams::add_member(ctx.db(), team_id, user.id, Role::Member)
         .await
-        .map_err(|e| ApiError::conflict_on_unique(e, "already_member", "this user is already a member"))?;
+        .map_err(|e| {
+            ApiError::conflict_on_unique(e, "already_member", "this user is already a member")
+        })?;
     let members = db::teams::members(ctx.db(), team_id).await?;
     let member = members
         .iter()
@@ -243,7 +266,10 @@ pub async fn set_role(
     };
     match db::teams::role_of(ctx.db(), team_id, target).await? {
         None => Err(ApiError::not_found("not_found", "member not found")),
-        Some(Role::Owner) => Err(ApiError::forbidden("owner_immutable", "the owner's role cannot change")),
+        Some(Role::Owner) => Err(ApiError::forbidden(
+            "owner_immutable",
+            "the owner's role cannot change",
+        )),
         Some(_) => {
             db::teams::set_role(ctx.db(), team_id, target, new_role).await?;
             Ok(StatusCode::NO_CONTENT)
@@ -267,7 +293,10 @@ pub async fn remove_member(
     }
     match db::teams::role_of(ctx.db(), team_id, target).await? {
         None => Err(ApiError::not_found("not_found", "member not found")),
-        Some(Role::Owner) => Err(ApiError::forbidden("owner_immutable", "the team owner cannot be removed")),
+        Some(Role::Owner) => Err(ApiError::forbidden(
+            "owner_immutable",
+            "the team owner cannot be removed",
+        )),
         Some(_) => {
             db::teams::remove_member(ctx.db(), team_id, target).await?;
             Ok(StatusCode::NO_CONTENT)

@@ -31,7 +31,10 @@ impl TestResponse {
 
     /// `error.code` of an error envelope.
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_string()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn location(&self) -> Option<String> {
@@ -44,7 +47,11 @@ impl TestResponse {
     /// Asserts the status and that the body is an error envelope with `code`.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         let v = self.json();
         assert_eq!(v["error"]["code"], code, "body: {}", self.text);
         assert!(v["error"]["message"].is_string(), "body: {}", self.text);
@@ -87,7 +94,10 @@ impl TestClient {
     }
 
     pub fn set_cookie(&self, name: &str, value: &str) {
-        self.jar.lock().expect("jar").insert(name.into(), value.into());
+        self.jar
+            .lock()
+            .expect("jar")
+            .insert(name.into(), value.into());
     }
 
     pub fn clear_cookies(&self) {

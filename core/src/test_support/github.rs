@@ -64,7 +64,9 @@ impl GithubStandin {
             .route("/user", get(user))
             .route("/user/emails", get(emails))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let stop = CancellationToken::new();
         let token = stop.clone();
@@ -117,10 +119,16 @@ async fn authorize(State(s): State<StandinState>, Query(q): Query<AuthorizeQuery
     }
     let mut inner = s.inner.lock().expect("lock");
     let Some(user) = inner.user.clone() else {
-        return Redirect::to(&format!("{}?error=access_denied&state={}", q.redirect_uri, q.state)).into_response();
+        return Redirect::to(&format!(
+            "{}?error=access_denied&state={}",
+            q.redirect_uri, q.state
+        ))
+        .into_response();
     };
     let code = hex::encode(rand::random::<[u8; 12]>());
-    inner.codes.insert(code.clone(), (user, q.code_challenge.unwrap_or_default()));
+    inner
+        .codes
+        .insert(code.clone(), (user, q.code_challenge.unwrap_or_default()));
     Redirect::to(&format!("{}?code={code}&state={}", q.redirect_uri, q.state)).into_response()
 }
 
@@ -133,36 +141,62 @@ struct TokenForm {
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get("authorization")?.to_str().ok()?.strip_prefix("Basic ")?;
+    let v = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
     let s = String::from_utf8(decoded).ok()?;
     let (id, secret) = s.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
 }
 
-async fn access_token(State(s): State<StandinState>, headers: HeaderMap, Form(f): Form<TokenForm>) -> Response {
+async fn access_token(
+    State(s): State<StandinState>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
     let (id, secret) = basic_credentials(&headers)
         .or_else(|| Some((f.client_id.clone()?, f.client_secret.clone()?)))
         .unwrap_or_default();
     if id != s.client_id || secret != s.client_secret {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
     }
     let mut inner = s.inner.lock().expect("lock");
     let Some((user, challenge)) = inner.codes.remove(&f.code) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "bad_verification_code"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "bad_verification_code"})),
+        )
+            .into_response();
     };
     let verifier = f.code_verifier.unwrap_or_default();
-    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
     if computed != challenge {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant"})),
+        )
+            .into_response();
     }
     let token = format!("gho_{}", hex::encode(rand::random::<[u8; 16]>()));
     inner.tokens.insert(token.clone(), user);
-    Json(json!({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"})).into_response()
+    Json(json!({"access_token": token, "token_type": "bearer", "scope": "read:user,user:email"}))
+        .into_response()
 }
 
 fn bearer_user(s: &StandinState, headers: &HeaderMap) -> Option<GithubUser> {
-    let token = headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?;
+    let token = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
     s.inner.lock().ok()?.tokens.get(token).cloned()
 }
 

@@ -199,19 +199,22 @@ impl Extension for CloudExtension {
     fn background_workers(&self, ctx: &ServerContext) -> Vec<BackgroundWorker> {
         let ctx = ctx.clone();
         let every = self.stats_every;
-        vec![BackgroundWorker::new("cloud-stats", move |token| async move {
-            let mut interval = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => return,
-                    _ = interval.tick() => {
-                        if let Err(e) = collect_stats(&ctx).await {
-                            tracing::warn!(error = %e, "Cloud stats failed.");
+        vec![BackgroundWorker::new(
+            "cloud-stats",
+            move |token| async move {
+                let mut interval = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        _ = token.cancelled() => return,
+                        _ = interval.tick() => {
+                            if let Err(e) = collect_stats(&ctx).await {
+                                tracing::warn!(error = %e, "Cloud stats failed.");
+                            }
                         }
                     }
                 }
-            }
-        })]
+            },
+        )]
     }
 
     fn auth_hook(&self) -> Option<Arc<dyn AuthHook>> {
