@@ -150,7 +150,9 @@ pub fn save(wrenn_dir: &Path, record: &Record) -> std::io::Result<()> {
 
 /// Every record under `$WRENN_DIR/sandboxes/`.
 pub fn load_all(wrenn_dir: &Path) -> Vec<Record> {
-    let Ok(entries) = std::fs::read_dir(wrenn_dir.join("sandboxes")) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(wrenn_dir.join("sandboxes")) else {
+        return Vec::new();
+    };
     entries
         .flatten()
         .filter_map(|e| std::fs::read(e.path().join("capsule.json")).ok())

@@ -71,7 +71,9 @@ pub struct Config {
 
 impl Config {
     pub fn images_dir(&self) -> PathBuf {
-        self.images_dir.clone().unwrap_or_else(|| self.wrenn_dir.join("images"))
+        self.images_dir
+            .clone()
+            .unwrap_or_else(|| self.wrenn_dir.join("images"))
     }
 
     pub fn listen_addr(&self) -> Option<SocketAddr> {

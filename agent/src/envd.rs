@@ -61,9 +61,17 @@ impl Envd {
             .connect_timeout(Duration::from_secs(5))
             .connect_with_connector_lazy(tower::service_fn(move |_: ::http::Uri| {
                 let addr = connect_to.clone();
-                async move { connector::connect(&addr).await.map(hyper_util::rt::TokioIo::new) }
+                async move {
+                    connector::connect(&addr)
+                        .await
+                        .map(hyper_util::rt::TokioIo::new)
+                }
             }));
-        Envd { address, token, channel }
+        Envd {
+            address,
+            token,
+            channel,
+        }
     }
 
     pub fn address(&self) -> &EnvdAddress {
@@ -102,7 +110,15 @@ impl Envd {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<HttpResponse, EnvdError> {
-        http::request(&self.address, &self.token, method, path_and_query, content_type, body).await
+        http::request(
+            &self.address,
+            &self.token,
+            method,
+            path_and_query,
+            content_type,
+            body,
+        )
+        .await
     }
 
     /// `GET /health` → envd's version.
@@ -120,7 +136,9 @@ impl Envd {
         loop {
             match self.health().await {
                 Ok(v) => return Ok(v),
-                Err(e) if start.elapsed() >= timeout => return Err(EnvdError::Timeout(timeout, e.to_string())),
+                Err(e) if start.elapsed() >= timeout => {
+                    return Err(EnvdError::Timeout(timeout, e.to_string()))
+                }
                 Err(_) => {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_millis(50));
@@ -132,13 +150,17 @@ impl Envd {
     /// `POST /init`.
     pub async fn init(&self, params: &InitParams) -> Result<(), EnvdError> {
         let body = serde_json::to_vec(params).map_err(|e| EnvdError::Protocol(e.to_string()))?;
-        self.http("POST", "/init", Some("application/json"), body).await?.ok()?;
+        self.http("POST", "/init", Some("application/json"), body)
+            .await?
+            .ok()?;
         Ok(())
     }
 
     /// `POST /snapshot/prepare`: envd stops background work and closes host-backed sockets.
     pub async fn prepare_snapshot(&self) -> Result<(), EnvdError> {
-        self.http("POST", "/snapshot/prepare", None, Vec::new()).await?.ok()?;
+        self.http("POST", "/snapshot/prepare", None, Vec::new())
+            .await?
+            .ok()?;
         Ok(())
     }
 }

@@ -40,7 +40,9 @@ pub enum HostError {
 impl From<RuntimeError> for HostError {
     fn from(e: RuntimeError) -> Self {
         match e {
-            RuntimeError::NotFound(_) | RuntimeError::TemplateNotFound(_) => HostError::NotFound(e.to_string()),
+            RuntimeError::NotFound(_) | RuntimeError::TemplateNotFound(_) => {
+                HostError::NotFound(e.to_string())
+            }
             RuntimeError::AlreadyExists(_) => HostError::AlreadyExists(e.to_string()),
             RuntimeError::Invalid(_) => HostError::FailedPrecondition(e.to_string()),
             _ => HostError::Internal(e.to_string()),
@@ -97,20 +99,32 @@ pub struct Host {
 
 /// Capsule ids are used in paths and runsc ids: keep them to a safe alphabet.
 fn check_id(id: &str) -> Result<(), HostError> {
-    let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(HostError::InvalidArgument(format!("invalid capsule id {id:?}")))
+        Err(HostError::InvalidArgument(format!(
+            "invalid capsule id {id:?}"
+        )))
     }
 }
 
 /// Team and template ids: base36, 25 characters.
 fn check_base36(kind: &str, id: &str) -> Result<(), HostError> {
-    if id.len() == 25 && id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()) {
+    if id.len() == 25
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    {
         Ok(())
     } else {
-        Err(HostError::InvalidArgument(format!("invalid {kind} id {id:?} (base36, 25 characters)")))
+        Err(HostError::InvalidArgument(format!(
+            "invalid {kind} id {id:?} (base36, 25 characters)"
+        )))
     }
 }
 
@@ -140,14 +154,18 @@ impl Host {
 
     /// The capsule, or NotFound.
     pub fn capsule(&self, id: &str) -> Result<Arc<Capsule>, HostError> {
-        self.capsules.get(id).ok_or_else(|| HostError::NotFound(format!("capsule {id} not found")))
+        self.capsules
+            .get(id)
+            .ok_or_else(|| HostError::NotFound(format!("capsule {id} not found")))
     }
 
     /// The capsule if it is running (activity is recorded), else the matching error.
     pub fn running(&self, id: &str) -> Result<Arc<Capsule>, HostError> {
         let capsule = self.capsule(id)?;
         if capsule.state() != State::Running {
-            return Err(HostError::FailedPrecondition(format!("capsule {id} is not running")));
+            return Err(HostError::FailedPrecondition(format!(
+                "capsule {id} is not running"
+            )));
         }
         capsule.touch();
         Ok(capsule)
@@ -165,7 +183,10 @@ impl Host {
         check_base36("team", &p.team_id)?;
         check_base36("template", &p.template_id)?;
         let template_dir = self.template_dir(&p.team_id, &p.template_id);
-        let (mut vcpus, mut memory_mb) = (p.vcpus.max(1), if p.memory_mb == 0 { 512 } else { p.memory_mb });
+        let (mut vcpus, mut memory_mb) = (
+            p.vcpus.max(1),
+            if p.memory_mb == 0 { 512 } else { p.memory_mb },
+        );
         let mut base_dir = template_dir.clone();
         // envd restored from a snapshot still holds the snapshotted capsule's token; the
         // first /init must present it (and sets the new one).
@@ -178,7 +199,9 @@ impl Host {
                 let meta: serde_json::Value = std::fs::read(dir.join("snapshot.json"))
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok())
-                    .ok_or_else(|| HostError::NotFound(format!("snapshot template {team}/{tpl} not found")))?;
+                    .ok_or_else(|| {
+                        HostError::NotFound(format!("snapshot template {team}/{tpl} not found"))
+                    })?;
                 // A fork continues the snapshot's machine: its base rootfs and resources.
                 if let Some(base) = meta["base_template_dir"].as_str() {
                     base_dir = PathBuf::from(base);
@@ -193,7 +216,10 @@ impl Host {
             None => None,
         };
         if !base_dir.join("rootfs").is_dir() {
-            return Err(HostError::NotFound(format!("template {}/{} not found", p.team_id, p.template_id)));
+            return Err(HostError::NotFound(format!(
+                "template {}/{} not found",
+                p.team_id, p.template_id
+            )));
         }
         if vcpus > self.limits.cpus {
             return Err(HostError::InvalidArgument(format!(
@@ -207,7 +233,11 @@ impl Host {
                 self.limits.memory_mb
             )));
         }
-        let token = if p.access_token.is_empty() { hex::encode(rand::random::<[u8; 16]>()) } else { p.access_token };
+        let token = if p.access_token.is_empty() {
+            hex::encode(rand::random::<[u8; 16]>())
+        } else {
+            p.access_token
+        };
         let spec = CapsuleSpec {
             id: p.id.clone(),
             template_dir: base_dir,
@@ -239,7 +269,10 @@ impl Host {
         let envd = Envd::new(self.runtime.envd_address(&p.id), token);
         let capsule = Capsule::new(record, envd.clone());
         if !self.capsules.insert(capsule.clone()) {
-            return Err(HostError::AlreadyExists(format!("capsule {} already exists", p.id)));
+            return Err(HostError::AlreadyExists(format!(
+                "capsule {} already exists",
+                p.id
+            )));
         }
         let _op = capsule.op.lock().await;
         let result = async {
@@ -259,7 +292,13 @@ impl Host {
                 capsule.touch();
                 self.persist(&capsule);
                 info!(capsule_id = %p.id, "capsule created");
-                Ok((capsule.clone(), Started { envd_version: version, envd_address: address.to_string() }))
+                Ok((
+                    capsule.clone(),
+                    Started {
+                        envd_version: version,
+                        envd_address: address.to_string(),
+                    },
+                ))
             }
             Err(e) => {
                 warn!(capsule_id = %p.id, error = %e, "capsule create failed");
@@ -296,7 +335,10 @@ impl Host {
 
     async fn pause_locked(&self, capsule: &Capsule, auto: bool) -> Result<u64, HostError> {
         if capsule.state() != State::Running {
-            return Err(HostError::FailedPrecondition(format!("capsule {} is not running", capsule.id)));
+            return Err(HostError::FailedPrecondition(format!(
+                "capsule {} is not running",
+                capsule.id
+            )));
         }
         capsule.envd().prepare_snapshot().await?;
         let bytes = self.runtime.pause(&capsule.id).await?;
@@ -314,7 +356,9 @@ impl Host {
         let capsule = self.capsule(id)?;
         let _op = capsule.op.lock().await;
         if capsule.state() != State::Paused {
-            return Err(HostError::FailedPrecondition(format!("capsule {id} is not paused")));
+            return Err(HostError::FailedPrecondition(format!(
+                "capsule {id} is not paused"
+            )));
         }
         let record = capsule.record();
         let address = self.runtime.resume(&record.spec).await?;
@@ -348,17 +392,27 @@ impl Host {
         capsule.touch();
         self.persist(&capsule);
         info!(capsule_id = %id, "capsule resumed");
-        Ok(Started { envd_version: version, envd_address: address.to_string() })
+        Ok(Started {
+            envd_version: version,
+            envd_address: address.to_string(),
+        })
     }
 
     /// Writes a snapshot template of the capsule (pausing it first if it runs); the capsule
     /// stays paused. Returns (size, vcpus, memory_mb).
-    pub async fn snapshot(&self, id: &str, team: &str, template: &str) -> Result<(u64, u32, u32), HostError> {
+    pub async fn snapshot(
+        &self,
+        id: &str,
+        team: &str,
+        template: &str,
+    ) -> Result<(u64, u32, u32), HostError> {
         check_base36("team", team)?;
         check_base36("template", template)?;
         let dest = self.template_dir(team, template);
         if dest.exists() {
-            return Err(HostError::AlreadyExists(format!("template {team}/{template} already exists")));
+            return Err(HostError::AlreadyExists(format!(
+                "template {team}/{template} already exists"
+            )));
         }
         let capsule = self.capsule(id)?;
         let _op = capsule.op.lock().await;
@@ -370,7 +424,9 @@ impl Host {
         let token = capsule.record().init.access_token;
         if let Err(e) = write_secret(&dest.join(SNAPSHOT_TOKEN_FILE), &token) {
             let _ = remove_tree_atomically(&dest);
-            return Err(HostError::Internal(format!("writing the snapshot's token: {e}")));
+            return Err(HostError::Internal(format!(
+                "writing the snapshot's token: {e}"
+            )));
         }
         info!(capsule_id = %id, template = %template, size, "snapshot template written");
         Ok((size, spec.vcpus, spec.memory_mb))
@@ -381,12 +437,17 @@ impl Host {
         check_base36("template", template)?;
         let dir = self.template_dir(team, template);
         if !dir.exists() {
-            return Err(HostError::NotFound(format!("template {team}/{template} not found")));
+            return Err(HostError::NotFound(format!(
+                "template {team}/{template} not found"
+            )));
         }
         if !dir.join("snapshot.json").exists() {
-            return Err(HostError::FailedPrecondition(format!("template {team}/{template} is not a snapshot")));
+            return Err(HostError::FailedPrecondition(format!(
+                "template {team}/{template} is not a snapshot"
+            )));
         }
-        remove_tree_atomically(&dir).map_err(|e| HostError::Internal(format!("removing template: {e}")))
+        remove_tree_atomically(&dir)
+            .map_err(|e| HostError::Internal(format!("removing template: {e}")))
     }
 
     /// Ids auto-paused and still paused.
@@ -404,11 +465,19 @@ impl Host {
 
     /// Ids destroyed by the reaper because their auto-pause failed (drained).
     pub fn take_auto_destroyed(&self) -> Vec<String> {
-        std::mem::take(&mut *self.auto_destroyed.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(
+            &mut *self
+                .auto_destroyed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     pub(crate) fn note_auto_destroyed(&self, id: &str) {
-        self.auto_destroyed.lock().unwrap_or_else(|e| e.into_inner()).push(id.to_owned());
+        self.auto_destroyed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(id.to_owned());
     }
 
     /// Pauses (or destroys) every running capsule; returns (paused, destroyed). `auto`
@@ -423,7 +492,9 @@ impl Host {
                 }
                 match self.pause(&capsule.id, auto).await {
                     Ok(_) => paused.push(capsule.id.clone()),
-                    Err(e) => warn!(capsule_id = %capsule.id, error = %e, "pause at shutdown failed"),
+                    Err(e) => {
+                        warn!(capsule_id = %capsule.id, error = %e, "pause at shutdown failed")
+                    }
                 }
             } else if self.destroy(&capsule.id).await.is_ok() {
                 destroyed.push(capsule.id.clone());
@@ -439,13 +510,20 @@ const SNAPSHOT_TOKEN_FILE: &str = "access-token";
 fn write_secret(path: &Path, value: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(value.as_bytes())
 }
 
 /// Renames a directory aside, then deletes it, so readers never see half a template.
 fn remove_tree_atomically(dir: &Path) -> std::io::Result<()> {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let trash = dir.with_file_name(format!(".deleted-{name}-{}", std::process::id()));
     std::fs::rename(dir, &trash)?;
     std::fs::remove_dir_all(trash)

@@ -60,7 +60,7 @@ pub fn host_memory_mb() -> u64 {
 
 fn disk_gb(path: &std::path::Path) -> u64 {
     nix::sys::statvfs::statvfs(path)
-        .map(|s| s.blocks() as u64 * s.fragment_size() as u64 / (1024 * 1024 * 1024))
+        .map(|s| s.blocks() * s.fragment_size() / (1024 * 1024 * 1024))
         .unwrap_or(0)
 }
 
@@ -69,9 +69,12 @@ fn disk_gb(path: &std::path::Path) -> u64 {
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let wrenn_dir = config.wrenn_dir.clone();
     for sub in ["images", "sandboxes", "snapshots", "runsc"] {
-        std::fs::create_dir_all(wrenn_dir.join(sub)).with_context(|| format!("creating {}/{sub}", wrenn_dir.display()))?;
+        std::fs::create_dir_all(wrenn_dir.join(sub))
+            .with_context(|| format!("creating {}/{sub}", wrenn_dir.display()))?;
     }
-    let listen = config.listen_addr().context("--address (or --listen) is required")?;
+    let listen = config
+        .listen_addr()
+        .context("--address (or --listen) is required")?;
     let creds = registration::load(&wrenn_dir);
     if config.insecure_dev && !listen.ip().is_loopback() {
         bail!("--insecure-dev serves plaintext and is only allowed on a loopback address, not {listen}");
@@ -80,10 +83,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         bail!("no credentials in {}: register with --register <token> --cp-url URL, or use --insecure-dev on loopback", registration::credentials_path(&wrenn_dir).display());
     }
 
-    let cache = config.probe_cache.clone().unwrap_or_else(|| wrenn_dir.join("capabilities.json"));
-    let caps = gvisor::probe(&config.runsc, &gvisor::probe::scratch_dir(&wrenn_dir), Some(&cache), &config.platform, &config.network).await;
+    let cache = config
+        .probe_cache
+        .clone()
+        .unwrap_or_else(|| wrenn_dir.join("capabilities.json"));
+    let caps = gvisor::probe(
+        &config.runsc,
+        &gvisor::probe::scratch_dir(&wrenn_dir),
+        Some(&cache),
+        &config.platform,
+        &config.network,
+    )
+    .await;
     if caps.runtime_version.is_empty() {
-        bail!("runsc ({}) is not runnable: {:?}", config.runsc.display(), caps.notes);
+        bail!(
+            "runsc ({}) is not runnable: {:?}",
+            config.runsc.display(),
+            caps.notes
+        );
     }
     if !caps.platforms.iter().any(|p| p == &config.platform) {
         warn!(platform = %config.platform, found = ?caps.platforms, "configured gVisor platform failed the probe");
@@ -99,9 +116,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         caps.clone(),
     )?);
     let shutdown = CancellationToken::new();
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-    let limits = HostLimits { cpus, memory_mb: host_memory_mb() };
-    let host = Host::new(wrenn_dir.clone(), config.images_dir(), runtime, limits, shutdown.clone());
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    let limits = HostLimits {
+        cpus,
+        memory_mb: host_memory_mb(),
+    };
+    let host = Host::new(
+        wrenn_dir.clone(),
+        config.images_dir(),
+        runtime,
+        limits,
+        shutdown.clone(),
+    );
     host::recovery::recover(&host).await;
 
     let info = pb::HostInfo {
@@ -114,16 +142,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     // Registration and heartbeat.
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let creds = match (creds, &config.register) {
         (_, Some(token)) => {
-            let cp_url = config.cp_url.clone().context("--cp-url is required with --register")?;
+            let cp_url = config
+                .cp_url
+                .clone()
+                .context("--cp-url is required with --register")?;
             let address = config.address.unwrap_or(listen).to_string();
             let body = serde_json::json!({
                 "arch": info.arch, "cpu_cores": info.cpu_cores, "memory_mb": info.memory_mb,
                 "disk_gb": info.disk_gb, "capabilities": caps,
             });
-            let c = registration::register(&client, &cp_url, token, &address, &body).await.context("registration failed")?;
+            let c = registration::register(&client, &cp_url, token, &address, &body)
+                .await
+                .context("registration failed")?;
             registration::save(&wrenn_dir, &c)?;
             info!(host_id = %c.host_id, "registered with the control plane");
             Some(c)
@@ -144,12 +179,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Duration::from_secs(config.heartbeat_secs.max(1)),
         )));
     }
-    tasks.push(tokio::spawn(host::reaper::run(host.clone(), Duration::from_millis(config.reaper_interval_ms.max(50)))));
+    tasks.push(tokio::spawn(host::reaper::run(
+        host.clone(),
+        Duration::from_millis(config.reaper_interval_ms.max(50)),
+    )));
     tasks.push(tokio::spawn(host::sampler::run(host.clone())));
 
     let signals = shutdown.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
@@ -158,7 +197,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         signals.cancel();
     });
 
-    let svc = AgentService { host: host.clone(), info };
+    let svc = AgentService {
+        host: host.clone(),
+        info,
+    };
     serve(svc, listen, tls, shutdown.clone()).await?;
     shutdown.cancel();
     for t in tasks {
@@ -174,7 +216,9 @@ async fn serve(
     tls: Option<Arc<tls::TlsState>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving HostAgentService");
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -182,7 +226,9 @@ async fn serve(
     match tls {
         None => {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            router.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await?;
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await?;
         }
         Some(tls) => {
             let (tx, rx) = tokio::sync::mpsc::channel::<Result<tls::TlsConn, std::io::Error>>(64);
@@ -197,7 +243,9 @@ async fn serve(
                     let tx = tx.clone();
                     tokio::spawn(async move {
                         let _ = tcp.set_nodelay(true);
-                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                            .await
+                        {
                             Ok(Ok(s)) => {
                                 let _ = tx.send(Ok(tls::TlsConn(s))).await;
                             }
@@ -208,7 +256,9 @@ async fn serve(
                 }
             });
             let incoming = tokio_stream::wrappers::ReceiverStream::new(rx);
-            router.serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await?;
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+                .await?;
         }
     }
     Ok(())

@@ -27,7 +27,12 @@ struct Ring {
 
 impl Ring {
     fn new(every: usize, capacity: usize) -> Self {
-        Ring { every, capacity, points: VecDeque::with_capacity(capacity.min(1200)), pending: Vec::new() }
+        Ring {
+            every,
+            capacity,
+            points: VecDeque::with_capacity(capacity.min(1200)),
+            pending: Vec::new(),
+        }
     }
 
     fn push(&mut self, p: Point) {
@@ -73,7 +78,7 @@ impl Rings {
                 continue;
             }
             ring.pending.push(p);
-            if self.seen % ring.every == 0 {
+            if self.seen.is_multiple_of(ring.every) {
                 let avg = average(&ring.pending);
                 ring.pending.clear();
                 ring.push(avg);
@@ -94,7 +99,14 @@ impl Rings {
             _ => return None,
         };
         let since = now_unix - secs;
-        Some(self.tiers[tier].points.iter().filter(|p| p.timestamp_unix >= since).copied().collect())
+        Some(
+            self.tiers[tier]
+                .points
+                .iter()
+                .filter(|p| p.timestamp_unix >= since)
+                .copied()
+                .collect(),
+        )
     }
 
     /// Points recorded since the previous flush (at most the last 10 minutes).
@@ -118,7 +130,12 @@ mod tests {
     use super::*;
 
     fn pt(t: i64, cpu: f64) -> Point {
-        Point { timestamp_unix: t, cpu_pct: cpu, mem_bytes: 100, disk_bytes: 0 }
+        Point {
+            timestamp_unix: t,
+            cpu_pct: cpu,
+            mem_bytes: 100,
+            disk_bytes: 0,
+        }
     }
 
     #[test]

@@ -57,8 +57,14 @@ pub fn save(wrenn_dir: &Path, c: &Credentials) -> Result<(), RegistrationError> 
     {
         use std::io::Write;
         let _ = std::fs::remove_file(&tmp);
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(c).map_err(|e| RegistrationError::Shape(e.to_string()))?)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(
+            &serde_json::to_vec_pretty(c).map_err(|e| RegistrationError::Shape(e.to_string()))?,
+        )?;
         f.sync_all()?;
     }
     std::fs::rename(tmp, path)?;
@@ -66,7 +72,10 @@ pub fn save(wrenn_dir: &Path, c: &Credentials) -> Result<(), RegistrationError> 
 }
 
 fn str_field(v: &serde_json::Value, key: &str) -> Result<String, RegistrationError> {
-    v[key].as_str().map(str::to_owned).ok_or_else(|| RegistrationError::Shape(format!("missing `{key}`")))
+    v[key]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| RegistrationError::Shape(format!("missing `{key}`")))
 }
 
 /// `POST /v1/hosts/register`.
@@ -80,11 +89,24 @@ pub async fn register(
     let mut body = info.clone();
     body["token"] = json!(token);
     body["address"] = json!(address);
-    let resp = client.post(format!("{}/v1/hosts/register", cp_url.trim_end_matches('/'))).json(&body).send().await?;
+    let resp = client
+        .post(format!(
+            "{}/v1/hosts/register",
+            cp_url.trim_end_matches('/')
+        ))
+        .json(&body)
+        .send()
+        .await?;
     let status = resp.status().as_u16();
     let v: serde_json::Value = resp.json().await.unwrap_or_default();
     if status >= 300 {
-        return Err(RegistrationError::Status(status, v["error"]["message"].as_str().unwrap_or_default().to_owned()));
+        return Err(RegistrationError::Status(
+            status,
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ));
     }
     let host_id = v["host"]["id"]
         .as_str()
@@ -102,15 +124,33 @@ pub async fn register(
 }
 
 /// `POST /v1/hosts/auth/refresh`: new host token, rotated refresh token, new certificate.
-pub async fn refresh(client: &reqwest::Client, c: &Credentials) -> Result<Credentials, RegistrationError> {
+pub async fn refresh(
+    client: &reqwest::Client,
+    c: &Credentials,
+) -> Result<Credentials, RegistrationError> {
     let url = format!("{}/v1/hosts/auth/refresh", c.cp_url.trim_end_matches('/'));
-    let resp = client.post(url).json(&json!({"refresh_token": c.refresh_token})).send().await?;
+    let resp = client
+        .post(url)
+        .json(&json!({"refresh_token": c.refresh_token}))
+        .send()
+        .await?;
     let status = resp.status().as_u16();
     let v: serde_json::Value = resp.json().await.unwrap_or_default();
     if status >= 300 {
-        return Err(RegistrationError::Status(status, v["error"]["message"].as_str().unwrap_or_default().to_owned()));
+        return Err(RegistrationError::Status(
+            status,
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        ));
     }
-    let pick = |key: &str, old: &str| v[key].as_str().map(str::to_owned).unwrap_or_else(|| old.to_owned());
+    let pick = |key: &str, old: &str| {
+        v[key]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| old.to_owned())
+    };
     Ok(Credentials {
         host_id: c.host_id.clone(),
         token: str_field(&v, "token")?,
@@ -139,9 +179,19 @@ async fn beat(client: &reqwest::Client, c: &Credentials, host: &Host) -> Beat {
             json!({"id": cap.id, "state": live.record.state, "auto_paused": live.record.auto_paused})
         })
         .collect();
-    let url = format!("{}/v1/hosts/{}/heartbeat", c.cp_url.trim_end_matches('/'), c.host_id);
+    let url = format!(
+        "{}/v1/hosts/{}/heartbeat",
+        c.cp_url.trim_end_matches('/'),
+        c.host_id
+    );
     let body = json!({"agent_version": host.agent_version, "sandboxes": capsules});
-    match client.post(url).header("X-Host-Token", &c.token).json(&body).send().await {
+    match client
+        .post(url)
+        .header("X-Host-Token", &c.token)
+        .json(&body)
+        .send()
+        .await
+    {
         Ok(r) if r.status().is_success() => Beat::Ok,
         Ok(r) if r.status().as_u16() == 401 => Beat::Unauthorized,
         Ok(r) if r.status().as_u16() == 404 => Beat::Gone,
@@ -151,7 +201,13 @@ async fn beat(client: &reqwest::Client, c: &Credentials, host: &Host) -> Beat {
 }
 
 /// Heartbeats until shutdown. Exits the agent (cancels `host.shutdown`) on 404.
-pub async fn heartbeat_loop(host: Arc<Host>, client: reqwest::Client, mut creds: Credentials, tls: Option<Arc<TlsState>>, every: Duration) {
+pub async fn heartbeat_loop(
+    host: Arc<Host>,
+    client: reqwest::Client,
+    mut creds: Credentials,
+    tls: Option<Arc<TlsState>>,
+    every: Duration,
+) {
     let mut failures = 0u32;
     let mut paused_for_outage = false;
     let mut tick = tokio::time::interval(every);
@@ -169,7 +225,9 @@ pub async fn heartbeat_loop(host: Arc<Host>, client: reqwest::Client, mut creds:
                         error!(error = %e, "refreshed credentials could not be saved");
                     }
                     if let Some(tls) = &tls {
-                        if let Err(e) = tls.reload(&creds.cert_pem, &creds.key_pem, &creds.ca_cert_pem) {
+                        if let Err(e) =
+                            tls.reload(&creds.cert_pem, &creds.key_pem, &creds.ca_cert_pem)
+                        {
                             error!(error = %e, "refreshed certificate rejected");
                         }
                     }
@@ -203,7 +261,10 @@ pub async fn heartbeat_loop(host: Arc<Host>, client: reqwest::Client, mut creds:
         if failures >= 3 && !paused_for_outage {
             warn!("control plane lost for 3 heartbeats; pausing running capsules");
             let (paused, _) = host.stop_all(true, true).await;
-            info!(count = paused.len(), "capsules paused while the control plane is away");
+            info!(
+                count = paused.len(),
+                "capsules paused while the control plane is away"
+            );
             paused_for_outage = true;
         }
     }

@@ -47,7 +47,9 @@ impl From<HostError> for Status {
 /// envd's own gRPC errors pass through with their code; transport errors are Unavailable.
 pub(crate) fn envd_status(s: Status) -> Status {
     match s.code() {
-        tonic::Code::Unknown | tonic::Code::Unavailable => Status::unavailable(format!("envd: {}", s.message())),
+        tonic::Code::Unknown | tonic::Code::Unavailable => {
+            Status::unavailable(format!("envd: {}", s.message()))
+        }
         _ => s,
     }
 }
@@ -82,7 +84,10 @@ pub fn capabilities_pb(c: &Capabilities) -> pb::Capabilities {
 
 #[tonic::async_trait]
 impl HostAgentService for AgentService {
-    async fn get_host_info(&self, _: Request<pb::GetHostInfoRequest>) -> Result<Response<pb::HostInfo>, Status> {
+    async fn get_host_info(
+        &self,
+        _: Request<pb::GetHostInfoRequest>,
+    ) -> Result<Response<pb::HostInfo>, Status> {
         Ok(Response::new(self.info.clone()))
     }
 
@@ -90,7 +95,9 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::CreateSandboxRequest>,
     ) -> Result<Response<pb::CreateSandboxResponse>, Status> {
-        lifecycle::create(self, r.into_inner()).await.map(Response::new)
+        lifecycle::create(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn destroy_sandbox(
@@ -113,7 +120,9 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::ResumeSandboxRequest>,
     ) -> Result<Response<pb::ResumeSandboxResponse>, Status> {
-        lifecycle::resume(self, r.into_inner()).await.map(Response::new)
+        lifecycle::resume(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn list_sandboxes(
@@ -131,7 +140,10 @@ impl HostAgentService for AgentService {
         Ok(Response::new(pb::PingSandboxResponse {}))
     }
 
-    async fn exec(&self, r: Request<pb::ExecRequest>) -> Result<Response<pb::ExecResponse>, Status> {
+    async fn exec(
+        &self,
+        r: Request<pb::ExecRequest>,
+    ) -> Result<Response<pb::ExecResponse>, Status> {
         process::exec(self, r.into_inner()).await.map(Response::new)
     }
 
@@ -140,14 +152,18 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::ExecStreamRequest>,
     ) -> Result<Response<Self::ExecStreamStream>, Status> {
-        process::exec_stream(self, r.into_inner()).await.map(Response::new)
+        process::exec_stream(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn start_background(
         &self,
         r: Request<pb::StartBackgroundRequest>,
     ) -> Result<Response<pb::StartBackgroundResponse>, Status> {
-        process::start_background(self, r.into_inner()).await.map(Response::new)
+        process::start_background(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn list_processes(
@@ -169,34 +185,59 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::ConnectProcessRequest>,
     ) -> Result<Response<Self::ConnectProcessStream>, Status> {
-        process::connect(self, r.into_inner()).await.map(Response::new)
+        process::connect(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type PtyAttachStream = RpcStream<pb::PtyEvent>;
-    async fn pty_attach(&self, r: Request<pb::PtyAttachRequest>) -> Result<Response<Self::PtyAttachStream>, Status> {
-        process::pty_attach(self, r.into_inner()).await.map(Response::new)
+    async fn pty_attach(
+        &self,
+        r: Request<pb::PtyAttachRequest>,
+    ) -> Result<Response<Self::PtyAttachStream>, Status> {
+        process::pty_attach(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn pty_send_input(
         &self,
         r: Request<pb::PtySendInputRequest>,
     ) -> Result<Response<pb::PtySendInputResponse>, Status> {
-        process::pty_input(self, r.into_inner()).await.map(Response::new)
+        process::pty_input(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
-    async fn pty_resize(&self, r: Request<pb::PtyResizeRequest>) -> Result<Response<pb::PtyResizeResponse>, Status> {
-        process::pty_resize(self, r.into_inner()).await.map(Response::new)
+    async fn pty_resize(
+        &self,
+        r: Request<pb::PtyResizeRequest>,
+    ) -> Result<Response<pb::PtyResizeResponse>, Status> {
+        process::pty_resize(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
-    async fn pty_kill(&self, r: Request<pb::PtyKillRequest>) -> Result<Response<pb::PtyKillResponse>, Status> {
-        process::pty_kill(self, r.into_inner()).await.map(Response::new)
+    async fn pty_kill(
+        &self,
+        r: Request<pb::PtyKillRequest>,
+    ) -> Result<Response<pb::PtyKillResponse>, Status> {
+        process::pty_kill(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
-    async fn write_file(&self, r: Request<pb::WriteFileRequest>) -> Result<Response<pb::WriteFileResponse>, Status> {
+    async fn write_file(
+        &self,
+        r: Request<pb::WriteFileRequest>,
+    ) -> Result<Response<pb::WriteFileResponse>, Status> {
         files::write(self, r.into_inner()).await.map(Response::new)
     }
 
-    async fn read_file(&self, r: Request<pb::ReadFileRequest>) -> Result<Response<pb::ReadFileResponse>, Status> {
+    async fn read_file(
+        &self,
+        r: Request<pb::ReadFileRequest>,
+    ) -> Result<Response<pb::ReadFileResponse>, Status> {
         files::read(self, r.into_inner()).await.map(Response::new)
     }
 
@@ -204,7 +245,9 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<Streaming<pb::WriteFileStreamRequest>>,
     ) -> Result<Response<pb::WriteFileResponse>, Status> {
-        files::write_stream(self, r.into_inner()).await.map(Response::new)
+        files::write_stream(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     type ReadFileStreamStream = RpcStream<pb::FileChunk>;
@@ -212,15 +255,27 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::ReadFileRequest>,
     ) -> Result<Response<Self::ReadFileStreamStream>, Status> {
-        files::read_stream(self, r.into_inner()).await.map(Response::new)
+        files::read_stream(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
-    async fn list_dir(&self, r: Request<pb::ListDirRequest>) -> Result<Response<pb::ListDirResponse>, Status> {
-        files::list_dir(self, r.into_inner()).await.map(Response::new)
+    async fn list_dir(
+        &self,
+        r: Request<pb::ListDirRequest>,
+    ) -> Result<Response<pb::ListDirResponse>, Status> {
+        files::list_dir(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
-    async fn make_dir(&self, r: Request<pb::MakeDirRequest>) -> Result<Response<pb::MakeDirResponse>, Status> {
-        files::make_dir(self, r.into_inner()).await.map(Response::new)
+    async fn make_dir(
+        &self,
+        r: Request<pb::MakeDirRequest>,
+    ) -> Result<Response<pb::MakeDirResponse>, Status> {
+        files::make_dir(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn remove_path(
@@ -234,14 +289,19 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
-        lifecycle::create_snapshot(self, r.into_inner()).await.map(Response::new)
+        lifecycle::create_snapshot(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn delete_snapshot(
         &self,
         r: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
-        let t = r.into_inner().template.ok_or_else(|| Status::invalid_argument("template is required"))?;
+        let t = r
+            .into_inner()
+            .template
+            .ok_or_else(|| Status::invalid_argument("template is required"))?;
         self.host.delete_snapshot(&t.team_id, &t.template_id)?;
         Ok(Response::new(pb::DeleteSnapshotResponse {}))
     }
@@ -250,7 +310,9 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::FlattenRootfsRequest>,
     ) -> Result<Response<pb::FlattenRootfsResponse>, Status> {
-        files::flatten(self, r.into_inner()).await.map(Response::new)
+        files::flatten(self, r.into_inner())
+            .await
+            .map(Response::new)
     }
 
     async fn get_sandbox_metrics(
@@ -267,14 +329,23 @@ impl HostAgentService for AgentService {
         lifecycle::flush_metrics(self, r.into_inner()).map(Response::new)
     }
 
-    async fn terminate(&self, r: Request<pb::TerminateRequest>) -> Result<Response<pb::TerminateResponse>, Status> {
+    async fn terminate(
+        &self,
+        r: Request<pb::TerminateRequest>,
+    ) -> Result<Response<pb::TerminateResponse>, Status> {
         let (paused_ids, destroyed_ids) = self.host.stop_all(r.into_inner().pause, false).await;
         self.host.shutdown.cancel();
-        Ok(Response::new(pb::TerminateResponse { paused_ids, destroyed_ids }))
+        Ok(Response::new(pb::TerminateResponse {
+            paused_ids,
+            destroyed_ids,
+        }))
     }
 
     type TunnelStream = RpcStream<pb::TunnelFrame>;
-    async fn tunnel(&self, r: Request<Streaming<pb::TunnelFrame>>) -> Result<Response<Self::TunnelStream>, Status> {
+    async fn tunnel(
+        &self,
+        r: Request<Streaming<pb::TunnelFrame>>,
+    ) -> Result<Response<Self::TunnelStream>, Status> {
         tunnel::open(self, r.into_inner()).await.map(Response::new)
     }
 }

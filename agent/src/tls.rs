@@ -55,7 +55,9 @@ fn build(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Result<ServerConfig, Tl
 
 impl TlsState {
     pub fn new(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Result<Arc<Self>, TlsError> {
-        Ok(Arc::new(TlsState { config: RwLock::new(Arc::new(build(cert_pem, key_pem, ca_pem)?)) }))
+        Ok(Arc::new(TlsState {
+            config: RwLock::new(Arc::new(build(cert_pem, key_pem, ca_pem)?)),
+        }))
     }
 
     /// Swaps in a new certificate/key/CA; established connections keep the old one.
@@ -66,7 +68,12 @@ impl TlsState {
     }
 
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        tokio_rustls::TlsAcceptor::from(self.config.read().unwrap_or_else(|e| e.into_inner()).clone())
+        tokio_rustls::TlsAcceptor::from(
+            self.config
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
     }
 }
 
@@ -81,13 +88,21 @@ impl Connected for TlsConn {
 }
 
 impl AsyncRead for TlsConn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsConn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -12,14 +12,23 @@ use wrenn_proto::hostagent::v1 as pb;
 
 async fn write_file(a: &mut Agent, id: &str, path: &str, content: &[u8]) {
     a.client
-        .write_file(pb::WriteFileRequest { sandbox_id: id.into(), path: path.into(), content: content.to_vec(), user: String::new() })
+        .write_file(pb::WriteFileRequest {
+            sandbox_id: id.into(),
+            path: path.into(),
+            content: content.to_vec(),
+            user: String::new(),
+        })
         .await
         .unwrap_or_else(|e| panic!("write {path}: {e}"));
 }
 
 async fn read_file(a: &mut Agent, id: &str, path: &str) -> Vec<u8> {
     a.client
-        .read_file(pb::ReadFileRequest { sandbox_id: id.into(), path: path.into(), user: String::new() })
+        .read_file(pb::ReadFileRequest {
+            sandbox_id: id.into(),
+            path: path.into(),
+            user: String::new(),
+        })
         .await
         .unwrap_or_else(|e| panic!("read {path}: {e}"))
         .into_inner()
@@ -33,7 +42,11 @@ async fn start_counter(a: &mut Agent, id: &str) {
             sandbox_id: id.into(),
             process: Some(pb::ProcessSpec {
                 cmd: "/bin/sh".into(),
-                args: vec!["-c".into(), "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done".into()],
+                args: vec![
+                    "-c".into(),
+                    "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done"
+                        .into(),
+                ],
                 tag: "counter".into(),
                 ..Default::default()
             }),
@@ -56,7 +69,12 @@ async fn counter(a: &mut Agent, id: &str) -> u64 {
 }
 
 async fn state_of(a: &mut Agent, id: &str) -> Option<pb::SandboxInfo> {
-    let list = a.client.list_sandboxes(pb::ListSandboxesRequest {}).await.unwrap().into_inner();
+    let list = a
+        .client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     list.sandboxes.into_iter().find(|s| s.sandbox_id == id)
 }
 
@@ -64,32 +82,74 @@ async fn state_of(a: &mut Agent, id: &str) -> Option<pb::SandboxInfo> {
 async fn lifecycle(template: &str) {
     let mut a = Agent::start(&[]).await;
     let id = capsule_id();
-    let created = a.client.create_sandbox(create_req(&id, template)).await.expect("create").into_inner();
+    let created = a
+        .client
+        .create_sandbox(create_req(&id, template))
+        .await
+        .expect("create")
+        .into_inner();
     let meta = created.metadata.unwrap();
     assert_eq!(meta.runtime, "gvisor");
     assert!(!meta.envd_version.is_empty());
     assert!(created.envd_address.starts_with("unix:"));
 
-    assert_eq!(ok(sh(&mut a.client, &id, "echo hello; echo oops >&2").await), "hello");
+    assert_eq!(
+        ok(sh(&mut a.client, &id, "echo hello; echo oops >&2").await),
+        "hello"
+    );
     let (code, _, _) = sh(&mut a.client, &id, "exit 7").await;
     assert_eq!(code, 7);
 
     write_file(&mut a, &id, "/root/note.txt", b"kept across pause").await;
-    assert_eq!(read_file(&mut a, &id, "/root/note.txt").await, b"kept across pause");
+    assert_eq!(
+        read_file(&mut a, &id, "/root/note.txt").await,
+        b"kept across pause"
+    );
     start_counter(&mut a, &id).await;
     let before = counter(&mut a, &id).await;
 
     // Pause keeps memory: the counter continues from where it was, the file is there.
-    a.client.pause_sandbox(pb::PauseSandboxRequest { sandbox_id: id.clone() }).await.expect("pause");
-    assert_eq!(state_of(&mut a, &id).await.unwrap().state, pb::SandboxState::Paused as i32);
-    let err = a.client.exec(pb::ExecRequest { sandbox_id: id.clone(), process: Some(pb::ProcessSpec { cmd: "true".into(), ..Default::default() }), timeout_sec: 5 }).await.unwrap_err();
+    a.client
+        .pause_sandbox(pb::PauseSandboxRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .expect("pause");
+    assert_eq!(
+        state_of(&mut a, &id).await.unwrap().state,
+        pb::SandboxState::Paused as i32
+    );
+    let err = a
+        .client
+        .exec(pb::ExecRequest {
+            sandbox_id: id.clone(),
+            process: Some(pb::ProcessSpec {
+                cmd: "true".into(),
+                ..Default::default()
+            }),
+            timeout_sec: 5,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    a.client.resume_sandbox(pb::ResumeSandboxRequest { sandbox_id: id.clone(), timeout_sec: 0 }).await.expect("resume");
+    a.client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: id.clone(),
+            timeout_sec: 0,
+        })
+        .await
+        .expect("resume");
     let after = counter(&mut a, &id).await;
     assert!(after >= before, "counter went back: {before} -> {after}");
-    assert!(after < before + 40, "counter restarted or ran while paused: {before} -> {after}");
-    assert_eq!(read_file(&mut a, &id, "/root/note.txt").await, b"kept across pause");
+    assert!(
+        after < before + 40,
+        "counter restarted or ran while paused: {before} -> {after}"
+    );
+    assert_eq!(
+        read_file(&mut a, &id, "/root/note.txt").await,
+        b"kept across pause"
+    );
 
     // Snapshot → fork: both see the state, then diverge.
     let tpl = format!("{:0>25}", format!("{}", rand::random::<u32>()));
@@ -97,20 +157,38 @@ async fn lifecycle(template: &str) {
         .client
         .create_snapshot(pb::CreateSnapshotRequest {
             sandbox_id: id.clone(),
-            template: Some(pb::TemplateRef { team_id: test_team(), template_id: tpl.clone() }),
+            template: Some(pb::TemplateRef {
+                team_id: test_team(),
+                template_id: tpl.clone(),
+            }),
         })
         .await
         .expect("snapshot")
         .into_inner();
     assert!(snap.size_bytes > 0);
-    assert_eq!(state_of(&mut a, &id).await.unwrap().state, pb::SandboxState::Paused as i32);
+    assert_eq!(
+        state_of(&mut a, &id).await.unwrap().state,
+        pb::SandboxState::Paused as i32
+    );
     let fork = capsule_id();
     let mut req = create_req(&fork, template);
-    req.snapshot = Some(pb::TemplateRef { team_id: test_team(), template_id: tpl.clone() });
+    req.snapshot = Some(pb::TemplateRef {
+        team_id: test_team(),
+        template_id: tpl.clone(),
+    });
     a.client.create_sandbox(req).await.expect("fork");
-    a.client.resume_sandbox(pb::ResumeSandboxRequest { sandbox_id: id.clone(), timeout_sec: 0 }).await.expect("resume original");
+    a.client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: id.clone(),
+            timeout_sec: 0,
+        })
+        .await
+        .expect("resume original");
     for cid in [&id, &fork] {
-        assert_eq!(read_file(&mut a, cid, "/root/note.txt").await, b"kept across pause");
+        assert_eq!(
+            read_file(&mut a, cid, "/root/note.txt").await,
+            b"kept across pause"
+        );
         let n = counter(&mut a, cid).await;
         assert!(n >= after, "{cid}: counter {n} < {after}");
     }
@@ -121,20 +199,52 @@ async fn lifecycle(template: &str) {
     let (code, _, _) = sh(&mut a.client, &fork, "test -e /root/original-only").await;
     assert_ne!(code, 0, "the original's write leaked into the fork");
 
-    let template_root = support::images_dir().join("teams").join(PLATFORM_TEAM).join(template).join("rootfs");
-    assert!(!template_root.join("root/note.txt").exists(), "a capsule wrote into the shared template");
+    let template_root = support::images_dir()
+        .join("teams")
+        .join(PLATFORM_TEAM)
+        .join(template)
+        .join("rootfs");
+    assert!(
+        !template_root.join("root/note.txt").exists(),
+        "a capsule wrote into the shared template"
+    );
     for cid in [&id, &fork] {
-        a.client.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: cid.to_string() }).await.expect("destroy");
+        a.client
+            .destroy_sandbox(pb::DestroySandboxRequest {
+                sandbox_id: cid.to_string(),
+            })
+            .await
+            .expect("destroy");
     }
     a.client
-        .delete_snapshot(pb::DeleteSnapshotRequest { template: Some(pb::TemplateRef { team_id: test_team(), template_id: tpl }) })
+        .delete_snapshot(pb::DeleteSnapshotRequest {
+            template: Some(pb::TemplateRef {
+                team_id: test_team(),
+                template_id: tpl,
+            }),
+        })
         .await
         .expect("delete snapshot");
-    let list = a.client.list_sandboxes(pb::ListSandboxesRequest {}).await.unwrap().into_inner();
+    let list = a
+        .client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert!(list.sandboxes.is_empty());
-    assert!(a.runsc_containers().is_empty(), "runsc containers left: {:?}", a.runsc_containers());
-    assert_eq!(std::fs::read_dir(a.dir.join("sandboxes")).unwrap().count(), 0);
-    assert_eq!(std::fs::read_dir(a.dir.join("snapshots")).unwrap().count(), 0);
+    assert!(
+        a.runsc_containers().is_empty(),
+        "runsc containers left: {:?}",
+        a.runsc_containers()
+    );
+    assert_eq!(
+        std::fs::read_dir(a.dir.join("sandboxes")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(a.dir.join("snapshots")).unwrap().count(),
+        0
+    );
 }
 
 /// Snapshot templates written by tests go to a team of their own (test images are shared).
@@ -163,13 +273,24 @@ async fn debian_create_exec_files_pause_resume_snapshot_fork_destroy() {
     // The Debian image carries the user and tools every image promises.
     let mut a = Agent::start(&[]).await;
     let id = capsule_id();
-    a.client.create_sandbox(create_req(&id, DEBIAN)).await.expect("create");
+    a.client
+        .create_sandbox(create_req(&id, DEBIAN))
+        .await
+        .expect("create");
     // wrenn-user and its sudoers entry exist. (Running sudo *as* wrenn-user fails under
     // runsc 20240729: the kernel reports no_new_privs after su, which sudo refuses.)
     assert_eq!(ok(sh(&mut a.client, &id, "id -u wrenn-user").await), "1000");
-    ok(sh(&mut a.client, &id, "sudo -n -l -U wrenn-user | grep -q NOPASSWD").await);
+    ok(sh(
+        &mut a.client,
+        &id,
+        "sudo -n -l -U wrenn-user | grep -q NOPASSWD",
+    )
+    .await);
     ok(sh(&mut a.client, &id, "command -v socat curl git tini ip ps").await);
-    a.client.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id }).await.expect("destroy");
+    a.client
+        .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+        .await
+        .expect("destroy");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,22 +310,52 @@ async fn idle_capsule_is_auto_paused_and_resumable() {
     let start = Instant::now();
     loop {
         // Pinging one capsule keeps it alive while the other idles out.
-        a.client.ping_sandbox(pb::PingSandboxRequest { sandbox_id: busy.clone() }).await.expect("ping");
-        let list = a.client.list_sandboxes(pb::ListSandboxesRequest {}).await.unwrap().into_inner();
+        a.client
+            .ping_sandbox(pb::PingSandboxRequest {
+                sandbox_id: busy.clone(),
+            })
+            .await
+            .expect("ping");
+        let list = a
+            .client
+            .list_sandboxes(pb::ListSandboxesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
         if list.auto_paused_ids.contains(&id) {
             let info = list.sandboxes.iter().find(|s| s.sandbox_id == id).unwrap();
             assert_eq!(info.state, pb::SandboxState::Paused as i32);
             assert!(info.auto_paused);
-            assert!(!list.auto_paused_ids.contains(&busy), "the pinged capsule was paused");
+            assert!(
+                !list.auto_paused_ids.contains(&busy),
+                "the pinged capsule was paused"
+            );
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "capsule was not auto-paused");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "capsule was not auto-paused"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(start.elapsed() >= Duration::from_millis(1500), "paused before its timeout");
-    a.client.resume_sandbox(pb::ResumeSandboxRequest { sandbox_id: id.clone(), timeout_sec: 0 }).await.expect("resume");
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "paused before its timeout"
+    );
+    a.client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: id.clone(),
+            timeout_sec: 0,
+        })
+        .await
+        .expect("resume");
     assert_eq!(ok(sh(&mut a.client, &id, "echo back").await), "back");
-    let list = a.client.list_sandboxes(pb::ListSandboxesRequest {}).await.unwrap().into_inner();
+    let list = a
+        .client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!list.auto_paused_ids.contains(&id));
 }
 
@@ -228,7 +379,12 @@ async fn twenty_capsules_at_once() {
         let mut c = a.client.clone();
         let id = id.clone();
         async move {
-            let w = pb::WriteFileRequest { sandbox_id: id.clone(), path: "/tmp/id".into(), content: id.clone().into_bytes(), user: String::new() };
+            let w = pb::WriteFileRequest {
+                sandbox_id: id.clone(),
+                path: "/tmp/id".into(),
+                content: id.clone().into_bytes(),
+                user: String::new(),
+            };
             c.write_file(w).await.expect("write");
             sh(&mut c, &id, "cat /tmp/id").await
         }
@@ -240,7 +396,11 @@ async fn twenty_capsules_at_once() {
     let destroys = ids.iter().map(|id| {
         let mut c = a.client.clone();
         let id = id.clone();
-        async move { c.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id }).await.map(|_| ()) }
+        async move {
+            c.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+                .await
+                .map(|_| ())
+        }
     });
     for r in futures::future::join_all(destroys).await {
         r.expect("destroy");
@@ -256,23 +416,57 @@ async fn restarted_agent_adopts_running_and_paused_capsules() {
     let mut a = Agent::start(&[]).await;
     let running = capsule_id();
     let paused = capsule_id();
-    a.client.create_sandbox(create_req(&running, BUSYBOX)).await.expect("create");
-    a.client.create_sandbox(create_req(&paused, BUSYBOX)).await.expect("create");
+    a.client
+        .create_sandbox(create_req(&running, BUSYBOX))
+        .await
+        .expect("create");
+    a.client
+        .create_sandbox(create_req(&paused, BUSYBOX))
+        .await
+        .expect("create");
     write_file(&mut a, &running, "/tmp/mark", b"still here").await;
-    a.client.pause_sandbox(pb::PauseSandboxRequest { sandbox_id: paused.clone() }).await.expect("pause");
+    a.client
+        .pause_sandbox(pb::PauseSandboxRequest {
+            sandbox_id: paused.clone(),
+        })
+        .await
+        .expect("pause");
 
     let dir = a.take_dir().unwrap();
     a.kill();
     let mut b = Agent::start_in(dir.path(), &[]).await;
-    let list = b.client.list_sandboxes(pb::ListSandboxesRequest {}).await.unwrap().into_inner();
+    let list = b
+        .client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     let find = |id: &str| list.sandboxes.iter().find(|s| s.sandbox_id == id).cloned();
-    assert_eq!(find(&running).expect("running capsule adopted").state, pb::SandboxState::Running as i32);
-    assert_eq!(find(&paused).expect("paused capsule adopted").state, pb::SandboxState::Paused as i32);
-    assert_eq!(read_file(&mut b, &running, "/tmp/mark").await, b"still here");
-    b.client.resume_sandbox(pb::ResumeSandboxRequest { sandbox_id: paused.clone(), timeout_sec: 0 }).await.expect("resume adopted");
+    assert_eq!(
+        find(&running).expect("running capsule adopted").state,
+        pb::SandboxState::Running as i32
+    );
+    assert_eq!(
+        find(&paused).expect("paused capsule adopted").state,
+        pb::SandboxState::Paused as i32
+    );
+    assert_eq!(
+        read_file(&mut b, &running, "/tmp/mark").await,
+        b"still here"
+    );
+    b.client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: paused.clone(),
+            timeout_sec: 0,
+        })
+        .await
+        .expect("resume adopted");
     assert_eq!(ok(sh(&mut b.client, &paused, "echo ok").await), "ok");
     for id in [running, paused] {
-        b.client.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id }).await.expect("destroy");
+        b.client
+            .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+            .await
+            .expect("destroy");
     }
     drop(b);
     support::remove_containers(dir.path());
@@ -284,7 +478,11 @@ async fn errors_map_to_grpc_codes() {
         return;
     }
     let mut a = Agent::start(&[]).await;
-    let err = a.client.create_sandbox(create_req(&capsule_id(), "zzzzzzzzzzzzzzzzzzzzzzzzz")).await.unwrap_err();
+    let err = a
+        .client
+        .create_sandbox(create_req(&capsule_id(), "zzzzzzzzzzzzzzzzzzzzzzzzz"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err}");
     let mut req = create_req(&capsule_id(), BUSYBOX);
     req.vcpus = 4096;
@@ -292,18 +490,50 @@ async fn errors_map_to_grpc_codes() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     let mut req = create_req(&capsule_id(), BUSYBOX);
     req.memory_mb = u32::MAX;
-    assert_eq!(a.client.create_sandbox(req).await.unwrap_err().code(), Code::InvalidArgument);
-    let err = a.client.pause_sandbox(pb::PauseSandboxRequest { sandbox_id: capsule_id() }).await.unwrap_err();
+    assert_eq!(
+        a.client.create_sandbox(req).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let err = a
+        .client
+        .pause_sandbox(pb::PauseSandboxRequest {
+            sandbox_id: capsule_id(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = a.client.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: capsule_id() }).await.unwrap_err();
+    let err = a
+        .client
+        .destroy_sandbox(pb::DestroySandboxRequest {
+            sandbox_id: capsule_id(),
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let id = capsule_id();
-    a.client.create_sandbox(create_req(&id, BUSYBOX)).await.expect("create");
-    let err = a.client.resume_sandbox(pb::ResumeSandboxRequest { sandbox_id: id.clone(), timeout_sec: 0 }).await.unwrap_err();
+    a.client
+        .create_sandbox(create_req(&id, BUSYBOX))
+        .await
+        .expect("create");
+    let err = a
+        .client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: id.clone(),
+            timeout_sec: 0,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    let err = a.client.create_sandbox(create_req(&id, BUSYBOX)).await.unwrap_err();
+    let err = a
+        .client
+        .create_sandbox(create_req(&id, BUSYBOX))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
-    a.client.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id }).await.expect("destroy");
+    a.client
+        .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+        .await
+        .expect("destroy");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -313,17 +543,35 @@ async fn failed_start_leaves_nothing_behind() {
     }
     // A template whose rootfs has no init at all: runsc itself fails to start it.
     let images = tempfile::tempdir().unwrap();
-    let tpl = images.path().join("teams").join(PLATFORM_TEAM).join("0000000000000000000000999");
+    let tpl = images
+        .path()
+        .join("teams")
+        .join(PLATFORM_TEAM)
+        .join("0000000000000000000000999");
     std::fs::create_dir_all(tpl.join("rootfs/tmp")).unwrap();
     let a = Agent::start(&["--images-dir", images.path().to_str().unwrap()]).await;
     let mut c = a.client.clone();
     let id = capsule_id();
-    let err = c.create_sandbox(create_req(&id, "0000000000000000000000999")).await.unwrap_err();
+    let err = c
+        .create_sandbox(create_req(&id, "0000000000000000000000999"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Internal, "{err}");
-    assert!(err.message().contains("runsc"), "reason missing: {}", err.message());
+    assert!(
+        err.message().contains("runsc"),
+        "reason missing: {}",
+        err.message()
+    );
     assert!(a.runsc_containers().is_empty());
-    assert_eq!(std::fs::read_dir(a.dir.join("sandboxes")).unwrap().count(), 0);
-    let list = c.list_sandboxes(pb::ListSandboxesRequest {}).await.unwrap().into_inner();
+    assert_eq!(
+        std::fs::read_dir(a.dir.join("sandboxes")).unwrap().count(),
+        0
+    );
+    let list = c
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert!(list.sandboxes.is_empty());
 }
 
@@ -337,32 +585,172 @@ async fn capsules_cannot_see_the_host_or_each_other() {
     std::fs::write(&secret, "host only").unwrap();
     let one = capsule_id();
     let two = capsule_id();
-    a.client.create_sandbox(create_req(&one, BUSYBOX)).await.expect("create");
-    a.client.create_sandbox(create_req(&two, BUSYBOX)).await.expect("create");
+    a.client
+        .create_sandbox(create_req(&one, BUSYBOX))
+        .await
+        .expect("create");
+    a.client
+        .create_sandbox(create_req(&two, BUSYBOX))
+        .await
+        .expect("create");
 
     let (code, out, _) = sh(&mut a.client, &one, &format!("cat {}", secret.display())).await;
     assert_ne!(code, 0, "capsule read a host file: {out}");
-    let (_, out, _) = sh(&mut a.client, &one, "cat /etc/hostname /proc/1/cmdline; ls /").await;
+    let (_, out, _) = sh(
+        &mut a.client,
+        &one,
+        "cat /etc/hostname /proc/1/cmdline; ls /",
+    )
+    .await;
     assert!(!out.contains("host only"));
     // The host's own processes are invisible.
     let (_, ps, _) = sh(&mut a.client, &one, "ls /proc | grep -c '^[0-9]'").await;
-    assert!(ps.trim().parse::<u32>().unwrap() < 20, "capsule sees many processes: {ps}");
+    assert!(
+        ps.trim().parse::<u32>().unwrap() < 20,
+        "capsule sees many processes: {ps}"
+    );
 
     write_file(&mut a, &one, "/tmp/one-secret", b"1").await;
     a.client
         .start_background(pb::StartBackgroundRequest {
             sandbox_id: one.clone(),
-            process: Some(pb::ProcessSpec { cmd: "/bin/sleep".into(), args: vec!["4242".into()], ..Default::default() }),
+            process: Some(pb::ProcessSpec {
+                cmd: "/bin/sleep".into(),
+                args: vec!["4242".into()],
+                ..Default::default()
+            }),
         })
         .await
         .expect("background");
     let (code, _, _) = sh(&mut a.client, &two, "test -e /tmp/one-secret").await;
     assert_ne!(code, 0, "capsule two sees capsule one's file");
     let (_, ps, _) = sh(&mut a.client, &two, "ps -ef || ps").await;
-    assert!(!ps.contains("4242"), "capsule two sees capsule one's process: {ps}");
+    assert!(
+        !ps.contains("4242"),
+        "capsule two sees capsule one's process: {ps}"
+    );
     let (_, ps, _) = sh(&mut a.client, &one, "ps -ef || ps").await;
-    assert!(ps.contains("4242"), "the background process is not visible in its own capsule: {ps}");
+    assert!(
+        ps.contains("4242"),
+        "the background process is not visible in its own capsule: {ps}"
+    );
     for id in [one, two] {
-        a.client.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id }).await.expect("destroy");
+        a.client
+            .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+            .await
+            .expect("destroy");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_rings_and_port_tunnel() {
+    if skip("metrics and tunnel") {
+        return;
+    }
+    let mut a = Agent::start(&[]).await;
+    let id = capsule_id();
+    a.client
+        .create_sandbox(create_req(&id, BUSYBOX))
+        .await
+        .expect("create");
+
+    // A TCP echo-ish server inside a capsule without any network interface.
+    a.client
+        .start_background(pb::StartBackgroundRequest {
+            sandbox_id: id.clone(),
+            process: Some(pb::ProcessSpec {
+                cmd: "/bin/sh".into(),
+                args: vec![
+                    "-c".into(),
+                    "while true; do echo pong | nc -l -p 8080 > /tmp/got; done".into(),
+                ],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("server");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(pb::TunnelFrame {
+        frame: Some(pb::tunnel_frame::Frame::Open(pb::TunnelOpen {
+            sandbox_id: id.clone(),
+            port: 8080,
+        })),
+    })
+    .await
+    .unwrap();
+    tx.send(pb::TunnelFrame {
+        frame: Some(pb::tunnel_frame::Frame::Data(b"ping\n".to_vec())),
+    })
+    .await
+    .unwrap();
+    let mut stream = a
+        .client
+        .tunnel(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("tunnel")
+        .into_inner();
+    let mut got = Vec::new();
+    while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("tunnel timed out")
+    {
+        match frame.frame {
+            Some(pb::tunnel_frame::Frame::Data(d)) => got.extend_from_slice(&d),
+            Some(pb::tunnel_frame::Frame::Close(_)) => break,
+            _ => {}
+        }
+        if got.ends_with(b"pong\n") {
+            break;
+        }
+    }
+    assert_eq!(got, b"pong\n");
+    drop(tx);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ok(sh(&mut a.client, &id, "cat /tmp/got").await), "ping");
+
+    // The sampler records a point every 0.5 s.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let m = a
+        .client
+        .get_sandbox_metrics(pb::GetSandboxMetricsRequest {
+            sandbox_id: id.clone(),
+            range: "5m".into(),
+        })
+        .await
+        .expect("metrics")
+        .into_inner();
+    assert!(m.points.len() >= 2, "only {} points", m.points.len());
+    assert!(m.points.iter().all(|p| p.mem_bytes > 0));
+    let err = a
+        .client
+        .get_sandbox_metrics(pb::GetSandboxMetricsRequest {
+            sandbox_id: id.clone(),
+            range: "3d".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let flushed = a
+        .client
+        .flush_sandbox_metrics(pb::FlushSandboxMetricsRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!flushed.sandboxes[0].points.is_empty());
+    let again = a
+        .client
+        .flush_sandbox_metrics(pb::FlushSandboxMetricsRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.sandboxes[0].points.len() <= 1, "flush did not drain");
+    a.client
+        .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+        .await
+        .expect("destroy");
 }

@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use wrenn_extension_api::{
-    collect_registered, Extension, PublicConfig, ServerContext, ServerContextParts,
+    collect_registered, BackgroundWorker, Extension, PublicConfig, ServerContext,
+    ServerContextParts,
 };
 
 /// Why the server could not start.
@@ -202,7 +203,9 @@ impl Builder {
 
         let hosts_config = match self.hosts.take() {
             Some(h) => h,
-            None => crate::hosts::HostsConfig::from_env().map_err(|e| StartError::Config(vec![e]))?,
+            None => {
+                crate::hosts::HostsConfig::from_env().map_err(|e| StartError::Config(vec![e]))?
+            }
         };
         let encryption_key = config
             .encryption_key_bytes()
@@ -248,11 +251,9 @@ impl Builder {
             .await
         });
 
-        spawn_worker(&tracker, &shutdown, accounts::purge_worker(&ctx, &config));
-        spawn_worker(&tracker, &shutdown, crate::hosts::monitor::worker(&ctx, hosts));
-        spawn_worker(&tracker, &shutdown, wrenn_extension_api::BackgroundWorker::new("live-events", move |token| {
-            live_events.run(token, None)
-        }));
+        for worker in core_workers(&ctx, &config) {
+            spawn_worker(&tracker, &shutdown, worker);
+        }
         for ext in &extensions {
             for worker in ext.background_workers(&ctx) {
                 tracing::info!(extension = ext.name(), worker = %worker.name, "Starting worker.");
@@ -272,11 +273,16 @@ impl Builder {
     }
 }
 
-fn spawn_worker(
-    tracker: &TaskTracker,
-    shutdown: &CancellationToken,
-    worker: wrenn_extension_api::BackgroundWorker,
-) {
+/// Core's own background workers (one line each); extension workers start after these.
+fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
+    vec![
+        accounts::purge_worker(ctx, config),
+        crate::hosts::monitor::worker(ctx),
+        crate::events::live::worker(ctx),
+    ]
+}
+
+fn spawn_worker(tracker: &TaskTracker, shutdown: &CancellationToken, worker: BackgroundWorker) {
     let name = worker.name.clone();
     let fut = (worker.run)(shutdown.child_token());
     tracker.spawn(async move {

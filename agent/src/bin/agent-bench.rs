@@ -22,7 +22,10 @@ const TEAM: &str = "0000000000000000000000000";
 const BUSYBOX: &str = "0000000000000000000000005";
 
 fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn quantile(v: &[f64], q: f64) -> f64 {
@@ -35,7 +38,12 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 }
 
 fn line(name: &str, cand: &[f64], base: &[f64]) {
-    let (c50, c99, b50, b99) = (quantile(cand, 0.5), quantile(cand, 0.99), quantile(base, 0.5), quantile(base, 0.99));
+    let (c50, c99, b50, b99) = (
+        quantile(cand, 0.5),
+        quantile(cand, 0.99),
+        quantile(base, 0.5),
+        quantile(base, 0.99),
+    );
     println!(
         "{name}: candidate p50={c50:.1}ms p99={c99:.1}ms | baseline p50={b50:.1}ms p99={b99:.1}ms | ratio p50={:.2} (n={})",
         c50 / b50,
@@ -50,14 +58,23 @@ fn ms(d: Duration) -> f64 {
 fn runsc(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("runsc")
         .arg(format!("--root={}", root.display()))
-        .args(["--network=none", "--overlay2=root:memory", "--host-uds=all", "--cpu-num-from-quota"])
+        .args([
+            "--network=none",
+            "--overlay2=root:memory",
+            "--host-uds=all",
+            "--cpu-num-from-quota",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()?;
     if !out.status.success() {
-        bail!("runsc {:?}: {}", args, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "runsc {:?}: {}",
+            args,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -88,7 +105,10 @@ async fn wait_health(sock: &Path) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         if let Ok(mut s) = tokio::net::UnixStream::connect(sock).await {
-            if s.write_all(b"GET /health HTTP/1.1\r\nHost: envd\r\nConnection: close\r\n\r\n").await.is_ok() {
+            if s.write_all(b"GET /health HTTP/1.1\r\nHost: envd\r\nConnection: close\r\n\r\n")
+                .await
+                .is_ok()
+            {
                 let mut buf = Vec::new();
                 let _ = s.read_to_end(&mut buf).await;
                 if buf.starts_with(b"HTTP/1.1 200") {
@@ -111,7 +131,11 @@ fn remove_raw(root: &Path, id: &str) {
 fn mem_available_kb() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("MemAvailable:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -124,17 +148,25 @@ async fn main() -> anyhow::Result<()> {
     }
     let reps = env_num("BENCH_REPS", 15);
     let idle = env_num("BENCH_IDLE", 50);
-    let images = std::env::var("WRENN_IMAGES_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("WRENN_DIR").unwrap_or_else(|_| "/var/lib/wrenn".into())).join("images")
-    });
+    let images = std::env::var("WRENN_IMAGES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("WRENN_DIR").unwrap_or_else(|_| "/var/lib/wrenn".into()))
+                .join("images")
+        });
     let rootfs = images.join("teams").join(TEAM).join(BUSYBOX).join("rootfs");
     if !rootfs.join("usr/local/bin/envd").exists() {
-        println!("agent-bench: SKIP (no minimal-busybox with envd in {}; run make images)", images.display());
+        println!(
+            "agent-bench: SKIP (no minimal-busybox with envd in {}; run make images)",
+            images.display()
+        );
         return Ok(());
     }
     let dir = PathBuf::from(format!("/tmp/wrenn-agent-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let addr = format!("127.0.0.1:{port}");
     let config = wrenn_agent::config::Config::parse_from([
         "wrenn-agent",
@@ -162,9 +194,15 @@ async fn main() -> anyhow::Result<()> {
     };
     let raw_root = dir.join("raw-runsc");
     let result = bench(&mut client, &dir, &raw_root, &rootfs, reps, idle).await;
-    let _ = client.terminate(pb::TerminateRequest { pause: false }).await;
+    let _ = client
+        .terminate(pb::TerminateRequest { pause: false })
+        .await;
     let _ = tokio::time::timeout(Duration::from_secs(30), agent).await;
-    if let Ok(out) = Command::new("runsc").arg(format!("--root={}", raw_root.display())).args(["list", "--quiet"]).output() {
+    if let Ok(out) = Command::new("runsc")
+        .arg(format!("--root={}", raw_root.display()))
+        .args(["list", "--quiet"])
+        .output()
+    {
         for id in String::from_utf8_lossy(&out.stdout).lines() {
             remove_raw(&raw_root, id);
         }
@@ -176,7 +214,10 @@ async fn main() -> anyhow::Result<()> {
 fn req(id: &str) -> pb::CreateSandboxRequest {
     pb::CreateSandboxRequest {
         sandbox_id: id.into(),
-        template: Some(pb::TemplateRef { team_id: TEAM.into(), template_id: BUSYBOX.into() }),
+        template: Some(pb::TemplateRef {
+            team_id: TEAM.into(),
+            template_id: BUSYBOX.into(),
+        }),
         vcpus: 1,
         memory_mb: 256,
         ..Default::default()
@@ -194,7 +235,11 @@ async fn bench(
     let destroyer = client.clone();
     let destroy = move |id: String| {
         let mut c = destroyer.clone();
-        async move { c.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id }).await.map(|_| ()) }
+        async move {
+            c.destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+                .await
+                .map(|_| ())
+        }
     };
 
     // B1: create → envd answering.
@@ -210,7 +255,15 @@ async fn bench(
         let bdir = dir.join(&rid);
         let sock = raw_bundle(&bdir, rootfs)?;
         let t = Instant::now();
-        runsc(raw_root, &["run", "--detach", &format!("--bundle={}", bdir.display()), &rid])?;
+        runsc(
+            raw_root,
+            &[
+                "run",
+                "--detach",
+                &format!("--bundle={}", bdir.display()),
+                &rid,
+            ],
+        )?;
         wait_health(&sock).await?;
         base.push(ms(t.elapsed()));
         remove_raw(raw_root, &rid);
@@ -225,23 +278,60 @@ async fn bench(
     raw_bundle(&bdir, rootfs)?;
     // The raw baseline runs a plain process (a bound host socket cannot be checkpointed
     // without envd's prepare hook, which is part of what the candidate pays for).
-    let cfg = std::fs::read_to_string(bdir.join("config.json"))?
-        .replace(r#"["/usr/local/bin/envd","--listen","unix:/run/wrenn/envd.sock"]"#, r#"["/bin/sleep","100000"]"#);
+    let cfg = std::fs::read_to_string(bdir.join("config.json"))?.replace(
+        r#"["/usr/local/bin/envd","--listen","unix:/run/wrenn/envd.sock"]"#,
+        r#"["/bin/sleep","100000"]"#,
+    );
     std::fs::write(bdir.join("config.json"), cfg)?;
-    runsc(raw_root, &["run", "--detach", &format!("--bundle={}", bdir.display()), rid])?;
+    runsc(
+        raw_root,
+        &[
+            "run",
+            "--detach",
+            &format!("--bundle={}", bdir.display()),
+            rid,
+        ],
+    )?;
     let (mut cand, mut base) = (Vec::new(), Vec::new());
     for i in 0..reps {
         let t = Instant::now();
-        client.pause_sandbox(pb::PauseSandboxRequest { sandbox_id: id.clone() }).await.context("B4 pause")?;
-        client.resume_sandbox(pb::ResumeSandboxRequest { sandbox_id: id.clone(), timeout_sec: 0 }).await.context("B4 resume")?;
+        client
+            .pause_sandbox(pb::PauseSandboxRequest {
+                sandbox_id: id.clone(),
+            })
+            .await
+            .context("B4 pause")?;
+        client
+            .resume_sandbox(pb::ResumeSandboxRequest {
+                sandbox_id: id.clone(),
+                timeout_sec: 0,
+            })
+            .await
+            .context("B4 resume")?;
         cand.push(ms(t.elapsed()));
 
         let image = dir.join(format!("raw-b4-image-{i}"));
         std::fs::create_dir_all(&image)?;
         let t = Instant::now();
-        runsc(raw_root, &["checkpoint", &format!("--image-path={}", image.display()), rid])?;
+        runsc(
+            raw_root,
+            &[
+                "checkpoint",
+                &format!("--image-path={}", image.display()),
+                rid,
+            ],
+        )?;
         runsc(raw_root, &["delete", "--force", rid])?;
-        runsc(raw_root, &["restore", "--detach", &format!("--image-path={}", image.display()), &format!("--bundle={}", bdir.display()), rid])?;
+        runsc(
+            raw_root,
+            &[
+                "restore",
+                "--detach",
+                &format!("--image-path={}", image.display()),
+                &format!("--bundle={}", bdir.display()),
+                rid,
+            ],
+        )?;
         base.push(ms(t.elapsed()));
         std::fs::remove_dir_all(&image)?;
     }
@@ -254,18 +344,33 @@ async fn bench(
     client
         .create_snapshot(pb::CreateSnapshotRequest {
             sandbox_id: id.clone(),
-            template: Some(pb::TemplateRef { team_id: snap_team.clone(), template_id: tpl.clone() }),
+            template: Some(pb::TemplateRef {
+                team_id: snap_team.clone(),
+                template_id: tpl.clone(),
+            }),
         })
         .await
         .context("B5 snapshot")?;
     destroy(id.clone()).await?;
-    let images = rootfs.parent().and_then(Path::parent).and_then(Path::parent).and_then(Path::parent).context("images dir")?;
-    let checkpoint = images.join("teams").join(&snap_team).join(&tpl).join("checkpoint");
+    let images = rootfs
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .context("images dir")?;
+    let checkpoint = images
+        .join("teams")
+        .join(&snap_team)
+        .join(&tpl)
+        .join("checkpoint");
     let (mut cand, mut base) = (Vec::new(), Vec::new());
     for i in 0..reps {
         let fid = format!("sb_bench{i:04}b5xxxxxxxxxxxxxxxxx");
         let mut r = req(&fid);
-        r.snapshot = Some(pb::TemplateRef { team_id: snap_team.clone(), template_id: tpl.clone() });
+        r.snapshot = Some(pb::TemplateRef {
+            team_id: snap_team.clone(),
+            template_id: tpl.clone(),
+        });
         let t = Instant::now();
         client.create_sandbox(r).await.context("B5 fork")?;
         cand.push(ms(t.elapsed()));
@@ -275,13 +380,27 @@ async fn bench(
         let bdir = dir.join(&rid);
         raw_bundle(&bdir, rootfs)?;
         let t = Instant::now();
-        runsc(raw_root, &["restore", "--detach", &format!("--image-path={}", checkpoint.display()), &format!("--bundle={}", bdir.display()), &rid])?;
+        runsc(
+            raw_root,
+            &[
+                "restore",
+                "--detach",
+                &format!("--image-path={}", checkpoint.display()),
+                &format!("--bundle={}", bdir.display()),
+                &rid,
+            ],
+        )?;
         base.push(ms(t.elapsed()));
         remove_raw(raw_root, &rid);
     }
     line("B5 fork from snapshot", &cand, &base);
     let _ = client
-        .delete_snapshot(pb::DeleteSnapshotRequest { template: Some(pb::TemplateRef { team_id: snap_team.clone(), template_id: tpl }) })
+        .delete_snapshot(pb::DeleteSnapshotRequest {
+            template: Some(pb::TemplateRef {
+                team_id: snap_team.clone(),
+                template_id: tpl,
+            }),
+        })
         .await;
     let _ = std::fs::remove_dir(images.join("teams").join(&snap_team));
 
@@ -292,7 +411,10 @@ async fn bench(
     let mut ids = Vec::new();
     for i in 0..idle {
         let id = format!("sb_bench{i:04}b6xxxxxxxxxxxxxxxxx");
-        client.create_sandbox(req(&id)).await.with_context(|| format!("B6 capsule {i}"))?;
+        client
+            .create_sandbox(req(&id))
+            .await
+            .with_context(|| format!("B6 capsule {i}"))?;
         ids.push(id);
     }
     let created = t.elapsed();

@@ -34,7 +34,10 @@ pub async fn connect(addr: &EnvdAddress) -> std::io::Result<EnvdStream> {
             if !line.starts_with(b"OK ") {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::ConnectionRefused,
-                    format!("vsock handshake refused: {}", String::from_utf8_lossy(&line).trim()),
+                    format!(
+                        "vsock handshake refused: {}",
+                        String::from_utf8_lossy(&line).trim()
+                    ),
                 ));
             }
             Ok(EnvdStream::Unix(s))
@@ -43,7 +46,11 @@ pub async fn connect(addr: &EnvdAddress) -> std::io::Result<EnvdStream> {
 }
 
 impl AsyncRead for EnvdStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             EnvdStream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             EnvdStream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
@@ -52,7 +59,11 @@ impl AsyncRead for EnvdStream {
 }
 
 impl AsyncWrite for EnvdStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             EnvdStream::Unix(s) => Pin::new(s).poll_write(cx, buf),
             EnvdStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),

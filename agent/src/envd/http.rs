@@ -19,7 +19,10 @@ impl HttpResponse {
         } else {
             Err(EnvdError::Status {
                 status: self.status,
-                body: String::from_utf8_lossy(&self.body).chars().take(300).collect(),
+                body: String::from_utf8_lossy(&self.body)
+                    .chars()
+                    .take(300)
+                    .collect(),
             })
         }
     }
@@ -33,10 +36,13 @@ pub async fn request(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Result<HttpResponse, EnvdError> {
-    let stream = connector::connect(addr).await.map_err(|e| EnvdError::Connect(e.to_string()))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+    let stream = connector::connect(addr)
         .await
         .map_err(|e| EnvdError::Connect(e.to_string()))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| EnvdError::Connect(e.to_string()))?;
     let driver = tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -53,7 +59,10 @@ pub async fn request(
     let req = builder
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| EnvdError::Protocol(e.to_string()))?;
-    let resp = sender.send_request(req).await.map_err(|e| EnvdError::Connect(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| EnvdError::Connect(e.to_string()))?;
     let status = resp.status().as_u16();
     let body = resp
         .into_body()

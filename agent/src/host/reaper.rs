@@ -37,7 +37,8 @@ pub async fn run(host: Arc<Host>, every: Duration) {
                 match host.pause(&capsule.id, true).await {
                     Ok(_) => {}
                     // Someone else changed the state meanwhile (a pause, a destroy).
-                    Err(super::HostError::FailedPrecondition(_)) | Err(super::HostError::NotFound(_)) => {}
+                    Err(super::HostError::FailedPrecondition(_))
+                    | Err(super::HostError::NotFound(_)) => {}
                     Err(e) => {
                         warn!(capsule_id = %capsule.id, error = %e, "auto-pause failed; destroying");
                         let _ = host.destroy(&capsule.id).await;

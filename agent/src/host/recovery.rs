@@ -23,7 +23,10 @@ pub async fn recover(host: &Arc<Host>) -> Vec<String> {
         let live = host.runtime.state(&id).await;
         let state = match live {
             LiveState::Running => {
-                let envd = Envd::new(host.runtime.envd_address(&id), record.init.access_token.clone());
+                let envd = Envd::new(
+                    host.runtime.envd_address(&id),
+                    record.init.access_token.clone(),
+                );
                 match envd.wait_healthy(Duration::from_secs(3)).await {
                     Ok(_) => Some(State::Running),
                     Err(e) => {
@@ -41,7 +44,10 @@ pub async fn recover(host: &Arc<Host>) -> Vec<String> {
                 if state == State::Running {
                     record.auto_paused = false;
                 }
-                let envd = Envd::new(host.runtime.envd_address(&id), record.init.access_token.clone());
+                let envd = Envd::new(
+                    host.runtime.envd_address(&id),
+                    record.init.access_token.clone(),
+                );
                 let capsule = Capsule::new(record, envd);
                 host.capsules.insert(capsule);
                 adopted.push(id);

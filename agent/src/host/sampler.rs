@@ -29,13 +29,20 @@ pub async fn run(host: Arc<Host>) {
 }
 
 async fn sample(host: &Host, capsule: &Arc<Capsule>) {
-    let Ok(_op) = capsule.op.try_lock() else { return };
+    let Ok(_op) = capsule.op.try_lock() else {
+        return;
+    };
     if capsule.state() != State::Running {
         return;
     }
     let now = chrono::Utc::now().timestamp();
     let envd = capsule.envd();
-    let point = match tokio::time::timeout(Duration::from_millis(400), envd.http("GET", "/metrics", None, Vec::new())).await {
+    let point = match tokio::time::timeout(
+        Duration::from_millis(400),
+        envd.http("GET", "/metrics", None, Vec::new()),
+    )
+    .await
+    {
         Ok(Ok(resp)) if resp.status == 200 => {
             let v: serde_json::Value = serde_json::from_slice(&resp.body).unwrap_or_default();
             Some(Point {
@@ -50,7 +57,9 @@ async fn sample(host: &Host, capsule: &Arc<Capsule>) {
     let point = match point {
         Some(p) => p,
         None => {
-            let Ok(stats) = host.runtime.stats(&capsule.id).await else { return };
+            let Ok(stats) = host.runtime.stats(&capsule.id).await else {
+                return;
+            };
             let vcpus = capsule.lock().record.spec.vcpus.max(1) as f64;
             let mut prev = capsule.cpu_prev.lock().unwrap_or_else(|e| e.into_inner());
             let pct = match *prev {
@@ -65,8 +74,17 @@ async fn sample(host: &Host, capsule: &Arc<Capsule>) {
                 _ => 0.0,
             };
             *prev = Some((stats.cpu_ns, Instant::now()));
-            Point { timestamp_unix: now, cpu_pct: pct, mem_bytes: stats.mem_bytes, disk_bytes: stats.disk_bytes }
+            Point {
+                timestamp_unix: now,
+                cpu_pct: pct,
+                mem_bytes: stats.mem_bytes,
+                disk_bytes: stats.disk_bytes,
+            }
         }
     };
-    capsule.rings.lock().unwrap_or_else(|e| e.into_inner()).record(point);
+    capsule
+        .rings
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .record(point);
 }

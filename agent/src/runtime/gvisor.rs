@@ -66,7 +66,11 @@ impl Gvisor {
             network: config.network,
             overlay: format!("root:{}", config.overlay),
         };
-        Ok(Gvisor { runsc, wrenn_dir: config.wrenn_dir, capabilities })
+        Ok(Gvisor {
+            runsc,
+            wrenn_dir: config.wrenn_dir,
+            capabilities,
+        })
     }
 
     fn sandbox_dir(&self, id: &str) -> PathBuf {
@@ -81,7 +85,9 @@ impl Gvisor {
     fn prepare(&self, spec: &CapsuleSpec) -> Result<(PathBuf, PathBuf), RuntimeError> {
         let rootfs = spec.template_dir.join("rootfs");
         if !rootfs.is_dir() {
-            return Err(RuntimeError::TemplateNotFound(spec.template_dir.display().to_string()));
+            return Err(RuntimeError::TemplateNotFound(
+                spec.template_dir.display().to_string(),
+            ));
         }
         let dir = self.sandbox_dir(&spec.id);
         let bundle_dir = dir.join("bundle");
@@ -91,8 +97,10 @@ impl Gvisor {
         // A stale socket from a previous run would make envd's bind fail.
         let _ = std::fs::remove_file(run_dir.join(bundle::ENVD_SOCKET));
         let config = bundle::config(spec, &rootfs, bundle::init_args(&rootfs), &run_dir);
-        let text = serde_json::to_vec_pretty(&config).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        std::fs::write(bundle_dir.join("config.json"), text).map_err(RuntimeError::io("writing config.json"))?;
+        let text =
+            serde_json::to_vec_pretty(&config).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        std::fs::write(bundle_dir.join("config.json"), text)
+            .map_err(RuntimeError::io("writing config.json"))?;
         Ok((bundle_dir, dir.join("runsc.log")))
     }
 
@@ -103,7 +111,12 @@ impl Gvisor {
         let image_arg = format!("--image-path={}", image.display());
         let bundle_arg = format!("--bundle={}", bundle_dir.display());
         self.runsc
-            .run_detached("restore", &["restore", "--detach", &image_arg, &bundle_arg, &cid], &log, RUN_TIMEOUT)
+            .run_detached(
+                "restore",
+                &["restore", "--detach", &image_arg, &bundle_arg, &cid],
+                &log,
+                RUN_TIMEOUT,
+            )
             .await?;
         self.rebind(&cid).await
     }
@@ -114,10 +127,18 @@ impl Gvisor {
     /// signal is sent from inside instead.
     async fn rebind(&self, cid: &str) -> Result<(), RuntimeError> {
         let t = Duration::from_secs(10);
-        if self.runsc.run("kill", &["kill", cid, "USR1"], t).await.is_ok() {
+        if self
+            .runsc
+            .run("kill", &["kill", cid, "USR1"], t)
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
-        self.runsc.run("exec", &["exec", cid, "/bin/sh", "-c", "kill -USR1 1"], t).await.map(|_| ())
+        self.runsc
+            .run("exec", &["exec", cid, "/bin/sh", "-c", "kill -USR1 1"], t)
+            .await
+            .map(|_| ())
     }
 
     /// Removes what a failed create left behind.
@@ -144,7 +165,12 @@ impl Runtime for Gvisor {
                 Ok((bundle_dir, log)) => {
                     let bundle_arg = format!("--bundle={}", bundle_dir.display());
                     self.runsc
-                        .run_detached("run", &["run", "--detach", &bundle_arg, &cid], &log, RUN_TIMEOUT)
+                        .run_detached(
+                            "run",
+                            &["run", "--detach", &bundle_arg, &cid],
+                            &log,
+                            RUN_TIMEOUT,
+                        )
                         .await
                 }
                 Err(e) => Err(e),
@@ -173,7 +199,10 @@ impl Runtime for Gvisor {
         for dir in [self.sandbox_dir(id), self.snapshot_dir(id)] {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    return Err(RuntimeError::Io { context: format!("removing {}", dir.display()), source: e });
+                    return Err(RuntimeError::Io {
+                        context: format!("removing {}", dir.display()),
+                        source: e,
+                    });
                 }
             }
         }
@@ -186,21 +215,35 @@ impl Runtime for Gvisor {
         let _ = std::fs::remove_dir_all(&image);
         std::fs::create_dir_all(&image).map_err(RuntimeError::io("creating snapshot dir"))?;
         let image_arg = format!("--image-path={}", image.display());
-        if let Err(e) = self.runsc.run("checkpoint", &["checkpoint", &image_arg, &cid], RUN_TIMEOUT).await {
+        if let Err(e) = self
+            .runsc
+            .run("checkpoint", &["checkpoint", &image_arg, &cid], RUN_TIMEOUT)
+            .await
+        {
             let _ = std::fs::remove_dir_all(&image);
             // envd closed its listener for the checkpoint; let it listen again.
             let _ = self.rebind(&cid).await;
             return Err(e);
         }
         // The checkpointed container is stopped; delete it so restore can reuse the id.
-        let _ = self.runsc.run("delete", &["delete", "--force", &cid], Duration::from_secs(10)).await;
+        let _ = self
+            .runsc
+            .run(
+                "delete",
+                &["delete", "--force", &cid],
+                Duration::from_secs(10),
+            )
+            .await;
         Ok(dir_size(&image))
     }
 
     async fn resume(&self, spec: &CapsuleSpec) -> Result<EnvdAddress, RuntimeError> {
         let image = self.snapshot_dir(&spec.id);
         if !image.join("checkpoint.img").exists() {
-            return Err(RuntimeError::Invalid(format!("capsule {} has no paused state", spec.id)));
+            return Err(RuntimeError::Invalid(format!(
+                "capsule {} has no paused state",
+                spec.id
+            )));
         }
         if let Err(e) = self.restore(spec, &image).await {
             // Keep the paused state so a later resume can retry.
@@ -211,15 +254,24 @@ impl Runtime for Gvisor {
         Ok(self.envd_address(&spec.id))
     }
 
-    async fn snapshot_to_template(&self, spec: &CapsuleSpec, dest: &Path) -> Result<u64, RuntimeError> {
+    async fn snapshot_to_template(
+        &self,
+        spec: &CapsuleSpec,
+        dest: &Path,
+    ) -> Result<u64, RuntimeError> {
         let image = self.snapshot_dir(&spec.id);
         if !image.join("checkpoint.img").exists() {
-            return Err(RuntimeError::Invalid(format!("capsule {} is not paused", spec.id)));
+            return Err(RuntimeError::Invalid(format!(
+                "capsule {} is not paused",
+                spec.id
+            )));
         }
         if dest.exists() {
             return Err(RuntimeError::AlreadyExists(dest.display().to_string()));
         }
-        let parent = dest.parent().ok_or_else(|| RuntimeError::Invalid("bad template path".into()))?;
+        let parent = dest
+            .parent()
+            .ok_or_else(|| RuntimeError::Invalid("bad template path".into()))?;
         std::fs::create_dir_all(parent).map_err(RuntimeError::io("creating template parent"))?;
         let tmp = parent.join(format!(".snapshot-{}", spec.id));
         let _ = std::fs::remove_dir_all(&tmp);
@@ -242,14 +294,24 @@ impl Runtime for Gvisor {
         };
         if let Err(e) = copy() {
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err(RuntimeError::Io { context: "writing snapshot template".into(), source: e });
+            return Err(RuntimeError::Io {
+                context: "writing snapshot template".into(),
+                source: e,
+            });
         }
         Ok(dir_size(dest))
     }
 
     async fn stats(&self, id: &str) -> Result<Stats, RuntimeError> {
         let cid = container_id(id);
-        let out = self.runsc.run("events", &["events", "--stats", &cid], Duration::from_secs(10)).await?;
+        let out = self
+            .runsc
+            .run(
+                "events",
+                &["events", "--stats", &cid],
+                Duration::from_secs(10),
+            )
+            .await?;
         let v: serde_json::Value =
             serde_json::from_str(out.stdout.trim()).map_err(|e| RuntimeError::Command {
                 op: "runsc events".into(),
@@ -272,7 +334,9 @@ impl Runtime for Gvisor {
     }
 
     fn envd_address(&self, id: &str) -> EnvdAddress {
-        EnvdAddress::Unix { path: self.sandbox_dir(id).join("run").join(bundle::ENVD_SOCKET) }
+        EnvdAddress::Unix {
+            path: self.sandbox_dir(id).join("run").join(bundle::ENVD_SOCKET),
+        }
     }
 
     async fn sweep(&self, keep: &[String]) -> Result<Vec<String>, RuntimeError> {
@@ -285,7 +349,9 @@ impl Runtime for Gvisor {
             }
         }
         for sub in ["sandboxes", "snapshots"] {
-            let Ok(entries) = std::fs::read_dir(self.wrenn_dir.join(sub)) else { continue };
+            let Ok(entries) = std::fs::read_dir(self.wrenn_dir.join(sub)) else {
+                continue;
+            };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !keep.contains(&name) {
@@ -303,7 +369,9 @@ fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             match entry.metadata() {
                 Ok(m) if m.is_dir() => stack.push(entry.path()),

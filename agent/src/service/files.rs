@@ -58,7 +58,13 @@ fn entry(e: envd::EntryInfo) -> pb::FileEntry {
     }
 }
 
-async fn upload(svc: &AgentService, id: &str, path: &str, user: &str, body: Vec<u8>) -> Result<u64, Status> {
+async fn upload(
+    svc: &AgentService,
+    id: &str,
+    path: &str,
+    user: &str,
+    body: Vec<u8>,
+) -> Result<u64, Status> {
     let capsule = svc.host.running(id)?;
     let len = body.len() as u64;
     let q = files_query(path, user)?;
@@ -71,21 +77,39 @@ async fn upload(svc: &AgentService, id: &str, path: &str, user: &str, body: Vec<
     Ok(len)
 }
 
-async fn download(svc: &AgentService, id: &str, path: &str, user: &str) -> Result<bytes::Bytes, Status> {
+async fn download(
+    svc: &AgentService,
+    id: &str,
+    path: &str,
+    user: &str,
+) -> Result<bytes::Bytes, Status> {
     let capsule = svc.host.running(id)?;
     let q = files_query(path, user)?;
-    let resp = capsule.envd().http("GET", &q, None, Vec::new()).await.and_then(|r| r.ok()).map_err(envd_error)?;
+    let resp = capsule
+        .envd()
+        .http("GET", &q, None, Vec::new())
+        .await
+        .and_then(|r| r.ok())
+        .map_err(envd_error)?;
     Ok(resp.body)
 }
 
-pub async fn write(svc: &AgentService, r: pb::WriteFileRequest) -> Result<pb::WriteFileResponse, Status> {
+pub async fn write(
+    svc: &AgentService,
+    r: pb::WriteFileRequest,
+) -> Result<pb::WriteFileResponse, Status> {
     let bytes_written = upload(svc, &r.sandbox_id, &r.path, &r.user, r.content).await?;
     Ok(pb::WriteFileResponse { bytes_written })
 }
 
-pub async fn read(svc: &AgentService, r: pb::ReadFileRequest) -> Result<pb::ReadFileResponse, Status> {
+pub async fn read(
+    svc: &AgentService,
+    r: pb::ReadFileRequest,
+) -> Result<pb::ReadFileResponse, Status> {
     let content = download(svc, &r.sandbox_id, &r.path, &r.user).await?;
-    Ok(pb::ReadFileResponse { content: content.to_vec() })
+    Ok(pb::ReadFileResponse {
+        content: content.to_vec(),
+    })
 }
 
 pub async fn write_stream(
@@ -94,9 +118,15 @@ pub async fn write_stream(
 ) -> Result<pb::WriteFileResponse, Status> {
     use pb::write_file_stream_request::Part;
     let header = match stream.next().await {
-        Some(Ok(pb::WriteFileStreamRequest { part: Some(Part::Header(h)) })) => h,
+        Some(Ok(pb::WriteFileStreamRequest {
+            part: Some(Part::Header(h)),
+        })) => h,
         Some(Err(s)) => return Err(s),
-        _ => return Err(Status::invalid_argument("the first message must be the header")),
+        _ => {
+            return Err(Status::invalid_argument(
+                "the first message must be the header",
+            ))
+        }
     };
     svc.host.running(&header.sandbox_id)?;
     let mut body = Vec::new();
@@ -111,45 +141,94 @@ pub async fn write_stream(
     Ok(pb::WriteFileResponse { bytes_written })
 }
 
-pub async fn read_stream(svc: &AgentService, r: pb::ReadFileRequest) -> Result<RpcStream<pb::FileChunk>, Status> {
+pub async fn read_stream(
+    svc: &AgentService,
+    r: pb::ReadFileRequest,
+) -> Result<RpcStream<pb::FileChunk>, Status> {
     let content = download(svc, &r.sandbox_id, &r.path, &r.user).await?;
-    let chunks: Vec<Result<pb::FileChunk, Status>> =
-        content.chunks(CHUNK).map(|c| Ok(pb::FileChunk { data: c.to_vec() })).collect();
+    let chunks: Vec<Result<pb::FileChunk, Status>> = content
+        .chunks(CHUNK)
+        .map(|c| Ok(pb::FileChunk { data: c.to_vec() }))
+        .collect();
     Ok(Box::pin(futures::stream::iter(chunks)))
 }
 
-pub async fn list_dir(svc: &AgentService, r: pb::ListDirRequest) -> Result<pb::ListDirResponse, Status> {
+pub async fn list_dir(
+    svc: &AgentService,
+    r: pb::ListDirRequest,
+) -> Result<pb::ListDirResponse, Status> {
     let capsule = svc.host.running(&r.sandbox_id)?;
     let envd = capsule.envd();
-    let req = envd::ListDirRequest { path: r.path, depth: r.depth.max(1), user: None };
-    let resp = envd.filesystem().list_dir(envd.request(req)).await.map_err(envd_status)?.into_inner();
-    Ok(pb::ListDirResponse { entries: resp.entries.into_iter().map(entry).collect() })
+    let req = envd::ListDirRequest {
+        path: r.path,
+        depth: r.depth.max(1),
+        user: None,
+    };
+    let resp = envd
+        .filesystem()
+        .list_dir(envd.request(req))
+        .await
+        .map_err(envd_status)?
+        .into_inner();
+    Ok(pb::ListDirResponse {
+        entries: resp.entries.into_iter().map(entry).collect(),
+    })
 }
 
-pub async fn make_dir(svc: &AgentService, r: pb::MakeDirRequest) -> Result<pb::MakeDirResponse, Status> {
+pub async fn make_dir(
+    svc: &AgentService,
+    r: pb::MakeDirRequest,
+) -> Result<pb::MakeDirResponse, Status> {
     let capsule = svc.host.running(&r.sandbox_id)?;
     let envd = capsule.envd();
-    let req = envd::MakeDirRequest { path: r.path, user: None };
-    let resp = envd.filesystem().make_dir(envd.request(req)).await.map_err(envd_status)?.into_inner();
-    Ok(pb::MakeDirResponse { entry: resp.entry.map(entry) })
+    let req = envd::MakeDirRequest {
+        path: r.path,
+        user: None,
+    };
+    let resp = envd
+        .filesystem()
+        .make_dir(envd.request(req))
+        .await
+        .map_err(envd_status)?
+        .into_inner();
+    Ok(pb::MakeDirResponse {
+        entry: resp.entry.map(entry),
+    })
 }
 
-pub async fn remove(svc: &AgentService, r: pb::RemovePathRequest) -> Result<pb::RemovePathResponse, Status> {
+pub async fn remove(
+    svc: &AgentService,
+    r: pb::RemovePathRequest,
+) -> Result<pb::RemovePathResponse, Status> {
     let capsule = svc.host.running(&r.sandbox_id)?;
     let envd = capsule.envd();
-    let req = envd::RemoveRequest { path: r.path, user: user(String::new()) };
-    envd.filesystem().remove(envd.request(req)).await.map_err(envd_status)?;
+    let req = envd::RemoveRequest {
+        path: r.path,
+        user: user(String::new()),
+    };
+    envd.filesystem()
+        .remove(envd.request(req))
+        .await
+        .map_err(envd_status)?;
     Ok(pb::RemovePathResponse {})
 }
 
 /// Writes the capsule's whole filesystem (base plus its writes) as a new base template:
 /// `tar` runs inside the capsule and its output is unpacked on the host.
-pub async fn flatten(svc: &AgentService, r: pb::FlattenRootfsRequest) -> Result<pb::FlattenRootfsResponse, Status> {
-    let t = r.template.ok_or_else(|| Status::invalid_argument("template is required"))?;
+pub async fn flatten(
+    svc: &AgentService,
+    r: pb::FlattenRootfsRequest,
+) -> Result<pb::FlattenRootfsResponse, Status> {
+    let t = r
+        .template
+        .ok_or_else(|| Status::invalid_argument("template is required"))?;
     let capsule = svc.host.running(&r.sandbox_id)?;
     let dest = svc.host.template_dir(&t.team_id, &t.template_id);
     if dest.exists() {
-        return Err(Status::already_exists(format!("template {}/{} already exists", t.team_id, t.template_id)));
+        return Err(Status::already_exists(format!(
+            "template {}/{} already exists",
+            t.team_id, t.template_id
+        )));
     }
     let envd = capsule.envd();
     let req = envd::StartRequest {
@@ -167,7 +246,12 @@ pub async fn flatten(svc: &AgentService, r: pb::FlattenRootfsRequest) -> Result<
         pty: None,
         stdin: false,
     };
-    let mut stream = envd.process().start(envd.request(req)).await.map_err(envd_status)?.into_inner();
+    let mut stream = envd
+        .process()
+        .start(envd.request(req))
+        .await
+        .map_err(envd_status)?
+        .into_inner();
     let tmp = dest.with_file_name(format!(".flatten-{}", r.sandbox_id));
     let _ = std::fs::remove_dir_all(&tmp);
     let rootfs = tmp.join("rootfs");
@@ -179,7 +263,10 @@ pub async fn flatten(svc: &AgentService, r: pb::FlattenRootfsRequest) -> Result<
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| Status::internal(format!("tar: {e}")))?;
-    let mut stdin = untar.stdin.take().ok_or_else(|| Status::internal("tar stdin"))?;
+    let mut stdin = untar
+        .stdin
+        .take()
+        .ok_or_else(|| Status::internal("tar stdin"))?;
     let mut expected = 0u64;
     let mut exit = None;
     while let Some(item) = stream.next().await {
@@ -189,7 +276,9 @@ pub async fn flatten(svc: &AgentService, r: pb::FlattenRootfsRequest) -> Result<
             Some(Event::Data(d)) => {
                 if d.offset != expected {
                     let _ = std::fs::remove_dir_all(&tmp);
-                    return Err(Status::internal("archive stream lost data (subscriber fell behind)"));
+                    return Err(Status::internal(
+                        "archive stream lost data (subscriber fell behind)",
+                    ));
                 }
                 if let Some(Output::Stdout(b)) = d.output {
                     expected += b.len() as u64;
@@ -208,16 +297,30 @@ pub async fn flatten(svc: &AgentService, r: pb::FlattenRootfsRequest) -> Result<
         }
     }
     drop(stdin);
-    let status = untar.wait().await.map_err(|e| Status::internal(e.to_string()))?;
+    let status = untar
+        .wait()
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
     if exit != Some(0) || !status.success() {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(Status::internal(format!("archiving the capsule failed (tar in capsule: {exit:?}, on host: {status})")));
+        return Err(Status::internal(format!(
+            "archiving the capsule failed (tar in capsule: {exit:?}, on host: {status})"
+        )));
     }
     std::fs::rename(&tmp, &dest).map_err(|e| Status::internal(e.to_string()))?;
-    let out = tokio::process::Command::new("du").args(["-sb"]).arg(&dest).output().await;
+    let out = tokio::process::Command::new("du")
+        .args(["-sb"])
+        .arg(&dest)
+        .output()
+        .await;
     let size_bytes = out
         .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().next().and_then(|s| s.parse().ok()))
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|s| s.parse().ok())
+        })
         .unwrap_or(0);
     Ok(pb::FlattenRootfsResponse { size_bytes })
 }

@@ -19,8 +19,13 @@ fn metadata(svc: &AgentService, envd_version: String) -> pb::SandboxMetadata {
     }
 }
 
-pub async fn create(svc: &AgentService, r: pb::CreateSandboxRequest) -> Result<pb::CreateSandboxResponse, Status> {
-    let template = r.template.ok_or_else(|| Status::invalid_argument("template is required"))?;
+pub async fn create(
+    svc: &AgentService,
+    r: pb::CreateSandboxRequest,
+) -> Result<pb::CreateSandboxResponse, Status> {
+    let template = r
+        .template
+        .ok_or_else(|| Status::invalid_argument("template is required"))?;
     let params = CreateParams {
         id: r.sandbox_id.clone(),
         team_id: template.team_id,
@@ -47,9 +52,14 @@ pub async fn create(svc: &AgentService, r: pb::CreateSandboxRequest) -> Result<p
     })
 }
 
-pub async fn resume(svc: &AgentService, r: pb::ResumeSandboxRequest) -> Result<pb::ResumeSandboxResponse, Status> {
+pub async fn resume(
+    svc: &AgentService,
+    r: pb::ResumeSandboxRequest,
+) -> Result<pb::ResumeSandboxResponse, Status> {
     let started = svc.host.resume(&r.sandbox_id, r.timeout_sec).await?;
-    Ok(pb::ResumeSandboxResponse { metadata: Some(metadata(svc, started.envd_version)) })
+    Ok(pb::ResumeSandboxResponse {
+        metadata: Some(metadata(svc, started.envd_version)),
+    })
 }
 
 pub fn list(svc: &AgentService) -> pb::ListSandboxesResponse {
@@ -67,7 +77,10 @@ pub fn list(svc: &AgentService) -> pb::ListSandboxesResponse {
                     State::Running => pb::SandboxState::Running as i32,
                     State::Paused => pb::SandboxState::Paused as i32,
                 },
-                template: Some(pb::TemplateRef { team_id: r.team_id.clone(), template_id: r.template_id.clone() }),
+                template: Some(pb::TemplateRef {
+                    team_id: r.team_id.clone(),
+                    template_id: r.template_id.clone(),
+                }),
                 vcpus: r.spec.vcpus,
                 memory_mb: r.spec.memory_mb,
                 timeout_sec: r.timeout_sec,
@@ -88,9 +101,18 @@ pub async fn create_snapshot(
     svc: &AgentService,
     r: pb::CreateSnapshotRequest,
 ) -> Result<pb::CreateSnapshotResponse, Status> {
-    let t = r.template.ok_or_else(|| Status::invalid_argument("template is required"))?;
-    let (size_bytes, vcpus, memory_mb) = svc.host.snapshot(&r.sandbox_id, &t.team_id, &t.template_id).await?;
-    Ok(pb::CreateSnapshotResponse { size_bytes, vcpus, memory_mb })
+    let t = r
+        .template
+        .ok_or_else(|| Status::invalid_argument("template is required"))?;
+    let (size_bytes, vcpus, memory_mb) = svc
+        .host
+        .snapshot(&r.sandbox_id, &t.team_id, &t.template_id)
+        .await?;
+    Ok(pb::CreateSnapshotResponse {
+        size_bytes,
+        vcpus,
+        memory_mb,
+    })
 }
 
 fn point_pb(p: &Point) -> pb::MetricPoint {
@@ -102,16 +124,27 @@ fn point_pb(p: &Point) -> pb::MetricPoint {
     }
 }
 
-pub fn metrics(svc: &AgentService, r: pb::GetSandboxMetricsRequest) -> Result<pb::GetSandboxMetricsResponse, Status> {
+pub fn metrics(
+    svc: &AgentService,
+    r: pb::GetSandboxMetricsRequest,
+) -> Result<pb::GetSandboxMetricsResponse, Status> {
     let capsule = svc.host.capsule(&r.sandbox_id)?;
-    let range = if r.range.is_empty() { "10m".to_owned() } else { r.range };
+    let range = if r.range.is_empty() {
+        "10m".to_owned()
+    } else {
+        r.range
+    };
     let now = chrono::Utc::now().timestamp();
     let points = capsule
         .rings
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .range(&range, now)
-        .ok_or_else(|| Status::invalid_argument(format!("unknown range {range:?} (5m, 10m, 1h, 2h, 6h, 24h)")))?;
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "unknown range {range:?} (5m, 10m, 1h, 2h, 6h, 24h)"
+            ))
+        })?;
     Ok(pb::GetSandboxMetricsResponse {
         sandbox_id: r.sandbox_id,
         range,
@@ -132,7 +165,10 @@ pub fn flush_metrics(
         .into_iter()
         .map(|c| {
             let points = c.rings.lock().unwrap_or_else(|e| e.into_inner()).flush();
-            pb::SandboxMetrics { sandbox_id: c.id.clone(), points: points.iter().map(point_pb).collect() }
+            pb::SandboxMetrics {
+                sandbox_id: c.id.clone(),
+                points: points.iter().map(point_pb).collect(),
+            }
         })
         .collect();
     Ok(pb::FlushSandboxMetricsResponse { sandboxes })

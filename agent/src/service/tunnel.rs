@@ -20,9 +20,14 @@ use crate::envd::{connector, ACCESS_TOKEN_HEADER};
 
 const PROTOCOL: &str = "wrenn-tunnel";
 
-pub async fn open(svc: &AgentService, mut client: Streaming<pb::TunnelFrame>) -> Result<RpcStream<pb::TunnelFrame>, Status> {
+pub async fn open(
+    svc: &AgentService,
+    mut client: Streaming<pb::TunnelFrame>,
+) -> Result<RpcStream<pb::TunnelFrame>, Status> {
     let open = match client.next().await {
-        Some(Ok(pb::TunnelFrame { frame: Some(Frame::Open(o)) })) => o,
+        Some(Ok(pb::TunnelFrame {
+            frame: Some(Frame::Open(o)),
+        })) => o,
         Some(Err(s)) => return Err(s),
         _ => return Err(Status::invalid_argument("the first frame must be `open`")),
     };
@@ -49,17 +54,27 @@ pub async fn open(svc: &AgentService, mut client: Streaming<pb::TunnelFrame>) ->
     if let Some(token) = envd.token() {
         req = req.header(ACCESS_TOKEN_HEADER, token);
     }
-    let req = req.body(Empty::<bytes::Bytes>::new()).map_err(|e| Status::internal(e.to_string()))?;
-    let resp = sender.send_request(req).await.map_err(|e| Status::unavailable(format!("envd: {e}")))?;
+    let req = req
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| Status::internal(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| Status::unavailable(format!("envd: {e}")))?;
     if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         let code = resp.status();
         return Err(match code.as_u16() {
             400 => Status::invalid_argument("envd refused the port"),
-            502 | 503 | 504 => Status::unavailable(format!("nothing listens on port {} in the capsule", open.port)),
+            502..=504 => Status::unavailable(format!(
+                "nothing listens on port {} in the capsule",
+                open.port
+            )),
             _ => Status::unavailable(format!("envd answered {code} to the tunnel")),
         });
     }
-    let upgraded = hyper::upgrade::on(resp).await.map_err(|e| Status::unavailable(format!("upgrade: {e}")))?;
+    let upgraded = hyper::upgrade::on(resp)
+        .await
+        .map_err(|e| Status::unavailable(format!("upgrade: {e}")))?;
     let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
 
     // Client frames → capsule port.
@@ -67,14 +82,13 @@ pub async fn open(svc: &AgentService, mut client: Streaming<pb::TunnelFrame>) ->
     tokio::spawn(async move {
         while let Some(Ok(frame)) = client.next().await {
             pump.touch();
-            match frame.frame {
-                Some(Frame::Data(data)) => {
-                    if wr.write_all(&data).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Frame::Close(_)) => break,
-                _ => {}
+            let open = match frame.frame {
+                Some(Frame::Data(data)) => wr.write_all(&data).await.is_ok(),
+                Some(Frame::Close(_)) => false,
+                _ => true,
+            };
+            if !open {
+                break;
             }
         }
         let _ = wr.shutdown().await;
@@ -87,12 +101,22 @@ pub async fn open(svc: &AgentService, mut client: Streaming<pb::TunnelFrame>) ->
         loop {
             match rd.read(&mut buf).await {
                 Ok(0) | Err(_) => {
-                    let _ = tx.send(Ok(pb::TunnelFrame { frame: Some(Frame::Close(true)) })).await;
+                    let _ = tx
+                        .send(Ok(pb::TunnelFrame {
+                            frame: Some(Frame::Close(true)),
+                        }))
+                        .await;
                     break;
                 }
                 Ok(n) => {
                     capsule.touch();
-                    if tx.send(Ok(pb::TunnelFrame { frame: Some(Frame::Data(buf[..n].to_vec())) })).await.is_err() {
+                    if tx
+                        .send(Ok(pb::TunnelFrame {
+                            frame: Some(Frame::Data(buf[..n].to_vec())),
+                        }))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                 }

@@ -26,11 +26,15 @@ pub const DEBIAN: &str = "0000000000000000000000004";
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn envd_binary() -> Option<PathBuf> {
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "/var/tmp/wrenn-target".into());
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "/var/tmp/wrenn-target".into());
     [
         std::env::var("WRENN_ENVD").ok().map(PathBuf::from),
         Some(repo().join("builds/envd")),
@@ -52,7 +56,9 @@ pub fn images_dir() -> PathBuf {
 }
 
 fn modified(p: &Path) -> SystemTime {
-    std::fs::metadata(p).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// Why the gVisor tests cannot run here, if they cannot.
@@ -60,7 +66,13 @@ pub fn skip_reason() -> Option<String> {
     if !nix::unistd::Uid::effective().is_root() {
         return Some("not root (runsc needs root)".into());
     }
-    if Command::new("runsc").arg("--version").stdout(Stdio::null()).status().map(|s| !s.success()).unwrap_or(true) {
+    if Command::new("runsc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
         return Some("runsc is not installed".into());
     }
     if envd_binary().is_none() {
@@ -80,27 +92,34 @@ pub fn ensure_image(distro: &str, id: &str) -> Result<(), String> {
     }
     // Serialise with other test binaries building the same image.
     std::fs::create_dir_all(images_dir()).map_err(|e| e.to_string())?;
-    let lock = std::fs::File::create(images_dir().join(".build.lock")).map_err(|e| e.to_string())?;
-    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e.to_string()).map(|guard| {
-        let fresh = image_envd.exists() && modified(&image_envd) >= modified(&envd);
-        let script = if dir.join("rootfs").exists() { "reinject-envd.sh" } else { "build.sh" };
-        let result = if fresh {
-            Ok(())
-        } else {
-            let mut cmd = Command::new(repo().join("images").join(script));
-            if script == "build.sh" {
-                cmd.arg(distro);
-            }
-            cmd.arg(&envd).env("WRENN_IMAGES_DIR", images_dir());
-            match cmd.status() {
-                Ok(s) if s.success() => Ok(()),
-                Ok(s) => Err(format!("images/{script} {distro} failed: {s}")),
-                Err(e) => Err(e.to_string()),
-            }
-        };
-        drop(guard);
-        result
-    })?
+    let lock =
+        std::fs::File::create(images_dir().join(".build.lock")).map_err(|e| e.to_string())?;
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e.to_string())
+        .map(|guard| {
+            let fresh = image_envd.exists() && modified(&image_envd) >= modified(&envd);
+            let script = if dir.join("rootfs").exists() {
+                "reinject-envd.sh"
+            } else {
+                "build.sh"
+            };
+            let result = if fresh {
+                Ok(())
+            } else {
+                let mut cmd = Command::new(repo().join("images").join(script));
+                if script == "build.sh" {
+                    cmd.arg(distro);
+                }
+                cmd.arg(&envd).env("WRENN_IMAGES_DIR", images_dir());
+                match cmd.status() {
+                    Ok(s) if s.success() => Ok(()),
+                    Ok(s) => Err(format!("images/{script} {distro} failed: {s}")),
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            drop(guard);
+            result
+        })?
 }
 
 /// A running agent.
@@ -120,13 +139,20 @@ fn probe_cache() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Agent {
     /// Starts an agent with a fresh WRENN_DIR.
     pub async fn start(extra: &[&str]) -> Agent {
-        let tmp = tempfile::Builder::new().prefix("wrenn-agent-test-").tempdir_in("/tmp").unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("wrenn-agent-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
         let dir = tmp.path().to_path_buf();
         let mut a = Agent::start_in(&dir, extra).await;
         a.own_dir = Some(tmp);
@@ -137,9 +163,14 @@ impl Agent {
     pub async fn start_in(dir: &Path, extra: &[&str]) -> Agent {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("agent.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("agent.log"));
         let _ = std::fs::create_dir_all(dir);
-        let log = log.or_else(|_| std::fs::File::create(dir.join("agent.log"))).unwrap();
+        let log = log
+            .or_else(|_| std::fs::File::create(dir.join("agent.log")))
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wrenn-agent"));
         cmd.arg("--wrenn-dir").arg(dir);
         if !extra.contains(&"--images-dir") {
@@ -170,7 +201,13 @@ impl Agent {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        Agent { dir: dir.to_path_buf(), addr, child: Some(child), own_dir: None, client }
+        Agent {
+            dir: dir.to_path_buf(),
+            addr,
+            child: Some(child),
+            own_dir: None,
+            client,
+        }
     }
 
     /// SIGKILLs the agent process (capsules keep running).
@@ -192,17 +229,30 @@ impl Agent {
 }
 
 pub fn runsc_list(dir: &Path) -> Vec<String> {
-    let out = Command::new("runsc").arg(format!("--root={}", dir.join("runsc").display())).args(["list", "--quiet"]).output();
-    out.map(|o| String::from_utf8_lossy(&o.stdout).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
-        .unwrap_or_default()
+    let out = Command::new("runsc")
+        .arg(format!("--root={}", dir.join("runsc").display()))
+        .args(["list", "--quiet"])
+        .output();
+    out.map(|o| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// Removes every runsc container left under `dir` (test cleanup).
 pub fn remove_containers(dir: &Path) {
     for cid in runsc_list(dir) {
         let root = format!("--root={}", dir.join("runsc").display());
-        let _ = Command::new("runsc").args([&root, "kill", "--all", &cid, "KILL"]).output();
-        let _ = Command::new("runsc").args([&root, "delete", "--force", &cid]).output();
+        let _ = Command::new("runsc")
+            .args([&root, "kill", "--all", &cid, "KILL"])
+            .output();
+        let _ = Command::new("runsc")
+            .args([&root, "delete", "--force", &cid])
+            .output();
     }
 }
 
@@ -219,7 +269,8 @@ impl Drop for Agent {
             }
             if let Ok(entries) = std::fs::read_dir(self.dir.join("sandboxes")) {
                 for e in entries.flatten() {
-                    let text = std::fs::read_to_string(e.path().join("runsc.log")).unwrap_or_default();
+                    let text =
+                        std::fs::read_to_string(e.path().join("runsc.log")).unwrap_or_default();
                     let tail: Vec<&str> = text.lines().rev().take(15).collect();
                     eprintln!("--- runsc.log of {} ---", e.file_name().to_string_lossy());
                     for l in tail.iter().rev() {
@@ -241,7 +292,11 @@ pub fn capsule_id() -> String {
     let mut v = n;
     while s.len() < 25 {
         let d = (v % 36) as u8;
-        s.push(if d < 10 { (b'0' + d) as char } else { (b'a' + d - 10) as char });
+        s.push(if d < 10 {
+            (b'0' + d) as char
+        } else {
+            (b'a' + d - 10) as char
+        });
         v /= 36;
     }
     format!("sb_{s}")
@@ -250,7 +305,10 @@ pub fn capsule_id() -> String {
 pub fn create_req(id: &str, template: &str) -> pb::CreateSandboxRequest {
     pb::CreateSandboxRequest {
         sandbox_id: id.into(),
-        template: Some(pb::TemplateRef { team_id: PLATFORM_TEAM.into(), template_id: template.into() }),
+        template: Some(pb::TemplateRef {
+            team_id: PLATFORM_TEAM.into(),
+            template_id: template.into(),
+        }),
         vcpus: 1,
         memory_mb: 256,
         ..Default::default()
@@ -262,19 +320,31 @@ pub async fn sh(client: &mut Client, id: &str, script: &str) -> (i32, String, St
     let r = client
         .exec(pb::ExecRequest {
             sandbox_id: id.into(),
-            process: Some(pb::ProcessSpec { cmd: "/bin/sh".into(), args: vec!["-c".into(), script.into()], ..Default::default() }),
+            process: Some(pb::ProcessSpec {
+                cmd: "/bin/sh".into(),
+                args: vec!["-c".into(), script.into()],
+                ..Default::default()
+            }),
             timeout_sec: 30,
         })
         .await
         .unwrap_or_else(|e| panic!("exec {script:?} in {id}: {e}"))
         .into_inner();
-    (r.exit_code, String::from_utf8_lossy(&r.stdout).into_owned(), String::from_utf8_lossy(&r.stderr).into_owned())
+    (
+        r.exit_code,
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+        String::from_utf8_lossy(&r.stderr).into_owned(),
+    )
 }
 
 /// `sh` that must succeed; returns trimmed stdout.
 #[track_caller]
 pub fn ok(out: (i32, String, String)) -> String {
-    assert_eq!(out.0, 0, "command failed: stdout={:?} stderr={:?}", out.1, out.2);
+    assert_eq!(
+        out.0, 0,
+        "command failed: stdout={:?} stderr={:?}",
+        out.1, out.2
+    );
     out.1.trim().to_owned()
 }
 

@@ -75,3 +75,14 @@ impl LiveEvents {
         )))
     }
 }
+
+/// The live feed as a server background worker (needs a [`LiveEvents`] in the context).
+pub fn worker(ctx: &wrenn_extension_api::ServerContext) -> wrenn_extension_api::BackgroundWorker {
+    let live = ctx.service::<LiveEvents>();
+    wrenn_extension_api::BackgroundWorker::new("live-events", move |token| async move {
+        match live {
+            Some(live) => live.run(token, None).await,
+            None => tracing::error!("Live event feed not started: no LiveEvents service."),
+        }
+    })
+}

@@ -184,7 +184,13 @@ pub async fn reconcile(
 }
 
 /// The monitor as a server background worker (stops on the server's cancellation token).
-pub fn worker(ctx: &ServerContext, hosts: Arc<Hosts>) -> wrenn_extension_api::BackgroundWorker {
+/// Does nothing if the context carries no [`Hosts`] service.
+pub fn worker(ctx: &ServerContext) -> wrenn_extension_api::BackgroundWorker {
     let ctx = ctx.clone();
-    wrenn_extension_api::BackgroundWorker::new("host-monitor", move |token| run(ctx, hosts, token))
+    wrenn_extension_api::BackgroundWorker::new("host-monitor", move |token| async move {
+        match ctx.service::<Hosts>() {
+            Some(hosts) => run(ctx, hosts, token).await,
+            None => tracing::error!("Host monitor not started: no hosts service."),
+        }
+    })
 }

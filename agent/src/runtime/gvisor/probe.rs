@@ -43,7 +43,8 @@ pub async fn probe(
         ..Default::default()
     };
     if version.is_empty() {
-        caps.notes.insert("runsc".into(), format!("{} not runnable", binary.display()));
+        caps.notes
+            .insert("runsc".into(), format!("{} not runnable", binary.display()));
         return caps;
     }
     let _ = std::fs::create_dir_all(scratch);
@@ -62,16 +63,27 @@ pub async fn probe(
     }
     caps.hardware_virtualization = caps.platforms.iter().any(|p| p == "kvm");
     if !kvm {
-        caps.notes.insert("hardware_virtualization".into(), "/dev/kvm is absent".into());
+        caps.notes.insert(
+            "hardware_virtualization".into(),
+            "/dev/kvm is absent".into(),
+        );
     } else if !caps.hardware_virtualization {
         caps.notes.insert(
             "hardware_virtualization".into(),
             "/dev/kvm exists but a KVM guest does not run (nested/paravirtual KVM)".into(),
         );
     }
-    let platform = caps.platforms.first().cloned().unwrap_or_else(|| "systrap".into());
+    let platform = caps
+        .platforms
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "systrap".into());
     for (mode, netns) in [("none", false), ("sandbox", false), ("host-in-netns", true)] {
-        let network = if mode == "host-in-netns" { "host" } else { mode };
+        let network = if mode == "host-in-netns" {
+            "host"
+        } else {
+            mode
+        };
         match try_container(binary, scratch, &platform, network, None, netns).await {
             Ok(()) => caps.network_modes.push(mode.into()),
             Err(e) => {
@@ -90,7 +102,11 @@ pub async fn probe(
     }
     caps.snapshots = !caps.checkpoint_network_modes.is_empty();
     if let Some(c) = cache {
-        let _ = std::fs::write(c, serde_json::to_vec_pretty(&json!({"key": key, "capabilities": caps})).unwrap_or_default());
+        let _ = std::fs::write(
+            c,
+            serde_json::to_vec_pretty(&json!({"key": key, "capabilities": caps}))
+                .unwrap_or_default(),
+        );
     }
     info!(?caps, "runtime probed");
     finish(caps, preferred_platform, preferred_network)
@@ -111,7 +127,11 @@ fn read_cache(path: &Path, key: &str) -> Option<Capabilities> {
 }
 
 async fn runsc_version(binary: &Path) -> String {
-    let out = Command::new(binary).arg("--version").stdin(Stdio::null()).output().await;
+    let out = Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await;
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
             .lines()
@@ -166,7 +186,12 @@ async fn try_container(
             in_netns(&runsc, &netns_name, &["run", "--detach", &bundle_arg, &cid]).await?;
         } else {
             runsc
-                .run_detached("run", &["run", "--detach", &bundle_arg, &cid], &log, PROBE_TIMEOUT)
+                .run_detached(
+                    "run",
+                    &["run", "--detach", &bundle_arg, &cid],
+                    &log,
+                    PROBE_TIMEOUT,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -177,7 +202,11 @@ async fn try_container(
                 in_netns(&runsc, &netns_name, &["checkpoint", &image_arg, &cid]).await?;
             } else {
                 runsc
-                    .run("checkpoint", &["checkpoint", &image_arg, &cid], PROBE_TIMEOUT)
+                    .run(
+                        "checkpoint",
+                        &["checkpoint", &image_arg, &cid],
+                        PROBE_TIMEOUT,
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -187,7 +216,12 @@ async fn try_container(
     .await;
     runsc.remove(&cid).await;
     if netns {
-        let _ = run_plain("ip", &["netns", "delete", &netns_name], &bundle.join("ip.err")).await;
+        let _ = run_plain(
+            "ip",
+            &["netns", "delete", &netns_name],
+            &bundle.join("ip.err"),
+        )
+        .await;
     }
     let _ = std::fs::remove_dir_all(&bundle);
     result
@@ -229,7 +263,11 @@ async fn run_plain(program: &str, args: &[&str], err_file: &Path) -> Result<(), 
         Err(_) => Err(format!("{program} timed out after {PROBE_TIMEOUT:?}")),
         Ok(Err(e)) => Err(e.to_string()),
         Ok(Ok(s)) if s.success() => Ok(()),
-        Ok(Ok(_)) => Err(text.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("failed").to_owned()),
+        Ok(Ok(_)) => Err(text
+            .lines()
+            .rfind(|l| !l.trim().is_empty())
+            .unwrap_or("failed")
+            .to_owned()),
     }
 }
 

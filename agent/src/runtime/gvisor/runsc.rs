@@ -43,10 +43,17 @@ impl Runsc {
 
     /// Runs `runsc <args>` and waits (bounded by `timeout`), returning stdout or a
     /// [`RuntimeError::Command`] with stderr.
-    pub async fn run(&self, op: &str, args: &[&str], timeout: Duration) -> Result<Output, RuntimeError> {
+    pub async fn run(
+        &self,
+        op: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<Output, RuntimeError> {
         let mut cmd = self.command();
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = cmd.spawn().map_err(RuntimeError::io(format!("spawning runsc {op}")))?;
+        let child = cmd
+            .spawn()
+            .map_err(RuntimeError::io(format!("spawning runsc {op}")))?;
         let out = tokio::time::timeout(timeout, child.wait_with_output())
             .await
             .map_err(|_| RuntimeError::Command {
@@ -60,7 +67,9 @@ impl Runsc {
                 reason: last_lines(&String::from_utf8_lossy(&out.stderr)),
             });
         }
-        Ok(Output { stdout: String::from_utf8_lossy(&out.stdout).into_owned() })
+        Ok(Output {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        })
     }
 
     /// Runs a command that leaves a sandbox behind (`run --detach`, `restore --detach`).
@@ -78,7 +87,9 @@ impl Runsc {
             .append(true)
             .open(log)
             .map_err(RuntimeError::io(format!("opening {}", log.display())))?;
-        let err = file.try_clone().map_err(RuntimeError::io("cloning log handle"))?;
+        let err = file
+            .try_clone()
+            .map_err(RuntimeError::io("cloning log handle"))?;
         let mut cmd = self.command();
         cmd.args(args).stdout(file).stderr(err).kill_on_drop(false);
         // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
@@ -88,7 +99,9 @@ impl Runsc {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(RuntimeError::io(format!("spawning runsc {op}")))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(RuntimeError::io(format!("spawning runsc {op}")))?;
         let status = match tokio::time::timeout(timeout, child.wait()).await {
             Ok(status) => status.map_err(RuntimeError::io(format!("waiting for runsc {op}")))?,
             Err(_) => {
@@ -101,33 +114,55 @@ impl Runsc {
         };
         if !status.success() {
             let text = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(RuntimeError::Command { op: format!("runsc {op}"), reason: last_lines(&text) });
+            return Err(RuntimeError::Command {
+                op: format!("runsc {op}"),
+                reason: last_lines(&text),
+            });
         }
         Ok(())
     }
 
     /// `runsc state`: the container's status ("running", "stopped", ...), None if unknown.
     pub async fn status(&self, container: &str) -> Option<String> {
-        let out = self.run("state", &["state", container], Duration::from_secs(10)).await.ok()?;
+        let out = self
+            .run("state", &["state", container], Duration::from_secs(10))
+            .await
+            .ok()?;
         let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
         v.get("status").and_then(|s| s.as_str()).map(str::to_owned)
     }
 
     /// Container ids known to this runsc root.
     pub async fn list(&self) -> Result<Vec<String>, RuntimeError> {
-        let out = self.run("list", &["list", "--quiet"], Duration::from_secs(10)).await?;
-        Ok(out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
+        let out = self
+            .run("list", &["list", "--quiet"], Duration::from_secs(10))
+            .await?;
+        Ok(out
+            .stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
 
     /// Kills and deletes a container; absent containers are not an error. Processes of a
     /// sandbox that never registered with runsc (a start that hung) are killed too.
     pub async fn remove(&self, container: &str) {
         let t = Duration::from_secs(10);
-        let _ = self.run("kill", &["kill", "--all", container, "KILL"], t).await;
-        if self.run("delete", &["delete", "--force", container], t).await.is_err() {
+        let _ = self
+            .run("kill", &["kill", "--all", container, "KILL"], t)
+            .await;
+        if self
+            .run("delete", &["delete", "--force", container], t)
+            .await
+            .is_err()
+        {
             // A sandbox mid-exit can refuse the first delete.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let _ = self.run("delete", &["delete", "--force", container], t).await;
+            let _ = self
+                .run("delete", &["delete", "--force", container], t)
+                .await;
         }
         kill_container_processes(container);
     }
@@ -137,19 +172,35 @@ impl Runsc {
 /// argument or as its bundle directory (container ids are unique and full-length, so
 /// this never hits another capsule).
 pub fn kill_container_processes(container: &str) {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     let bundle_suffix = format!("/{container}");
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .collect();
         let is_runsc = args.first().is_some_and(|a| a.starts_with(b"runsc"));
         let names_it = args.iter().any(|a| {
             *a == container.as_bytes()
                 || (a.starts_with(b"--bundle=") && a.ends_with(bundle_suffix.as_bytes()))
         });
         if is_runsc && names_it {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
