@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod docs;
 pub mod events;
 pub mod health;
@@ -41,10 +42,11 @@ pub fn api_router() -> Router<ServerContext> {
         .merge(events::router())
 }
 
-/// Fallbacks in the error envelope, 5xx logging and request spans.
+/// Fallbacks (the dashboard for non-API paths, else the error envelope), 5xx logging and
+/// request spans.
 pub fn finish(router: Router<ServerContext>) -> Router<ServerContext> {
     router
-        .fallback(not_found)
+        .fallback_service(dashboard::Dashboard::from_env())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_server_errors))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -1,0 +1,211 @@
+// The REST client: same-origin fetch with the session cookie, the double-submit CSRF header on
+// every state-changing request, and errors turned into ApiError from the
+// `{"error":{"code","message"}}` envelope (API.md, Conventions).
+
+/** Cookie the control plane sets next to the HttpOnly session cookie; readable on purpose. */
+export const CSRF_COOKIE = "wrenn_csrf";
+/** Header that must echo the CSRF cookie on non-GET/HEAD/OPTIONS requests. */
+export const CSRF_HEADER = "X-CSRF-Token";
+
+/** A failed request, with the server's machine-readable code and human message. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Reads one cookie visible to scripts. */
+export function readCookie(name: string): string | null {
+  for (const part of document.cookie.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    if (part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return null;
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** Listeners told when any request answers 401 (the session ended or expired). */
+const unauthorizedListeners = new Set<() => void>();
+export function onUnauthorized(listener: () => void): () => void {
+  unauthorizedListeners.add(listener);
+  return () => unauthorizedListeners.delete(listener);
+}
+
+async function errorFrom(res: Response): Promise<ApiError> {
+  let code = `http_${res.status}`;
+  let message = res.statusText || `request failed with status ${res.status}`;
+  try {
+    const body = (await res.json()) as { error?: { code?: unknown; message?: unknown } };
+    if (body && typeof body.error === "object" && body.error) {
+      if (typeof body.error.code === "string") code = body.error.code;
+      if (typeof body.error.message === "string") message = body.error.message;
+    }
+  } catch {
+    // Not JSON (a proxy's error page, say): keep the status-derived code.
+  }
+  return new ApiError(res.status, code, message);
+}
+
+/**
+ * Sends one request. `body` is sent as JSON when given. Resolves with the parsed JSON body, or
+ * `undefined` for 204 and empty bodies.
+ */
+export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (!SAFE_METHODS.has(method)) {
+    const csrf = readCookie(CSRF_COOKIE);
+    if (csrf) headers[CSRF_HEADER] = csrf;
+  }
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "network_error", "The server could not be reached. Check your connection.");
+  }
+  if (!res.ok) {
+    const err = await errorFrom(res);
+    if (res.status === 401) unauthorizedListeners.forEach((l) => l());
+    throw err;
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  if (!text) return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new ApiError(res.status, "invalid_response", "The server sent a response that is not JSON.");
+  }
+}
+
+export const api = {
+  get: <T>(path: string) => request<T>("GET", path),
+  post: <T>(path: string, body?: unknown) => request<T>("POST", path, body ?? {}),
+  patch: <T>(path: string, body: unknown) => request<T>("PATCH", path, body),
+  put: <T>(path: string, body: unknown) => request<T>("PUT", path, body),
+  del: <T = void>(path: string, body?: unknown) => request<T>("DELETE", path, body),
+};
+
+/** Lists come either bare or wrapped (`{"capsules":[...]}`); accept both. */
+export function listOf<T>(value: unknown, key: string): T[] {
+  if (Array.isArray(value)) return value as T[];
+  if (value && typeof value === "object") {
+    const inner = (value as Record<string, unknown>)[key];
+    if (Array.isArray(inner)) return inner as T[];
+  }
+  return [];
+}
+
+/** Path segment encoding for ids and names taken from responses or forms. */
+export const seg = (s: string) => encodeURIComponent(s);
+
+// ---- Wire shapes (API.md) -------------------------------------------------------------------
+
+export interface Profile {
+  id: string;
+  name: string;
+  email: string;
+  has_password: boolean;
+  providers: string[];
+  is_admin: boolean;
+  auth?: { type: "session" | "api_key"; team_id: string; role?: string; key_id?: string };
+}
+
+export interface SessionStarted {
+  user: Profile;
+  team_id: string;
+  csrf_token: string;
+  expires_at: string;
+}
+
+export interface Team {
+  id: string;
+  name: string;
+  is_byoc: boolean;
+  created_at: string;
+  role?: string;
+}
+
+export interface Member {
+  id: string;
+  name: string;
+  email: string;
+  role: string;
+  joined_at: string;
+}
+
+export interface ApiKey {
+  id: string;
+  team_id: string;
+  name: string;
+  key_prefix: string;
+  created_by: string | null;
+  created_at: string;
+  last_used: string | null;
+}
+
+export interface CreatedApiKey extends ApiKey {
+  key: string;
+}
+
+export interface SessionInfo {
+  id: string;
+  team_id: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  user_agent: string | null;
+  ip: string | null;
+  current: boolean;
+}
+
+export interface Capsule {
+  id: string;
+  status: string;
+  template: string;
+  vcpus: number;
+  memory_mb: number;
+  timeout_sec: number;
+  guest_ip?: string | null;
+  host_ip?: string | null;
+  created_at: string;
+  started_at?: string | null;
+  last_active_at?: string | null;
+  last_updated?: string | null;
+  metadata?: Record<string, string | null | undefined>;
+}
+
+export interface Template {
+  id: string;
+  name: string;
+  type: "base" | "snapshot";
+  vcpus: number;
+  memory_mb: number;
+  size_bytes: number | null;
+  created_at: string;
+  platform: boolean;
+  metadata?: Record<string, unknown>;
+}
+
+export interface ExecResult {
+  sandbox_id: string;
+  cmd: string;
+  stdout: string;
+  stderr: string;
+  exit_code: number;
+  duration_ms: number;
+  encoding: "utf-8" | "base64";
+}

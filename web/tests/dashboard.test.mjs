@@ -1,0 +1,226 @@
+// End-to-end: the built dashboard served by a real wrenn-cp, driven in Debian's Chromium.
+// Sign up in the browser, activate from the mailed link, create an API key (plaintext shown
+// once), log out, log in again, and check every mutation carries the CSRF header.
+//
+// Run from web/: `npm test` (after `npm run build` and `cargo build -p wrenn-core`), or
+// `bash scripts/web.sh test` from the repository root, which does all of it.
+
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { launchBrowser, missingPrerequisite, startStack, waitForMail } from "./harness.mjs";
+
+const missing = missingPrerequisite();
+if (missing) console.log(`# skipping the dashboard browser tests: ${missing}`);
+
+describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, timeout: 120_000 }, () => {
+  let stack;
+  let browser;
+  let page;
+  /** Every state-changing API request the page sent: method, path, X-CSRF-Token. */
+  const mutations = [];
+  const user = {
+    name: "Ada Lovelace",
+    email: `ada-${Date.now().toString(36)}@example.com`,
+    password: "correct horse battery",
+  };
+  let apiKey;
+
+  const url = (p) => `${stack.baseUrl}${p}`;
+  const csrfCookie = async () => (await browser.context.cookies(stack.baseUrl)).find((c) => c.name === "wrenn_csrf")?.value;
+
+  before(async () => {
+    stack = await startStack();
+    browser = await launchBrowser();
+    page = browser.context.pages()[0] ?? (await browser.context.newPage());
+    page.on("dialog", (d) => d.accept());
+    page.on("request", (req) => {
+      const u = new URL(req.url());
+      if (u.pathname.startsWith("/v1/") && !["GET", "HEAD", "OPTIONS"].includes(req.method())) {
+        mutations.push({ method: req.method(), path: u.pathname, csrf: req.headers()["x-csrf-token"] ?? null });
+      }
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it("serves the dashboard without shadowing the API", async () => {
+    const health = await fetch(url("/health"));
+    assert.equal(health.status, 200);
+    assert.equal((await health.json()).status, "ok");
+    const spec = await fetch(url("/openapi.json"));
+    assert.equal(spec.status, 200);
+    assert.ok((await spec.json()).paths["/v1/auth/signup"], "OpenAPI lists the API");
+    const unknown = await fetch(url("/v1/no-such-thing"));
+    assert.equal(unknown.status, 404);
+    assert.equal((await unknown.json()).error.code, "not_found");
+
+    const shell = await fetch(url("/capsules/sb_whatever"));
+    assert.equal(shell.status, 200);
+    assert.equal(shell.headers.get("cache-control"), "no-cache");
+    const html = await shell.text();
+    const asset = html.match(/src="(\/assets\/[^"]+\.js)"/)?.[1];
+    assert.ok(asset, `index.html references a hashed script: ${html}`);
+    const js = await fetch(url(asset));
+    assert.equal(js.status, 200);
+    assert.equal(js.headers.get("cache-control"), "public, max-age=31536000, immutable");
+  });
+
+  it("signs up in the browser and lands signed in from the activation mail", async () => {
+    await page.goto(url("/"));
+    await page.waitForURL(/\/login$/);
+    await page.getByRole("link", { name: "Create an account" }).click();
+    await page.waitForURL(/\/signup$/);
+    await page.getByLabel("Name").fill(user.name);
+    await page.getByLabel("Email").fill(user.email);
+    await page.getByLabel("Password").fill(user.password);
+    await page.getByRole("button", { name: "Create account" }).click();
+    await page.locator("#signup-done").waitFor();
+    assert.match(await page.locator("#signup-done").innerText(), /activation link/i);
+
+    // A second signup with the same address shows the API's error, code and all.
+    await page.goto(url("/signup"));
+    await page.getByLabel("Name").fill(user.name);
+    await page.getByLabel("Email").fill(user.email);
+    await page.getByLabel("Password").fill(user.password);
+    await page.getByRole("button", { name: "Create account" }).click();
+    const alert = page.locator("#signup-form [role=alert]");
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /signup_cooldown/);
+
+    const mail = await waitForMail(stack.mailDir, user.email, { subject: "Activate" });
+    const link = mail.match(/https?:\/\/\S+\/activate\?token=\S+/)?.[0];
+    assert.ok(link, `activation link in mail:\n${mail}`);
+    assert.ok(link.startsWith(`${stack.baseUrl}/activate?token=`), link);
+
+    await page.goto(link);
+    await page.waitForURL(/\/capsules$/);
+    await page.getByRole("heading", { name: "Capsules", level: 1 }).waitFor();
+    assert.equal(await page.locator(".topbar .who").innerText(), user.name);
+    const team = await page.locator("#team-switcher option:checked").innerText();
+    assert.match(team, new RegExp(`${user.name}'s Team`));
+    assert.ok(await csrfCookie(), "the session's CSRF cookie is readable");
+
+    // The one-time link is spent.
+    await page.goto(link);
+    await page.locator(".auth-card [role=alert]").waitFor();
+    assert.match(await page.locator(".auth-card [role=alert]").innerText(), /invalid_token|already_activated/);
+  });
+
+  it("creates an API key and shows the plaintext only once", async () => {
+    await page.goto(url("/capsules"));
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.waitForURL(/\/api-keys$/);
+    await page.getByLabel("Key name").fill("browser-test");
+    await page.getByRole("button", { name: "Create key" }).click();
+    const shown = page.locator("#new-key-value");
+    await shown.waitFor();
+    apiKey = (await shown.innerText()).trim();
+    assert.match(apiKey, /^wrn_[0-9a-f]{32}$/);
+    const row = page.locator("#api-keys tbody tr", { hasText: "browser-test" });
+    await row.waitFor();
+    assert.match(await row.innerText(), new RegExp(apiKey.slice(0, 10)));
+    assert.ok(!(await row.innerText()).includes(apiKey), "the table shows only the prefix");
+
+    // The key really works, and the API never hands the plaintext out again.
+    const listed = await fetch(url("/v1/api-keys"), { headers: { "X-API-Key": apiKey } });
+    assert.equal(listed.status, 200);
+    const body = await listed.text();
+    assert.match(body, /browser-test/);
+    assert.ok(!body.includes(apiKey));
+
+    await page.reload();
+    await page.locator("#api-keys tbody tr", { hasText: "browser-test" }).waitFor();
+    assert.equal(await page.locator("#new-key-value").count(), 0);
+    assert.ok(!(await page.content()).includes(apiKey), "plaintext gone after reload");
+  });
+
+  it("sends the CSRF header on every mutation, which the server requires", async () => {
+    const cookie = await csrfCookie();
+    assert.ok(mutations.length >= 3, `mutations seen: ${JSON.stringify(mutations)}`);
+    const sessionMutations = mutations.filter((m) => !["/v1/auth/signup", "/v1/auth/activate", "/v1/auth/login"].includes(m.path));
+    assert.ok(sessionMutations.some((m) => m.path === "/v1/api-keys" && m.method === "POST"));
+    for (const m of sessionMutations) assert.equal(m.csrf, cookie, `${m.method} ${m.path} carried the CSRF token`);
+
+    // Without the header the same request is refused: the header is what made it succeed.
+    const refused = await page.evaluate(async () => {
+      const res = await fetch("/v1/api-keys", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "no-csrf" }),
+      });
+      return { status: res.status, body: await res.json() };
+    });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error.code, "csrf_failed");
+  });
+
+  it("logs out, shows a failed login's error, and logs in again", async () => {
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.waitForURL(/\/login$/);
+    assert.equal(await page.locator("#logout").count(), 0);
+
+    // A signed-out visit to a page goes through login and comes back.
+    await page.goto(url("/settings"));
+    await page.waitForURL(/\/login\?next=%2Fsettings$/);
+
+    await page.getByLabel("Email").fill(user.email);
+    await page.getByLabel("Password").fill("not the password");
+    await page.getByRole("button", { name: "Log in" }).click();
+    const alert = page.locator("#login-form [role=alert]");
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /invalid email or password/);
+    assert.match(await alert.innerText(), /invalid_credentials/);
+
+    await page.getByLabel("Password").fill(user.password);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.waitForURL(/\/settings$/);
+    await page.getByRole("heading", { name: "Account", level: 1 }).waitFor();
+    assert.equal(await page.locator("#my-email").innerText(), user.email);
+  });
+
+  it("a mutation in the new session succeeds with its CSRF token", async () => {
+    const before = mutations.length;
+    await page.getByLabel("Display name").fill("Ada King");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator(".notice-success", { hasText: "Ada King" }).waitFor();
+    assert.equal(await page.locator(".topbar .who").innerText(), "Ada King");
+    const patch = mutations.slice(before).find((m) => m.method === "PATCH" && m.path === "/v1/me");
+    assert.ok(patch, "the rename was sent");
+    assert.equal(patch.csrf, await csrfCookie());
+
+    const me = await fetch(url("/v1/me"), { headers: { "X-API-Key": apiKey } });
+    assert.equal((await me.json()).name, "Ada King");
+
+    // The sessions list shows this session; the older one ended at logout.
+    const rows = page.locator("#sessions tbody tr");
+    await rows.first().waitFor();
+    assert.equal(await page.locator("#sessions .badge", { hasText: "this session" }).count(), 1);
+  });
+
+  it("lists the team's members and the capsules page reflects the API", async () => {
+    await page.getByRole("link", { name: "Team" }).click();
+    await page.waitForURL(/\/team$/);
+    const owner = page.locator("#members tbody tr", { hasText: user.email });
+    await owner.waitFor();
+    assert.match(await owner.innerText(), /owner/);
+
+    const api = await fetch(url("/v1/capsules"), { headers: { "X-API-Key": apiKey } });
+    await page.getByRole("link", { name: "Capsules" }).click();
+    await page.waitForURL(/\/capsules$/);
+    if (api.status === 404) {
+      // This server has no capsule routes yet: the page must say so, not fail silently.
+      const alert = page.locator("main > .error-box:visible");
+      await alert.waitFor();
+      assert.match(await alert.innerText(), /not_found/);
+    } else {
+      assert.equal(api.status, 200);
+      const body = await api.json();
+      const list = Array.isArray(body) ? body : body.capsules;
+      if (list.length === 0) await page.getByText("No live capsules").waitFor();
+      else await page.locator("#capsules tbody tr").first().waitFor();
+    }
+  });
+});

@@ -1,0 +1,250 @@
+// Test harness: a real wrenn-cp (built from this checkout) on a fresh PostgreSQL database and a
+// throw-away redis-server, both on their own ports, with the mail sink in a temp directory, and
+// Debian's Chromium driven by playwright-core. Everything started here is stopped and removed by
+// `stop()`.
+
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const WEB_ROOT = path.resolve(here, "..");
+export const REPO_ROOT = path.resolve(WEB_ROOT, "..");
+export const DIST = path.join(WEB_ROOT, "dist");
+
+/** Launch flags that work for Debian's Chromium on these machines (ENVIRONMENT.md). */
+export const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+export function chromiumPath() {
+  const candidates = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].filter(Boolean);
+  return candidates.find((p) => existsSync(p)) ?? null;
+}
+
+export function wrennCpPath() {
+  if (process.env.WRENN_CP_BIN) return process.env.WRENN_CP_BIN;
+  const target = process.env.CARGO_TARGET_DIR ?? "/var/tmp/wrenn-target";
+  return path.join(target, "debug", "wrenn-cp");
+}
+
+/** What is missing to run the browser tests, or null. */
+export function missingPrerequisite() {
+  if (!chromiumPath()) return "Chromium is not installed (apt-get install chromium, or set CHROMIUM_PATH)";
+  if (!existsSync(wrennCpPath())) return `wrenn-cp is not built at ${wrennCpPath()} (cargo build -p wrenn-core, or set WRENN_CP_BIN)`;
+  if (!existsSync(path.join(DIST, "index.html"))) return "the dashboard is not built (npm run build in web/)";
+  if (spawnSync("redis-server", ["--version"]).status !== 0) return "redis-server is not installed";
+  if (spawnSync("psql", ["--version"]).status !== 0) return "psql is not installed";
+  return null;
+}
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, check, timeoutMs, child) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    if (child && child.exitCode !== null) throw new Error(`${what}: process exited with ${child.exitCode}`);
+    try {
+      if (await check()) return;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${what} did not become ready in ${timeoutMs} ms${last ? `: ${last.message}` : ""}`);
+}
+
+function redisPing(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, "127.0.0.1");
+    sock.setTimeout(1000);
+    sock.on("connect", () => sock.write("PING\r\n"));
+    sock.on("data", (d) => {
+      sock.destroy();
+      resolve(d.toString().startsWith("+PONG"));
+    });
+    sock.on("error", () => resolve(false));
+    sock.on("timeout", () => {
+      sock.destroy();
+      resolve(false);
+    });
+  });
+}
+
+function psql(url, sql) {
+  const r = spawnSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-qtAc", sql], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`psql failed: ${r.stderr || r.stdout}`);
+  return r.stdout.trim();
+}
+
+/** `postgres://…/postgres` with the database replaced. */
+function withDatabase(url, db) {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+const children = new Set();
+process.on("exit", () => {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+});
+
+async function stopChild(child, signal = "SIGTERM") {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill(signal);
+  const timedOut = await Promise.race([exited.then(() => false), sleep(5000).then(() => true)]);
+  if (timedOut) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+  children.delete(child);
+}
+
+/**
+ * Starts PostgreSQL database, Redis, wrenn-cp. Returns `{ baseUrl, mailDir, stop(), log() }`.
+ */
+export async function startStack() {
+  const tmp = mkdtempSync(path.join(tmpdir(), "wrenn-web-test-"));
+  const mailDir = path.join(tmp, "mail");
+  const state = { tmp, children: [], dbName: null, adminUrl: null };
+
+  const stop = async () => {
+    for (const c of state.children.reverse()) await stopChild(c);
+    if (state.dbName) {
+      try {
+        psql(state.adminUrl, `DROP DATABASE IF EXISTS "${state.dbName}" WITH (FORCE)`);
+      } catch (err) {
+        console.error(`# could not drop test database ${state.dbName}: ${err.message}`);
+      }
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  };
+
+  try {
+    // PostgreSQL: a fresh, uniquely named database on the machine's server.
+    state.adminUrl =
+      process.env.WRENN_TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? "postgres://postgres:postgres@127.0.0.1:5432/postgres";
+    state.adminUrl = withDatabase(state.adminUrl, "postgres");
+    state.dbName = `wrenn_web_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
+    psql(state.adminUrl, `CREATE DATABASE "${state.dbName}"`);
+
+    // Redis: a throw-away server on a free port, no persistence.
+    const redisPort = await freePort();
+    const redisLog = openSync(path.join(tmp, "redis.log"), "a");
+    const redis = spawn(
+      "redis-server",
+      ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", tmp],
+      { stdio: ["ignore", redisLog, redisLog] },
+    );
+    children.add(redis);
+    state.children.push(redis);
+    await waitFor("redis-server", () => redisPing(redisPort), 10_000, redis);
+
+    // The control plane.
+    const port = await freePort();
+    const baseUrl = `http://127.0.0.1:${port}`;
+    const cpLogPath = path.join(tmp, "wrenn-cp.log");
+    const cpLog = openSync(cpLogPath, "a");
+    const cp = spawn(wrennCpPath(), [], {
+      cwd: tmp,
+      stdio: ["ignore", cpLog, cpLog],
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME ?? tmp,
+        RUST_LOG: "info,sqlx=warn",
+        DATABASE_URL: withDatabase(state.adminUrl, state.dbName),
+        REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+        WRENN_CP_LISTEN_ADDR: `127.0.0.1:${port}`,
+        WRENN_PUBLIC_URL: baseUrl,
+        WRENN_DOMAIN: "localhost",
+        JWT_SECRET: randomBytes(32).toString("hex"),
+        WRENN_ENCRYPTION_KEY: randomBytes(32).toString("hex"),
+        WRENN_MAIL_DIR: mailDir,
+        WRENN_WEB_DIR: DIST,
+        WRENN_INSECURE_TEST_PASSWORD_HASHING: "true",
+      },
+    });
+    children.add(cp);
+    state.children.push(cp);
+    const log = () => (existsSync(cpLogPath) ? readFileSync(cpLogPath, "utf8") : "");
+    try {
+      await waitFor(
+        "wrenn-cp",
+        async () => (await fetch(`${baseUrl}/health`)).ok,
+        60_000,
+        cp,
+      );
+    } catch (err) {
+      throw new Error(`${err.message}\n--- wrenn-cp log ---\n${log().slice(-4000)}`);
+    }
+    const shell = await fetch(`${baseUrl}/`);
+    if (!(shell.headers.get("content-type") ?? "").startsWith("text/html")) {
+      throw new Error(`${wrennCpPath()} does not serve the dashboard at / (${shell.status}): a build without core/src/http/dashboard.rs?`);
+    }
+    return { baseUrl, mailDir, log, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Waits for a mail to `to` in the sink directory and returns its text. */
+export async function waitForMail(mailDir, to, { subject, timeoutMs = 10_000 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(mailDir)) {
+      for (const name of readdirSync(mailDir).sort().reverse()) {
+        const text = readFileSync(path.join(mailDir, name), "utf8");
+        if (!text.includes(`To: ${to}\n`)) continue;
+        if (subject && !text.includes(`Subject: ${subject}`)) continue;
+        return text;
+      }
+    }
+    await sleep(100);
+  }
+  throw new Error(`no mail to ${to} in ${mailDir} after ${timeoutMs} ms`);
+}
+
+/** Launches Chromium with a fresh profile; `close()` also removes the profile. */
+export async function launchBrowser() {
+  const { chromium } = await import("playwright-core");
+  const profile = mkdtempSync(path.join(tmpdir(), "wrenn-web-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath(),
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  context.setDefaultTimeout(15_000);
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
