@@ -4,7 +4,9 @@
 //! exercised by the test suite.
 
 pub mod api_keys;
+pub mod audit;
 pub mod capsules;
+pub mod hosts;
 pub mod oauth;
 pub mod sessions;
 pub mod teams;

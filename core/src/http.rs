@@ -4,13 +4,16 @@
 //! by the server). Adding a resource is one `.merge(...)` line in [`api_router`].
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod capsules;
 pub mod dashboard;
 pub mod docs;
+pub mod events;
 pub mod exec;
 pub mod files;
 pub mod health;
+pub mod hosts;
 pub mod me;
 pub mod oauth;
 pub mod proxy;
@@ -43,6 +46,9 @@ pub fn api_router() -> Router<ServerContext> {
         .merge(exec::router())
         .merge(files::router())
         .merge(snapshots::router())
+        .merge(hosts::router())
+        .merge(audit::router())
+        .merge(events::router())
 }
 
 /// Fallbacks (the dashboard for non-API paths, else the error envelope), 5xx logging and

@@ -55,6 +55,7 @@ pub fn router() -> Router<ServerContext> {
 pub fn document(version: &str) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::capsules::CapsulesApi::openapi());
+    doc.merge(super::hosts::HostsApi::openapi());
     doc.info.version = version.to_string();
     doc
 }
