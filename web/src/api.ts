@@ -32,7 +32,15 @@ export function readCookie(name: string): string | null {
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-/** Listeners told when any request answers 401 (the session ended or expired). */
+/**
+ * True when a request failed for want of a valid session (expired, revoked, logged out
+ * elsewhere), as opposed to a 401 about the request itself such as `wrong_password`.
+ */
+export function sessionEnded(err: unknown): boolean {
+  return err instanceof ApiError && err.status === 401 && err.code === "unauthorized";
+}
+
+/** Listeners told when a request fails because the session ended. */
 const unauthorizedListeners = new Set<() => void>();
 export function onUnauthorized(listener: () => void): () => void {
   unauthorizedListeners.add(listener);
@@ -78,7 +86,7 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   }
   if (!res.ok) {
     const err = await errorFrom(res);
-    if (res.status === 401) unauthorizedListeners.forEach((l) => l());
+    if (sessionEnded(err)) unauthorizedListeners.forEach((l) => l());
     throw err;
   }
   if (res.status === 204) return undefined as T;
@@ -175,6 +183,8 @@ export interface SessionInfo {
 export interface Capsule {
   id: string;
   status: string;
+  /** Why the capsule is in its state, e.g. `ttl_expired` for an auto-paused one. */
+  reason?: string;
   template: string;
   vcpus: number;
   memory_mb: number;

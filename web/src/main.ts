@@ -2,7 +2,7 @@
 // the page-wide notice area. Pages live in pages/*.ts and talk to the REST API through api.ts.
 
 import "./style.css";
-import { api, ApiError, listOf, onUnauthorized, type Profile, type SessionStarted, type Team } from "./api";
+import { api, ApiError, listOf, onUnauthorized, sessionEnded, type Profile, type SessionStarted, type Team } from "./api";
 import type { App, NoticeKind, Page, RouteContext } from "./app";
 import { describe, h, mount } from "./dom";
 import { activatePage, forgotPage, loginPage, resetPage, signupPage } from "./pages/auth";
@@ -249,7 +249,7 @@ async function render() {
     await page.render(main, ctx);
   } catch (err) {
     if (!ctx.live()) return;
-    if (err instanceof ApiError && err.status === 401) return; // handled by onUnauthorized
+    if (sessionEnded(err)) return; // handled by onUnauthorized
     const { code, message } = describe(err);
     main.appendChild(h("div", { class: "error-box", role: "alert" }, h("strong", null, message), code ? [" ", h("code", { class: "error-code" }, code)] : null));
   }

@@ -223,4 +223,63 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
       else await page.locator("#capsules tbody tr").first().waitFor();
     }
   });
+
+  it("creates and switches teams; the rotated session keeps working", async () => {
+    const oldCsrf = await csrfCookie();
+    await page.getByRole("link", { name: "Team" }).click();
+    await page.waitForURL(/\/team$/);
+    await page.getByLabel("New team name").fill("Analytical Engines");
+    await page.getByRole("button", { name: "Create team" }).click();
+    await page.getByRole("heading", { name: "Analytical Engines", level: 1 }).waitFor();
+    assert.match(await page.locator("#team-switcher option:checked").innerText(), /Analytical Engines \(owner\)/);
+    const newCsrf = await csrfCookie();
+    assert.ok(newCsrf && newCsrf !== oldCsrf, "switching teams rotates the session and its CSRF token");
+
+    // A mutation in the new team uses the new token, and lands in the new team.
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.waitForURL(/\/api-keys$/);
+    assert.match(await page.locator(".lede").innerText(), /Analytical Engines/);
+    await page.getByLabel("Key name").fill("second-team-key");
+    await page.getByRole("button", { name: "Create key" }).click();
+    await page.locator("#new-key-value").waitFor();
+    await page.locator("#api-keys tbody tr", { hasText: "second-team-key" }).waitFor();
+    assert.equal(await page.locator("#api-keys tbody tr").count(), 1, "only the new team's key is listed");
+    assert.equal(mutations.at(-1).csrf, newCsrf);
+
+    // Back to the first team through the switcher.
+    const first = await page.locator("#team-switcher option", { hasText: "Ada Lovelace's Team" }).getAttribute("value");
+    await page.locator("#team-switcher").selectOption(first);
+    await page.locator(".notice-success", { hasText: "Switched to" }).waitFor();
+    await page.locator("#api-keys tbody tr", { hasText: "browser-test" }).waitFor();
+  });
+
+  it("changes the password and carries on in a fresh session", async () => {
+    await page.getByRole("link", { name: "Account" }).click();
+    await page.waitForURL(/\/settings$/);
+    await page.getByLabel("Current password").fill("wrong password");
+    await page.getByLabel("New password").fill("an even better one");
+    await page.getByRole("button", { name: "Change password" }).click();
+    const alert = page.locator("section[aria-labelledby=password-h] [role=alert]");
+    await alert.waitFor();
+    assert.match(await alert.innerText(), /wrong_password/);
+
+    const before = await csrfCookie();
+    await page.getByLabel("Current password").fill(user.password);
+    await page.getByLabel("New password").fill("an even better one");
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.locator(".notice-success", { hasText: "Password changed" }).waitFor();
+    const after = await csrfCookie();
+    assert.ok(after && after !== before, "a fresh session replaced the revoked ones");
+    await page.getByLabel("Display name").fill("Ada Lovelace");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator(".notice-success", { hasText: "Ada Lovelace" }).waitFor();
+    assert.equal(mutations.at(-1).csrf, after);
+
+    const login = await fetch(url("/v1/auth/login"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: user.email, password: "an even better one" }),
+    });
+    assert.equal(login.status, 200, "the new password works");
+  });
 });

@@ -9,8 +9,9 @@ import { busy, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
 const TRANSITIONAL = new Set(["pending", "starting", "pausing", "resuming", "snapshotting", "stopping"]);
 const POLL_MS = 3000;
 
-function statusBadge(status: string) {
-  return h("span", { class: `status status-${status}` }, status);
+function statusBadge(status: string, reason?: string) {
+  const badge = h("span", { class: `status status-${status}` }, status);
+  return reason ? [badge, " ", h("small", { class: "muted" }, reason.replace(/_/g, " "))] : badge;
 }
 
 function memory(mb: number) {
@@ -72,7 +73,7 @@ export const capsulesPage: Page = {
     const tbody = h("tbody");
     const table = h(
       "table",
-      { id: "capsules" },
+      { id: "capsules", hidden: true },
       h("caption", { class: "sr-only" }, "Capsules"),
       h("thead", null, h("tr", null, ["Capsule", "Status", "Template", "vCPUs", "Memory", "Created", ""].map((c) => h("th", { scope: "col" }, c)))),
       tbody,
@@ -120,7 +121,7 @@ export const capsulesPage: Page = {
             "tr",
             { "data-id": c.id },
             h("th", { scope: "row" }, h("a", { href: `/capsules/${seg(c.id)}` }, h("code", null, c.id))),
-            h("td", null, statusBadge(c.status)),
+            h("td", null, statusBadge(c.status, c.reason)),
             h("td", null, c.template),
             h("td", null, c.vcpus),
             h("td", null, memory(c.memory_mb)),
@@ -180,7 +181,7 @@ export const capsulePage: Page = {
       mount(
         facts,
         [
-          ["Status", statusBadge(c.status)],
+          ["Status", statusBadge(c.status, c.reason)],
           ["Template", c.template],
           ["vCPUs", String(c.vcpus)],
           ["Memory", memory(c.memory_mb)],
@@ -190,7 +191,7 @@ export const capsulePage: Page = {
           ["Last active", time(c.last_active_at)],
           ["Runtime", [meta.runtime, meta.runtime_version].filter(Boolean).join(" ") || "—"],
           ["envd", meta.envd_version ?? "—"],
-        ].map(([k, v]) => [h("dt", null, k as string), h("dd", null, v as Node | string)]),
+        ].map(([k, v]) => [h("dt", null, k as string), h("dd", null, v as Node | string | Node[])]),
       );
       mount(
         actions,

@@ -13,7 +13,7 @@ export const apiKeysPage: Page = {
     const tbody = h("tbody");
     const table = h(
       "table",
-      { id: "api-keys" },
+      { id: "api-keys", hidden: true },
       h("caption", { class: "sr-only" }, "API keys"),
       h("thead", null, h("tr", null, ["Name", "Key", "Created", "Last used", ""].map((c) => h("th", { scope: "col" }, c)))),
       tbody,

@@ -37,7 +37,7 @@ export const snapshotsPage: Page = {
     const empty = h("p", { class: "muted", hidden: true }, "No templates. Snapshot a running or paused capsule from its row on the Capsules page.");
     const table = h(
       "table",
-      { id: "templates" },
+      { id: "templates", hidden: true },
       h("thead", null, h("tr", null, ["Name", "Type", "vCPUs", "Memory", "Size", "Created", ""].map((c) => h("th", { scope: "col" }, c)))),
       tbody,
     );
