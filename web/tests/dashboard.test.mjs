@@ -315,4 +315,29 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
     await audit("/login?error=oauth_denied", () => page.locator("#login-form [role=alert]").waitFor());
     await page.emulateMedia({ colorScheme: "light" });
   });
+
+  it("resets a forgotten password through the mailed link", async () => {
+    await page.goto(url("/login"));
+    await page.getByRole("link", { name: "Forgot your password?" }).click();
+    await page.waitForURL(/\/forgot-password$/);
+    await page.getByLabel("Email").fill(user.email);
+    await page.getByRole("button", { name: "Send reset link" }).click();
+    await page.getByText("a reset link is on its way").waitFor();
+
+    const mail = await waitForMail(stack.mailDir, user.email, { subject: "Reset your Wrenn password" });
+    const link = mail.match(/https?:\/\/\S+\/reset-password\?token=\S+/)?.[0];
+    assert.ok(link?.startsWith(`${stack.baseUrl}/reset-password?token=`), `reset link in mail:\n${mail}`);
+    await page.goto(link);
+    await page.getByLabel("New password", { exact: true }).fill("reset and renewed");
+    await page.getByLabel("Repeat new password").fill("reset and renewed");
+    await page.getByRole("button", { name: "Set password" }).click();
+    await page.waitForURL(/\/login$/);
+    await page.locator(".notice", { hasText: "Your password was changed" }).waitFor();
+
+    await page.getByLabel("Email").fill(user.email);
+    await page.getByLabel("Password").fill("reset and renewed");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.waitForURL(/\/capsules$/);
+    assert.equal(await page.locator(".topbar .who").innerText(), "Ada Lovelace");
+  });
 });
