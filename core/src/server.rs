@@ -252,11 +252,7 @@ fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
     vec![accounts::purge_worker(ctx, config)]
 }
 
-fn spawn_worker(
-    tracker: &TaskTracker,
-    shutdown: &CancellationToken,
-    worker: BackgroundWorker,
-) {
+fn spawn_worker(tracker: &TaskTracker, shutdown: &CancellationToken, worker: BackgroundWorker) {
     let name = worker.name.clone();
     let fut = (worker.run)(shutdown.child_token());
     tracker.spawn(async move {
