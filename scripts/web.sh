@@ -18,6 +18,11 @@ install() {
         log "installing Node.js and npm"
         $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q nodejs npm
     fi
+    # Vite 7 needs Node.js 20.19+ (Debian 12's own nodejs package is 18).
+    if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a===20&&b>=19)?0:1)'; then
+        log "Node.js $(node --version) is too old: the dashboard build needs 20.19 or newer"
+        exit 1
+    fi
     if [ -z "${CHROMIUM_PATH:-}" ] && [ ! -x /usr/bin/chromium ]; then
         log "installing Chromium (browser tests)"
         $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium

@@ -6,8 +6,12 @@
 // `bash scripts/web.sh test` from the repository root, which does all of it.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
 import { launchBrowser, missingPrerequisite, startStack, waitForMail } from "./harness.mjs";
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 const missing = missingPrerequisite();
 if (missing) console.log(`# skipping the dashboard browser tests: ${missing}`);
@@ -281,5 +285,59 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
       body: JSON.stringify({ email: user.email, password: "an even better one" }),
     });
     assert.equal(login.status, 200, "the new password works");
+  });
+
+  it("has no serious accessibility violations (axe-core) on its pages", async () => {
+    const audit = async (path, ready) => {
+      await page.goto(url(path));
+      await ready();
+      // Evaluated through the DevTools protocol, so the page's CSP does not apply.
+      await page.evaluate(axeSource);
+      const violations = await page.evaluate(async () => {
+        const result = await globalThis.axe.run(document, { resultTypes: ["violations"] });
+        return result.violations
+          .filter((v) => v.impact === "serious" || v.impact === "critical")
+          .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+      });
+      assert.deepEqual(violations, [], `${path}:\n${violations.join("\n")}`);
+    };
+    await audit("/capsules", () => page.getByRole("heading", { name: "Capsules", level: 1 }).waitFor());
+    await audit("/api-keys", () => page.locator("#api-keys tbody tr").first().waitFor());
+    await audit("/team", () => page.locator("#members tbody tr").first().waitFor());
+    await audit("/settings", () => page.locator("#sessions tbody tr").first().waitFor());
+    await audit("/snapshots", () => page.getByRole("heading", { level: 1 }).waitFor());
+    await page.getByRole("button", { name: "Log out" }).click();
+    await page.waitForURL(/\/login$/);
+    await audit("/login", () => page.locator("#login-form").waitFor());
+    await audit("/signup", () => page.locator("#signup-form").waitFor());
+    // The dark palette too, with an error on screen.
+    await page.emulateMedia({ colorScheme: "dark" });
+    await audit("/login?error=oauth_denied", () => page.locator("#login-form [role=alert]").waitFor());
+    await page.emulateMedia({ colorScheme: "light" });
+  });
+
+  it("resets a forgotten password through the mailed link", async () => {
+    await page.goto(url("/login"));
+    await page.getByRole("link", { name: "Forgot your password?" }).click();
+    await page.waitForURL(/\/forgot-password$/);
+    await page.getByLabel("Email").fill(user.email);
+    await page.getByRole("button", { name: "Send reset link" }).click();
+    await page.getByText("a reset link is on its way").waitFor();
+
+    const mail = await waitForMail(stack.mailDir, user.email, { subject: "Reset your Wrenn password" });
+    const link = mail.match(/https?:\/\/\S+\/reset-password\?token=\S+/)?.[0];
+    assert.ok(link?.startsWith(`${stack.baseUrl}/reset-password?token=`), `reset link in mail:\n${mail}`);
+    await page.goto(link);
+    await page.getByLabel("New password", { exact: true }).fill("reset and renewed");
+    await page.getByLabel("Repeat new password").fill("reset and renewed");
+    await page.getByRole("button", { name: "Set password" }).click();
+    await page.waitForURL(/\/login$/);
+    await page.locator(".notice", { hasText: "Your password was changed" }).waitFor();
+
+    await page.getByLabel("Email").fill(user.email);
+    await page.getByLabel("Password").fill("reset and renewed");
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.waitForURL(/\/capsules$/);
+    assert.equal(await page.locator(".topbar .who").innerText(), "Ada Lovelace");
   });
 });
