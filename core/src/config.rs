@@ -23,6 +23,9 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Development: create a regular host and print its one-time registration token (for
+    /// `wrenn-agent --register`). Refused unless WRENN_DEV_MODE=1.
+    DevHostToken,
 }
 
 /// Control-plane settings. Each flag can also be given through the environment variable named

@@ -4,6 +4,8 @@
 //! exercised by the test suite.
 
 pub mod api_keys;
+pub mod audit;
+pub mod hosts;
 pub mod oauth;
 pub mod sessions;
 pub mod teams;

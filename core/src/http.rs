@@ -4,10 +4,13 @@
 //! by the server). Adding a resource is one `.merge(...)` line in [`api_router`].
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod dashboard;
 pub mod docs;
+pub mod events;
 pub mod health;
+pub mod hosts;
 pub mod me;
 pub mod oauth;
 pub mod teams;
@@ -34,6 +37,9 @@ pub fn api_router() -> Router<ServerContext> {
         .merge(teams::router())
         .merge(api_keys::router())
         .merge(users::router())
+        .merge(hosts::router())
+        .merge(audit::router())
+        .merge(events::router())
 }
 
 /// Fallbacks (the dashboard for non-API paths, else the error envelope), 5xx logging and

@@ -16,6 +16,8 @@
 //! - [`sessions`]: the [`SessionService`](wrenn_extension_api::SessionService) on PostgreSQL
 //!   (source of truth, hashed ids) with a Redis cache.
 //! - [`accounts`]: signup/activation/provisioning and the 15-day purge worker.
+//! - [`hosts`]: host registry, registration + internal CA, mTLS agent pool, scheduler and
+//!   host monitor; [`events`] (the `wrenn:events` stream and live SSE feed) and [`audit`].
 //! - [`passwords`], [`tokens`] (one-time tokens hashed in Redis), [`mail`] (SMTP or the sink
 //!   directory), [`oauth`] (GitHub and the provider registry).
 //! - [`test_support`]: spawns a real server on 127.0.0.1:0 with a fresh database and a
@@ -25,8 +27,11 @@
 //! `wrenn-extension-api` (session/API key) → `db::*` functions → `ApiError` or JSON.
 
 pub mod accounts;
+pub mod audit;
 pub mod config;
 pub mod db;
+pub mod events;
+pub mod hosts;
 pub mod http;
 pub mod mail;
 pub mod oauth;

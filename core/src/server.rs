@@ -58,6 +58,7 @@ pub struct Builder {
     extensions: Vec<Box<dyn Extension>>,
     inventory: bool,
     listener: Option<std::net::TcpListener>,
+    hosts: Option<crate::hosts::HostsConfig>,
 }
 
 impl Default for Builder {
@@ -74,7 +75,15 @@ impl Builder {
             extensions: Vec::new(),
             inventory: true,
             listener: None,
+            hosts: None,
         }
+    }
+
+    /// Host-side tunables (monitor intervals, scheduler reserves); default: from the
+    /// environment ([`crate::hosts::HostsConfig::from_env`]).
+    pub fn hosts_config(mut self, hosts: crate::hosts::HostsConfig) -> Self {
+        self.hosts = Some(hosts);
+        self
     }
 
     /// Version reported by `GET /health` and the OpenAPI document.
@@ -136,7 +145,7 @@ impl Builder {
         let db = connect_db(&config).await?;
         crate::MIGRATOR.run(&db).await?;
         let redis_client = redis::Client::open(config.redis_url.as_str())?;
-        let redis = redis::aio::ConnectionManager::new(redis_client).await?;
+        let redis = redis::aio::ConnectionManager::new(redis_client.clone()).await?;
 
         let secure = config.public_url.starts_with("https://");
         let sessions = Arc::new(Sessions::new(db.clone(), redis.clone(), secure));
@@ -191,6 +200,23 @@ impl Builder {
             hooks,
             config: config.clone(),
         }));
+
+        let hosts_config = match self.hosts.take() {
+            Some(h) => h,
+            None => {
+                crate::hosts::HostsConfig::from_env().map_err(|e| StartError::Config(vec![e]))?
+            }
+        };
+        let encryption_key = config
+            .encryption_key_bytes()
+            .ok_or_else(|| StartError::Config(vec!["WRENN_ENCRYPTION_KEY is invalid".into()]))?;
+        let hosts = crate::hosts::Hosts::init(ctx.db(), &encryption_key, hosts_config)
+            .await
+            .map_err(|e| StartError::Config(vec![format!("internal CA: {e}")]))?;
+        ctx.insert_service(hosts.clone());
+        ctx.insert_service(hosts.pool.clone());
+        let live_events = crate::events::live::LiveEvents::new(redis_client);
+        ctx.insert_service(live_events.clone());
 
         let router = build_router(&ctx, &extensions);
 
@@ -249,14 +275,14 @@ impl Builder {
 
 /// Core's own background workers (one line each); extension workers start after these.
 fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
-    vec![accounts::purge_worker(ctx, config)]
+    vec![
+        accounts::purge_worker(ctx, config),
+        crate::hosts::monitor::worker(ctx),
+        crate::events::live::worker(ctx),
+    ]
 }
 
-fn spawn_worker(
-    tracker: &TaskTracker,
-    shutdown: &CancellationToken,
-    worker: BackgroundWorker,
-) {
+fn spawn_worker(tracker: &TaskTracker, shutdown: &CancellationToken, worker: BackgroundWorker) {
     let name = worker.name.clone();
     let fut = (worker.run)(shutdown.child_token());
     tracker.spawn(async move {
@@ -349,8 +375,10 @@ pub async fn run(mut builder: Builder) -> Result<(), StartError> {
         .try_init();
     if builder.config.is_none() {
         let cli = Cli::parse();
-        if let Some(Command::Migrate) = cli.command {
-            return migrate(&cli.config).await;
+        match cli.command {
+            Some(Command::Migrate) => return migrate(&cli.config).await,
+            Some(Command::DevHostToken) => return dev_host_token(&cli.config).await,
+            _ => {}
         }
         builder.config = Some(cli.config);
     }
@@ -365,6 +393,31 @@ pub async fn run(mut builder: Builder) -> Result<(), StartError> {
         token.cancel();
     });
     server.wait().await
+}
+
+/// `wrenn-cp dev-host-token`: migrates, creates a regular host and prints its registration
+/// token on stdout (development mode only).
+pub async fn dev_host_token(config: &Config) -> Result<(), StartError> {
+    let hosts_config =
+        crate::hosts::HostsConfig::from_env().map_err(|e| StartError::Config(vec![e]))?;
+    if !hosts_config.allow_insecure_dev {
+        return Err(StartError::Config(vec![
+            "dev-host-token needs WRENN_DEV_MODE=1".into(),
+        ]));
+    }
+    let key = config
+        .encryption_key_bytes()
+        .ok_or_else(|| StartError::Config(vec!["WRENN_ENCRYPTION_KEY is invalid".into()]))?;
+    let db = connect_db(config).await?;
+    crate::MIGRATOR.run(&db).await?;
+    let hosts = crate::hosts::Hosts::init(&db, &key, hosts_config)
+        .await
+        .map_err(|e| StartError::Config(vec![format!("internal CA: {e}")]))?;
+    let token = crate::hosts::registration::dev_host_token(&db, &hosts)
+        .await
+        .map_err(StartError::Database)?;
+    println!("{token}");
+    Ok(())
 }
 
 /// `wrenn-cp migrate`: applies migrations and exits.

@@ -323,6 +323,10 @@ async fn sessions_list_revoke_and_logout_all() {
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
+    assert!(
+        list.iter().all(|s| s["ip"] == "127.0.0.1"),
+        "peer address recorded: {list:?}"
+    );
     let other = list.iter().find(|s| s["current"] == false).unwrap()["id"]
         .as_str()
         .unwrap()

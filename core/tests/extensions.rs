@@ -94,6 +94,7 @@ struct Journal {
     logins: Mutex<Vec<Uuid>>,
     signups: Mutex<Vec<String>>,
     soft_deletes: Mutex<Vec<String>>,
+    hard_deletes: Mutex<Vec<String>>,
     middleware_hits: AtomicUsize,
     worker_ticks: AtomicUsize,
     worker_stopped: AtomicUsize,
@@ -155,6 +156,19 @@ impl AuthHook for ProbeHook {
             .unwrap()
             .push(account.email.clone());
         Err(HookError::new("ignored"))
+    }
+
+    async fn on_account_hard_delete(
+        &self,
+        _ctx: &ServerContext,
+        account: &AccountDeletion,
+    ) -> Result<(), HookError> {
+        self.0
+            .hard_deletes
+            .lock()
+            .unwrap()
+            .push(account.email.clone());
+        Err(HookError::new("ignored as well"))
     }
 }
 
@@ -355,6 +369,19 @@ async fn auth_hooks_see_signup_login_and_deletion() {
     );
     assert_eq!(
         journal.soft_deletes.lock().unwrap().as_slice(),
+        ["hooked@example.com"]
+    );
+    // The purge runs on_account_hard_delete; its error does not stop the purge.
+    sqlx::query("UPDATE users SET deleted_at = now() - interval '15 days 1 minute'")
+        .execute(server.ctx().db())
+        .await
+        .unwrap();
+    let purged = cpserver::accounts::purge_deleted(server.ctx(), chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(
+        journal.hard_deletes.lock().unwrap().as_slice(),
         ["hooked@example.com"]
     );
 }

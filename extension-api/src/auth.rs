@@ -108,7 +108,9 @@ impl Principal {
     }
 }
 
-/// Client details recorded with a new session.
+/// Client details recorded with a new session. As an extractor it never fails: the user agent
+/// comes from the header, the IP from the TCP peer (`ConnectInfo`), never from client-supplied
+/// headers such as `X-Forwarded-For`, which anyone can forge.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub user_agent: Option<String>,
@@ -116,17 +118,25 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    pub fn from_headers(headers: &axum::http::HeaderMap) -> Self {
-        let user_agent = headers
+    pub fn from_parts(parts: &Parts) -> Self {
+        let user_agent = parts
+            .headers
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(300).collect());
-        let ip = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(|s| s.trim().to_string());
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
         Self { user_agent, ip }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_parts(parts))
     }
 }
 

@@ -7,7 +7,7 @@ use crate::passwords::Passwords;
 use crate::services::core;
 use crate::tokens::{self, TokenKind};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -183,7 +183,7 @@ fn invalid_token() -> ApiError {
               (status = 500, body = super::views::ErrorEnvelope, description = "signup_hook_failed")))]
 pub async fn activate(
     State(ctx): State<ServerContext>,
-    headers: HeaderMap,
+    client: ClientInfo,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let token = req.token.trim();
@@ -224,10 +224,7 @@ pub async fn activate(
         };
     tx.commit().await?;
     tracing::info!(user_id = %user.id, %team_id, "Account activated.");
-    let session = ctx
-        .sessions()
-        .issue(user.id, team_id, ClientInfo::from_headers(&headers))
-        .await?;
+    let session = ctx.sessions().issue(user.id, team_id, client).await?;
     session_started(&ctx, session, user.id, team_id).await
 }
 
@@ -238,7 +235,7 @@ pub async fn activate(
               (status = 403, body = super::views::ErrorEnvelope, description = "account_not_activated or account_disabled")))]
 pub async fn login(
     State(ctx): State<ServerContext>,
-    headers: HeaderMap,
+    client: ClientInfo,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let core = core(&ctx);
@@ -268,10 +265,7 @@ pub async fn login(
         ));
     }
     let team_id = landing_team(&ctx, user.id, &user.name).await?;
-    let session = ctx
-        .sessions()
-        .issue(user.id, team_id, ClientInfo::from_headers(&headers))
-        .await?;
+    let session = ctx.sessions().issue(user.id, team_id, client).await?;
     accounts::after_login(&ctx, user.id).await;
     session_started(&ctx, session, user.id, team_id).await
 }
@@ -322,7 +316,7 @@ pub async fn logout_all(
               (status = 404, body = super::views::ErrorEnvelope, description = "team_not_found")))]
 pub async fn switch_team(
     State(ctx): State<ServerContext>,
-    headers: HeaderMap,
+    client: ClientInfo,
     RequireSession(session): RequireSession,
     ApiJson(req): ApiJson<SwitchTeamRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -343,7 +337,7 @@ pub async fn switch_team(
     ctx.sessions().revoke(session.session_id).await?;
     let fresh = ctx
         .sessions()
-        .issue(session.user_id, team_id, ClientInfo::from_headers(&headers))
+        .issue(session.user_id, team_id, client)
         .await?;
     session_started(&ctx, fresh, session.user_id, team_id).await
 }

@@ -11,7 +11,7 @@ use crate::passwords::Passwords;
 use crate::services::core;
 use crate::tokens::{self, TokenKind};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -204,7 +204,7 @@ pub struct ChangePassword {
               (status = 401, body = ErrorEnvelope, description = "wrong_password")))]
 pub async fn change_password(
     State(ctx): State<ServerContext>,
-    headers: HeaderMap,
+    client: ClientInfo,
     RequireSession(s): RequireSession,
     ApiJson(req): ApiJson<ChangePassword>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -227,10 +227,7 @@ pub async fn change_password(
     let hash = core.passwords.hash(&req.new_password).await?;
     db::users::set_password(ctx.db(), user.id, &hash).await?;
     ctx.sessions().revoke_all(user.id).await?;
-    let fresh = ctx
-        .sessions()
-        .issue(user.id, s.team_id, ClientInfo::from_headers(&headers))
-        .await?;
+    let fresh = ctx.sessions().issue(user.id, s.team_id, client).await?;
     notify(
         &ctx,
         &user.email,

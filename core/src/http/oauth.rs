@@ -198,10 +198,11 @@ pub struct CallbackQuery {
 pub async fn callback(
     State(ctx): State<ServerContext>,
     headers: HeaderMap,
+    client: ClientInfo,
     ApiPath(provider): ApiPath<String>,
     ApiQuery(q): ApiQuery<CallbackQuery>,
 ) -> Response {
-    match finish(&ctx, &headers, &provider, q).await {
+    match finish(&ctx, &headers, client, &provider, q).await {
         Ok(r) => r,
         Err(Failure::Code(code)) => fail(&ctx, code),
         Err(Failure::Internal(e)) => {
@@ -231,6 +232,7 @@ impl From<sqlx::Error> for Failure {
 async fn finish(
     ctx: &ServerContext,
     headers: &HeaderMap,
+    client: ClientInfo,
     provider: &str,
     q: CallbackQuery,
 ) -> Result<Response, Failure> {
@@ -319,10 +321,7 @@ async fn finish(
         .await?
         .ok_or(Failure::Code("no_account"))?;
     let team_id = landing_team(ctx, user.id, &user.name).await?;
-    let session = ctx
-        .sessions()
-        .issue(user.id, team_id, ClientInfo::from_headers(headers))
-        .await?;
+    let session = ctx.sessions().issue(user.id, team_id, client).await?;
     accounts::after_login(ctx, user.id).await;
     let response = redirect(&format!("{base}/dashboard"), &[clear_state_cookie()]);
     Ok((session, response).into_response())

@@ -1,0 +1,505 @@
+//! `hosts`, `host_tags`, `host_registration_tokens`, `host_refresh_tokens`, `byoc_teams`,
+//! and the capsule columns the host side reads (`host_id, status, vcpus, memory_mb`).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// A host row (tags are read separately).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HostRow {
+    pub id: Uuid,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub team_id: Option<Uuid>,
+    pub provider: Option<String>,
+    pub availability_zone: Option<String>,
+    pub status: String,
+    pub arch: Option<String>,
+    pub cpu_cores: Option<i32>,
+    pub memory_mb: Option<i64>,
+    pub disk_gb: Option<i64>,
+    pub address: Option<String>,
+    pub capabilities: serde_json::Value,
+    pub transport: String,
+    pub agent_version: Option<String>,
+    pub cert_fingerprint: Option<String>,
+    pub cert_expires_at: Option<DateTime<Utc>>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, type, team_id, provider, availability_zone, status, arch, cpu_cores,
+    memory_mb, disk_gb, address, capabilities, transport, agent_version, cert_fingerprint,
+    cert_expires_at, created_by, created_at, registered_at, last_heartbeat_at";
+
+/// A host to create (status `pending`).
+#[derive(Debug, Clone)]
+pub struct NewHost {
+    pub kind: String,
+    pub team_id: Option<Uuid>,
+    pub provider: Option<String>,
+    pub availability_zone: Option<String>,
+    pub created_by: Option<Uuid>,
+}
+
+pub async fn insert<'e, E: PgExecutor<'e>>(executor: E, host: &NewHost) -> sqlx::Result<HostRow> {
+    sqlx::query_as(&format!(
+        "INSERT INTO hosts (id, type, team_id, provider, availability_zone, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(&host.kind)
+    .bind(host.team_id)
+    .bind(&host.provider)
+    .bind(&host.availability_zone)
+    .bind(host.created_by)
+    .fetch_one(executor)
+    .await
+}
+
+/// A host that is not deleted.
+pub async fn get<'e, E: PgExecutor<'e>>(executor: E, id: Uuid) -> sqlx::Result<Option<HostRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM hosts WHERE id = $1 AND status <> 'deleted'"
+    ))
+    .bind(id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Hosts that are not deleted: all of them (`team = None`) or one team's BYOC hosts.
+pub async fn list<'e, E: PgExecutor<'e>>(
+    executor: E,
+    team: Option<Uuid>,
+) -> sqlx::Result<Vec<HostRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM hosts
+         WHERE status <> 'deleted' AND ($1::uuid IS NULL OR team_id = $1)
+         ORDER BY created_at, id"
+    ))
+    .bind(team)
+    .fetch_all(executor)
+    .await
+}
+
+/// What a registering agent reports.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub arch: String,
+    pub cpu_cores: i32,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    pub address: String,
+    pub capabilities: serde_json::Value,
+    pub transport: String,
+    pub agent_version: Option<String>,
+}
+
+/// Fills in a pending host and brings it online.
+pub async fn mark_registered<'e, E: PgExecutor<'e>>(
+    executor: E,
+    id: Uuid,
+    reg: &Registration,
+) -> sqlx::Result<HostRow> {
+    sqlx::query_as(&format!(
+        "UPDATE hosts SET arch = $2, cpu_cores = $3, memory_mb = $4, disk_gb = $5, address = $6,
+                capabilities = $7, transport = $8, agent_version = $9, status = 'online',
+                registered_at = now(), last_heartbeat_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(&reg.arch)
+    .bind(reg.cpu_cores)
+    .bind(reg.memory_mb)
+    .bind(reg.disk_gb)
+    .bind(&reg.address)
+    .bind(&reg.capabilities)
+    .bind(&reg.transport)
+    .bind(&reg.agent_version)
+    .fetch_one(executor)
+    .await
+}
+
+pub async fn set_cert<'e, E: PgExecutor<'e>>(
+    executor: E,
+    id: Uuid,
+    fingerprint: &str,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE hosts SET cert_fingerprint = $2, cert_expires_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(fingerprint)
+        .bind(expires_at)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// Records a heartbeat. Returns the status the host had before (`None`: no such live host).
+/// A heartbeat brings an `unreachable` host back `online`.
+pub async fn heartbeat<'e, E: PgExecutor<'e>>(
+    executor: E,
+    id: Uuid,
+    agent_version: Option<&str>,
+    capabilities: Option<&serde_json::Value>,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "UPDATE hosts h SET last_heartbeat_at = now(),
+                status = CASE WHEN h.status = 'unreachable' THEN 'online' ELSE h.status END,
+                agent_version = COALESCE($2, h.agent_version),
+                capabilities = COALESCE($3, h.capabilities)
+         FROM (SELECT id, status FROM hosts WHERE id = $1 FOR UPDATE) old
+         WHERE h.id = old.id AND h.status NOT IN ('deleted', 'pending')
+         RETURNING old.status",
+    )
+    .bind(id)
+    .bind(agent_version)
+    .bind(capabilities)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Marks `online` hosts silent for longer than `silence` as `unreachable`; returns them.
+pub async fn mark_silent_unreachable<'e, E: PgExecutor<'e>>(
+    executor: E,
+    silence: std::time::Duration,
+) -> sqlx::Result<Vec<HostRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE hosts SET status = 'unreachable'
+         WHERE status = 'online'
+           AND COALESCE(last_heartbeat_at, registered_at, created_at)
+               < now() - make_interval(secs => $1)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(silence.as_secs_f64())
+    .fetch_all(executor)
+    .await
+}
+
+/// Soft-deletes a host and revokes its refresh and registration tokens.
+pub async fn soft_delete(conn: &mut sqlx::PgConnection, id: Uuid) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE hosts SET status = 'deleted', deleted_at = now()
+         WHERE id = $1 AND status <> 'deleted'",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        > 0;
+    sqlx::query(
+        "UPDATE host_refresh_tokens SET revoked_at = now()
+         WHERE host_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM host_registration_tokens WHERE host_id = $1 AND used_at IS NULL")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done)
+}
+
+// ------------------------------------------------------------------ tags
+
+pub async fn tags<'e, E: PgExecutor<'e>>(executor: E, host_id: Uuid) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT tag FROM host_tags WHERE host_id = $1 ORDER BY tag")
+        .bind(host_id)
+        .fetch_all(executor)
+        .await
+}
+
+/// Tags of many hosts at once: `(host_id, tag)` pairs.
+pub async fn tags_of<'e, E: PgExecutor<'e>>(
+    executor: E,
+    host_ids: &[Uuid],
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    sqlx::query_as("SELECT host_id, tag FROM host_tags WHERE host_id = ANY($1) ORDER BY tag")
+        .bind(host_ids)
+        .fetch_all(executor)
+        .await
+}
+
+pub async fn add_tags<'e, E: PgExecutor<'e>>(
+    executor: E,
+    host_id: Uuid,
+    tags: &[String],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO host_tags (host_id, tag) SELECT $1, unnest($2::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(host_id)
+    .bind(tags)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_tag<'e, E: PgExecutor<'e>>(
+    executor: E,
+    host_id: Uuid,
+    tag: &str,
+) -> sqlx::Result<bool> {
+    Ok(
+        sqlx::query("DELETE FROM host_tags WHERE host_id = $1 AND tag = $2")
+            .bind(host_id)
+            .bind(tag)
+            .execute(executor)
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}
+
+// ------------------------------------------------------------------ tokens
+
+/// Stores a registration token, first removing the host's unused ones (only the newest
+/// works).
+pub async fn replace_registration_token(
+    conn: &mut sqlx::PgConnection,
+    host_id: Uuid,
+    token_hash: &str,
+    created_by: Option<Uuid>,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM host_registration_tokens WHERE host_id = $1 AND used_at IS NULL")
+        .bind(host_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO host_registration_tokens (token_hash, host_id, created_by, expires_at)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(token_hash)
+    .bind(host_id)
+    .bind(created_by)
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Consumes a registration token: marks it used and returns its host, if the token is
+/// unused, unexpired and its host still pending.
+pub async fn consume_registration_token<'e, E: PgExecutor<'e>>(
+    executor: E,
+    token_hash: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE host_registration_tokens t SET used_at = now()
+         FROM hosts h
+         WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()
+           AND h.id = t.host_id AND h.status = 'pending'
+         RETURNING t.host_id",
+    )
+    .bind(token_hash)
+    .fetch_optional(executor)
+    .await
+}
+
+pub async fn insert_refresh_token<'e, E: PgExecutor<'e>>(
+    executor: E,
+    host_id: Uuid,
+    token_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO host_refresh_tokens (token_hash, host_id, expires_at) VALUES ($1, $2, $3)",
+    )
+    .bind(token_hash)
+    .bind(host_id)
+    .bind(expires_at)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Outcome of presenting a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshUse {
+    /// Valid: now revoked (rotated); the host may get new credentials.
+    Rotated(Uuid),
+    /// Already used: a replay. Every refresh token of the host has been revoked.
+    Replayed(Uuid),
+    /// Unknown, expired or the host is deleted.
+    Invalid,
+}
+
+/// Revokes the refresh token `token_hash` if valid. A second use of a rotated token revokes
+/// the whole family (the host must register again), since one of the two users is a thief.
+pub async fn use_refresh_token(
+    conn: &mut sqlx::PgConnection,
+    token_hash: &str,
+) -> sqlx::Result<RefreshUse> {
+    type Row = (Uuid, Option<DateTime<Utc>>, DateTime<Utc>, String);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT t.host_id, t.revoked_at, t.expires_at, h.status
+         FROM host_refresh_tokens t JOIN hosts h ON h.id = t.host_id
+         WHERE t.token_hash = $1 FOR UPDATE OF t",
+    )
+    .bind(token_hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((host_id, revoked_at, expires_at, status)) = row else {
+        return Ok(RefreshUse::Invalid);
+    };
+    if status == "deleted" || status == "pending" || expires_at <= Utc::now() {
+        return Ok(RefreshUse::Invalid);
+    }
+    if revoked_at.is_some() {
+        sqlx::query(
+            "UPDATE host_refresh_tokens SET revoked_at = now()
+             WHERE host_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(host_id)
+        .execute(&mut *conn)
+        .await?;
+        return Ok(RefreshUse::Replayed(host_id));
+    }
+    sqlx::query("UPDATE host_refresh_tokens SET revoked_at = now() WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(RefreshUse::Rotated(host_id))
+}
+
+// ------------------------------------------------------------------ BYOC teams
+
+pub async fn is_byoc_team<'e, E: PgExecutor<'e>>(executor: E, team_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM byoc_teams WHERE team_id = $1)")
+        .bind(team_id)
+        .fetch_one(executor)
+        .await
+}
+
+pub async fn mark_byoc_team<'e, E: PgExecutor<'e>>(executor: E, team_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO byoc_teams (team_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(team_id)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------ capsules on hosts
+
+/// Ids of the capsules that still exist on a host (live or paused).
+pub async fn live_capsules<'e, E: PgExecutor<'e>>(
+    executor: E,
+    host_id: Uuid,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM capsules WHERE host_id = $1 AND status = ANY($2) ORDER BY id",
+    )
+    .bind(host_id)
+    .bind(crate::hosts::capsule_status::LIVE)
+    .fetch_all(executor)
+    .await
+}
+
+/// A capsule the host side changed: id, team and previous status.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CapsuleChange {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub previous: String,
+}
+
+/// Marks a host's live capsules `missing`.
+pub async fn mark_capsules_missing<'e, E: PgExecutor<'e>>(
+    executor: E,
+    host_id: Uuid,
+) -> sqlx::Result<Vec<CapsuleChange>> {
+    sqlx::query_as(
+        "UPDATE capsules c SET status = 'missing', status_reason = 'host_unreachable',
+                last_updated = now()
+         FROM (SELECT id, status FROM capsules
+               WHERE host_id = $1 AND status = ANY($2) FOR UPDATE) old
+         WHERE c.id = old.id
+         RETURNING c.id, c.team_id, old.status AS previous",
+    )
+    .bind(host_id)
+    .bind(crate::hosts::capsule_status::LIVE)
+    .fetch_all(executor)
+    .await
+}
+
+/// `missing` capsules of a host (candidates for reconciliation).
+pub async fn missing_capsules<'e, E: PgExecutor<'e>>(
+    executor: E,
+    host_id: Uuid,
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as("SELECT id, team_id FROM capsules WHERE host_id = $1 AND status = 'missing'")
+        .bind(host_id)
+        .fetch_all(executor)
+        .await
+}
+
+/// Guarded transition: sets `to` (with `reason` in `status_reason`) only if the capsule (on
+/// `host_id`) is in `from`. Returns the capsule's team when it changed.
+pub async fn transition_capsule<'e, E: PgExecutor<'e>>(
+    executor: E,
+    capsule_id: Uuid,
+    host_id: Uuid,
+    from: &[&str],
+    to: &str,
+    reason: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE capsules SET status = $4, status_reason = $5, last_updated = now(),
+                stopped_at = CASE WHEN $4 = 'stopped' THEN now() ELSE stopped_at END
+         WHERE id = $1 AND host_id = $2 AND status = ANY($3)
+         RETURNING team_id",
+    )
+    .bind(capsule_id)
+    .bind(host_id)
+    .bind(from)
+    .bind(to)
+    .bind(reason)
+    .fetch_optional(executor)
+    .await
+}
+
+/// The online hosts with their load, for the scheduler.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HostLoad {
+    pub id: Uuid,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub team_id: Option<Uuid>,
+    pub cpu_cores: Option<i32>,
+    pub memory_mb: Option<i64>,
+    pub capabilities: serde_json::Value,
+    pub active_vcpus: i64,
+    pub active_memory_mb: i64,
+    pub paused_vcpus: i64,
+    pub paused_memory_mb: i64,
+    pub capsule_count: i64,
+}
+
+pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
+    executor: E,
+) -> sqlx::Result<Vec<HostLoad>> {
+    sqlx::query_as(
+        "SELECT h.id, h.type, h.team_id, h.cpu_cores, h.memory_mb, h.capabilities,
+                COALESCE(SUM(c.vcpus) FILTER (WHERE c.status = ANY($1)), 0)::bigint AS active_vcpus,
+                COALESCE(SUM(c.memory_mb) FILTER (WHERE c.status = ANY($1)), 0)::bigint
+                    AS active_memory_mb,
+                COALESCE(SUM(c.vcpus) FILTER (WHERE c.status = 'paused'), 0)::bigint AS paused_vcpus,
+                COALESCE(SUM(c.memory_mb) FILTER (WHERE c.status = 'paused'), 0)::bigint
+                    AS paused_memory_mb,
+                COUNT(c.host_id) FILTER (WHERE c.status = ANY($1) OR c.status = 'paused')
+                    AS capsule_count
+         FROM hosts h LEFT JOIN capsules c ON c.host_id = h.id
+         WHERE h.status = 'online'
+         GROUP BY h.id
+         ORDER BY h.id",
+    )
+    .bind(crate::hosts::capsule_status::ACTIVE)
+    .fetch_all(executor)
+    .await
+}

@@ -1,0 +1,196 @@
+//! Host liveness and capsule reconciliation.
+//!
+//! Every `monitor_interval` (15 s) [`tick`] marks `online` hosts silent for longer than
+//! `unreachable_after` (90 s) as `unreachable`, turns their live capsules `missing` and
+//! publishes `host.down`. A heartbeat from an unreachable host brings it back `online`
+//! (publishing `host.up`, see [`host_returned`]); its `missing` capsules are then reconciled
+//! against the agent's `ListSandboxes`: alive → `running`, paused or auto-paused → `paused`,
+//! gone → `stopped`. Each tick also retries reconciliation for online hosts that still have
+//! `missing` capsules (e.g. the agent was not reachable over gRPC yet).
+
+use super::registration::publish_host_event;
+use super::Hosts;
+use crate::audit::{record_and_publish, AuditScope};
+use crate::db::hosts::{self as db, HostRow};
+use crate::events::{self, Actor, Event, Outcome, Resource};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use wrenn_extension_api::{ids, ServerContext};
+use wrenn_proto::hostagent::v1::{ListSandboxesRequest, SandboxState};
+
+/// What one [`tick`] did.
+#[derive(Debug, Default, Clone)]
+pub struct TickReport {
+    pub hosts_down: Vec<Uuid>,
+    pub capsules_missing: usize,
+    pub reconciled: Vec<(Uuid, ReconcileReport)>,
+}
+
+/// What a reconciliation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub running: Vec<Uuid>,
+    pub paused: Vec<Uuid>,
+    pub stopped: Vec<Uuid>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("agent unreachable: {0}")]
+    Agent(String),
+    #[error(transparent)]
+    Pool(#[from] super::pool::PoolError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Runs the monitor until `shutdown`.
+pub async fn run(ctx: ServerContext, hosts: Arc<Hosts>, shutdown: CancellationToken) {
+    let mut interval = tokio::time::interval(hosts.config.monitor_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = interval.tick() => {}
+        }
+        if let Err(e) = tick(&ctx, &hosts).await {
+            tracing::warn!(error = %e, "Host monitor pass failed.");
+        }
+    }
+    tracing::debug!("Host monitor stopped.");
+}
+
+/// One monitor pass.
+pub async fn tick(ctx: &ServerContext, hosts: &Hosts) -> Result<TickReport, sqlx::Error> {
+    let mut report = TickReport::default();
+    let silent = db::mark_silent_unreachable(ctx.db(), hosts.config.unreachable_after).await?;
+    for host in silent {
+        report.capsules_missing += host_went_down(ctx, &host).await?;
+        report.hosts_down.push(host.id);
+    }
+    let pending: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT h.id FROM hosts h JOIN capsules c ON c.host_id = h.id
+         WHERE h.status = 'online' AND c.status = 'missing'",
+    )
+    .fetch_all(ctx.db())
+    .await?;
+    for host_id in pending {
+        match reconcile(ctx, hosts, host_id).await {
+            Ok(r) => report.reconciled.push((host_id, r)),
+            Err(e) => tracing::info!(host_id = %ids::encode(ids::HOST, host_id), error = %e,
+                "Reconciliation postponed."),
+        }
+    }
+    Ok(report)
+}
+
+async fn host_went_down(ctx: &ServerContext, host: &HostRow) -> Result<usize, sqlx::Error> {
+    let changed = db::mark_capsules_missing(ctx.db(), host.id).await?;
+    tracing::warn!(host_id = %ids::encode(ids::HOST, host.id), capsules = changed.len(),
+        "Host stopped heartbeating; marked unreachable.");
+    publish_host_event(ctx, host, "host.down").await;
+    let mut redis = ctx.redis();
+    for c in &changed {
+        let e =
+            Event::capsule_state_changed(c.team_id, c.id, &c.previous, "missing", Actor::system())
+                .meta("reason", "host_state_sync");
+        if let Err(err) = events::publish_transient(&mut redis, &e).await {
+            tracing::debug!(error = %err, "Live state change not announced.");
+        }
+    }
+    Ok(changed.len())
+}
+
+/// Called when a heartbeat brought `host` back from `unreachable`: publishes `host.up` and
+/// reconciles its capsules in the background.
+pub async fn host_returned(ctx: &ServerContext, hosts: Arc<Hosts>, host_id: Uuid) {
+    let Ok(Some(host)) = db::get(ctx.db(), host_id).await else {
+        return;
+    };
+    tracing::info!(host_id = %ids::encode(ids::HOST, host_id), "Host is back online.");
+    publish_host_event(ctx, &host, "host.up").await;
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        if let Err(e) = reconcile(&ctx, &hosts, host_id).await {
+            tracing::info!(host_id = %ids::encode(ids::HOST, host_id), error = %e,
+                "Reconciliation postponed to the next monitor pass.");
+        }
+    });
+}
+
+/// Reconciles a host's `missing` capsules against what its agent reports.
+pub async fn reconcile(
+    ctx: &ServerContext,
+    hosts: &Hosts,
+    host_id: Uuid,
+) -> Result<ReconcileReport, ReconcileError> {
+    let missing = db::missing_capsules(ctx.db(), host_id).await?;
+    let mut report = ReconcileReport::default();
+    if missing.is_empty() {
+        return Ok(report);
+    }
+    let mut client = hosts.pool.client(host_id).await?;
+    let mut request = tonic::Request::new(ListSandboxesRequest {});
+    request.set_timeout(hosts.config.rpc_timeout);
+    let listing = client
+        .list_sandboxes(request)
+        .await
+        .map_err(|s| ReconcileError::Agent(s.message().to_string()))?
+        .into_inner();
+    let auto_paused: HashSet<&str> = listing.auto_paused_ids.iter().map(String::as_str).collect();
+    for (capsule_id, _team) in missing {
+        let wire = ids::encode(ids::CAPSULE, capsule_id);
+        let seen = listing.sandboxes.iter().find(|s| s.sandbox_id == wire);
+        let state = seen.map(|s| s.state());
+        let was_auto_paused =
+            auto_paused.contains(wire.as_str()) || seen.is_some_and(|s| s.auto_paused);
+        let (to, event, reason) = match state {
+            Some(SandboxState::Running) => {
+                ("running", "capsule.resume", "restored_after_host_recovery")
+            }
+            Some(SandboxState::Paused) if was_auto_paused => {
+                ("paused", "capsule.pause", "ttl_expired")
+            }
+            Some(SandboxState::Paused) => ("paused", "capsule.pause", "host_state_sync"),
+            _ if was_auto_paused => ("paused", "capsule.pause", "ttl_expired"),
+            _ => ("stopped", "capsule.destroy", "host_state_sync"),
+        };
+        let Some(team) =
+            db::transition_capsule(ctx.db(), capsule_id, host_id, &["missing"], to, reason).await?
+        else {
+            continue; // someone else moved it meanwhile
+        };
+        match to {
+            "running" => report.running.push(capsule_id),
+            "paused" => report.paused.push(capsule_id),
+            _ => report.stopped.push(capsule_id),
+        }
+        let lifecycle = Event::new(event, team, Actor::system(), Resource::sandbox(capsule_id))
+            .outcome(Outcome::Success)
+            .meta("reason", reason)
+            .meta("inferred", "true");
+        if let Err(e) = record_and_publish(ctx, &lifecycle, AuditScope::Team).await {
+            tracing::error!(error = %e, "Recording a reconciled capsule event failed.");
+        }
+        let live = Event::capsule_state_changed(team, capsule_id, "missing", to, Actor::system())
+            .meta("reason", reason);
+        let _ = events::publish_transient(&mut ctx.redis(), &live).await;
+    }
+    tracing::info!(host_id = %ids::encode(ids::HOST, host_id), running = report.running.len(),
+        paused = report.paused.len(), stopped = report.stopped.len(), "Host capsules reconciled.");
+    Ok(report)
+}
+
+/// The monitor as a server background worker (stops on the server's cancellation token).
+/// Does nothing if the context carries no [`Hosts`] service.
+pub fn worker(ctx: &ServerContext) -> wrenn_extension_api::BackgroundWorker {
+    let ctx = ctx.clone();
+    wrenn_extension_api::BackgroundWorker::new("host-monitor", move |token| async move {
+        match ctx.service::<Hosts>() {
+            Some(hosts) => run(ctx, hosts, token).await,
+            None => tracing::error!("Host monitor not started: no hosts service."),
+        }
+    })
+}

@@ -1,0 +1,242 @@
+//! Agent-facing routes: register, refresh, heartbeat and sandbox-event callbacks.
+
+use super::host_json;
+use crate::audit::{record_and_publish, AuditScope};
+use crate::db::hosts as db;
+use crate::events::{self, Actor, Event, Outcome, Resource};
+use crate::hosts::registration::{self, Credentials, RegisterRequest};
+use crate::hosts::token::HostAuth;
+use crate::hosts::{capsule_status, monitor, Hosts};
+use axum::extract::State;
+use chrono::SecondsFormat;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wrenn_extension_api::{ids, ApiError, ApiJson, ApiPath, ServerContext};
+
+fn credentials_json(c: &Credentials) -> Value {
+    json!({
+        "host": host_json(&c.host, &[]),
+        "token": c.token,
+        "refresh_token": c.refresh_token,
+        "cert_pem": c.cert.cert_pem,
+        "key_pem": c.cert.key_pem,
+        "ca_cert_pem": c.ca_cert_pem,
+        "cert_expires_at": c.cert.not_after.to_rfc3339_opts(SecondsFormat::Secs, true),
+    })
+}
+
+#[utoipa::path(post, path = "/v1/hosts/register", tag = "host-agent",
+    description = "Agent registration: `{token, arch, cpu_cores, memory_mb, disk_gb, address, capabilities, transport?: mtls|insecure-dev, agent_version?}` → `{host, token (host JWT, 7 d), refresh_token (60 d), cert_pem, key_pem, ca_cert_pem, cert_expires_at}`.",
+    responses((status = 200, description = "credentials"), (status = 401, description = "`invalid_token`: bad, expired or used"), (status = 400, description = "`invalid_request` / `insecure_transport_refused`")))]
+pub async fn register(
+    State(ctx): State<ServerContext>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let hosts = Hosts::from_ctx(&ctx)?;
+    let creds = registration::register(&ctx, &hosts, &body).await?;
+    Ok(ApiJson(credentials_json(&creds)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[utoipa::path(post, path = "/v1/hosts/auth/refresh", tag = "host-agent",
+    description = "`{refresh_token}` → new credentials (same shape as register). The refresh token is rotated; presenting a rotated one again revokes all of the host's refresh tokens.",
+    responses((status = 200, description = "credentials"), (status = 401, description = "`invalid_token`")))]
+pub async fn refresh(
+    State(ctx): State<ServerContext>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let hosts = Hosts::from_ctx(&ctx)?;
+    let creds = registration::refresh(&ctx, &hosts, &body.refresh_token).await?;
+    Ok(ApiJson(credentials_json(&creds)))
+}
+
+/// Optional heartbeat body: what changed on the host since registration.
+#[derive(Debug, Default, Deserialize)]
+pub struct HeartbeatRequest {
+    agent_version: Option<String>,
+    capabilities: Option<Value>,
+}
+
+#[utoipa::path(post, path = "/v1/hosts/{id}/heartbeat", tag = "host-agent", params(("id" = String, Path, description = "host_ id")),
+    description = "Header `X-Host-Token`. Optional body `{agent_version?, capabilities?}`.",
+    request_body(content = String, content_type = "application/json", description = "optional JSON object"),
+    responses((status = 200, description = "`{status, host_id, host_status, cert_expires_at}`"), (status = 401, description = "`invalid_host_token`"), (status = 403, description = "token of another host"), (status = 404, description = "`host_not_found`: deleted host")))]
+pub async fn heartbeat(
+    State(ctx): State<ServerContext>,
+    HostAuth(token_host): HostAuth,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<ApiJson<Value>, ApiError> {
+    let hosts = Hosts::from_ctx(&ctx)?;
+    let host_id = ids::parse(ids::HOST, &id, "host")?;
+    if host_id != token_host {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "the host token belongs to another host",
+        ));
+    }
+    let body: HeartbeatRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        HeartbeatRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("invalid heartbeat body: {e}")))?
+    };
+    let capabilities = match body.capabilities {
+        Some(Value::Object(mut m)) => {
+            // The transport stays what registration decided.
+            if let Some(h) = db::get(ctx.db(), host_id).await? {
+                m.insert("transport".into(), h.transport.into());
+            }
+            Some(Value::Object(m))
+        }
+        _ => None,
+    };
+    let previous = db::heartbeat(
+        ctx.db(),
+        host_id,
+        body.agent_version.as_deref(),
+        capabilities.as_ref(),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("host_not_found", "host not found or deleted"))?;
+    if previous == crate::hosts::status::UNREACHABLE {
+        monitor::host_returned(&ctx, hosts.clone(), host_id).await;
+    }
+    let host = db::get(ctx.db(), host_id).await?;
+    Ok(ApiJson(json!({
+        "status": "ok",
+        "host_id": id,
+        "host_status": host.as_ref().map(|h| h.status.clone()),
+        "cert_expires_at": host
+            .and_then(|h| h.cert_expires_at)
+            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    })))
+}
+
+/// One agent callback about a capsule.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SandboxEventIn {
+    pub sandbox_id: String,
+    /// `auto_paused`, `paused`, `auto_destroyed` (auto-pause failed, capsule destroyed),
+    /// `destroyed`/`stopped`, or `error`.
+    pub event: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `{"events": [...]}` or a single event object.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SandboxEventsBody {
+    Many { events: Vec<SandboxEventIn> },
+    One(SandboxEventIn),
+}
+
+#[utoipa::path(post, path = "/v1/hosts/sandbox-events", tag = "host-agent",
+    description = "Header `X-Host-Token`. `{events: [{sandbox_id, event: auto_paused|paused|auto_destroyed|destroyed|stopped|error, reason?, error?}]}` or one such object. Applied as guarded transitions on the host's own capsules.",
+    responses((status = 200, description = "`{applied, ignored}`"), (status = 401, description = "`invalid_host_token`")))]
+pub async fn sandbox_events(
+    State(ctx): State<ServerContext>,
+    HostAuth(host_id): HostAuth,
+    ApiJson(body): ApiJson<SandboxEventsBody>,
+) -> Result<ApiJson<Value>, ApiError> {
+    if db::get(ctx.db(), host_id).await?.is_none() {
+        return Err(ApiError::not_found(
+            "host_not_found",
+            "host not found or deleted",
+        ));
+    }
+    let events_in = match body {
+        SandboxEventsBody::Many { events } => events,
+        SandboxEventsBody::One(e) => vec![e],
+    };
+    if events_in.len() > 1000 {
+        return Err(ApiError::invalid("at most 1000 events per call"));
+    }
+    let (mut applied, mut ignored) = (0u32, 0u32);
+    for e in &events_in {
+        if apply(&ctx, host_id, e).await? {
+            applied += 1;
+        } else {
+            ignored += 1;
+        }
+    }
+    Ok(ApiJson(json!({"applied": applied, "ignored": ignored})))
+}
+
+/// Applies one callback with a guarded transition; `false` when it does not apply (unknown
+/// capsule, another host's capsule, or already in another state).
+async fn apply(
+    ctx: &ServerContext,
+    host_id: uuid::Uuid,
+    e: &SandboxEventIn,
+) -> Result<bool, ApiError> {
+    let Some(capsule_id) = ids::decode(ids::CAPSULE, &e.sandbox_id) else {
+        return Ok(false);
+    };
+    let mut anywhere: Vec<&str> = capsule_status::LIVE.to_vec();
+    anywhere.push(capsule_status::MISSING);
+    let (from, to, lifecycle, default_reason): (Vec<&str>, &str, Option<&str>, &str) =
+        match e.event.as_str() {
+            "auto_paused" => (
+                vec!["running"],
+                "paused",
+                Some("capsule.pause"),
+                "ttl_expired",
+            ),
+            "paused" => (
+                vec!["running"],
+                "paused",
+                Some("capsule.pause"),
+                "host_state_sync",
+            ),
+            "auto_destroyed" => (anywhere, "stopped", Some("capsule.destroy"), "ttl_expired"),
+            "destroyed" | "stopped" => (
+                anywhere,
+                "stopped",
+                Some("capsule.destroy"),
+                "host_state_sync",
+            ),
+            "error" => (
+                capsule_status::ACTIVE.to_vec(),
+                "error",
+                None,
+                "host_state_sync",
+            ),
+            _ => return Ok(false),
+        };
+    let reason = e
+        .reason
+        .clone()
+        .unwrap_or_else(|| default_reason.to_string());
+    let Some(team) =
+        db::transition_capsule(ctx.db(), capsule_id, host_id, &from, to, &reason).await?
+    else {
+        return Ok(false);
+    };
+    if let Some(kind) = lifecycle {
+        let mut event = Event::new(kind, team, Actor::system(), Resource::sandbox(capsule_id))
+            .outcome(Outcome::Success)
+            .meta("reason", reason.clone());
+        if e.event == "auto_destroyed" {
+            event = event.meta("auto_pause_failed", "true");
+        }
+        if let Err(err) = record_and_publish(ctx, &event, AuditScope::Team).await {
+            tracing::error!(error = %err, "Recording a host callback failed.");
+        }
+    }
+    let mut live = Event::capsule_state_changed(team, capsule_id, "", to, Actor::system())
+        .meta("reason", reason);
+    live.metadata.remove("from");
+    if let Some(err) = &e.error {
+        live = live.error(err.clone());
+    }
+    let _ = events::publish_transient(&mut ctx.redis(), &live).await;
+    Ok(true)
+}

@@ -1,0 +1,91 @@
+//! `/v1/hosts/{id}/tags`: free-form labels on hosts (`^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$`).
+
+use super::managed_host;
+use crate::db::hosts as db;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wrenn_extension_api::{ApiError, ApiJson, ApiPath, RequireSession, ServerContext};
+
+pub fn valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    tag.len() <= 63
+        && first.is_ascii_alphanumeric()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+}
+
+#[utoipa::path(get, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
+    responses((status = 200, description = "`{tags: [string]}`")))]
+pub async fn list(
+    State(ctx): State<ServerContext>,
+    RequireSession(session): RequireSession,
+    ApiPath(id): ApiPath<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let (_, host) = managed_host(&ctx, session, &id).await?;
+    Ok(ApiJson(json!({"tags": db::tags(ctx.db(), host.id).await?})))
+}
+
+/// `{"tag": "gpu"}` or `{"tags": ["gpu", "eu"]}`.
+#[derive(Debug, Deserialize)]
+pub struct AddTags {
+    tag: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
+    description = "Body `{tag}` or `{tags: [..]}`; tags match `^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$`.",
+    responses((status = 200, description = "`{tags}`"), (status = 400, description = "`invalid_request`")))]
+pub async fn add(
+    State(ctx): State<ServerContext>,
+    RequireSession(session): RequireSession,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<AddTags>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let (_, host) = managed_host(&ctx, session, &id).await?;
+    let mut tags = body.tags;
+    tags.extend(body.tag);
+    if tags.is_empty() || tags.len() > 50 {
+        return Err(ApiError::invalid("give between 1 and 50 tags"));
+    }
+    if let Some(bad) = tags.iter().find(|t| !valid_tag(t)) {
+        return Err(ApiError::invalid(format!(
+            "invalid tag {bad:?}: letters, digits, '.', '_', ':' and '-', at most 63"
+        )));
+    }
+    db::add_tags(ctx.db(), host.id, &tags).await?;
+    Ok(ApiJson(json!({"tags": db::tags(ctx.db(), host.id).await?})))
+}
+
+#[utoipa::path(delete, path = "/v1/hosts/{id}/tags/{tag}", tag = "hosts",
+    params(("id" = String, Path, description = "host_ id"), ("tag" = String, Path, description = "tag")),
+    responses((status = 204, description = "removed"), (status = 404, description = "`not_found`")))]
+pub async fn remove(
+    State(ctx): State<ServerContext>,
+    RequireSession(session): RequireSession,
+    ApiPath((id, tag)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, host) = managed_host(&ctx, session, &id).await?;
+    if db::remove_tag(ctx.db(), host.id, &tag).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("not_found", "tag not found"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tag_syntax() {
+        assert!(super::valid_tag("gpu"));
+        assert!(super::valid_tag("zone:eu-1.a_b"));
+        assert!(!super::valid_tag(""));
+        assert!(!super::valid_tag("-x"));
+        assert!(!super::valid_tag("a b"));
+        assert!(!super::valid_tag(&"a".repeat(64)));
+    }
+}
