@@ -750,7 +750,14 @@ async fn signup_after_cooldown_resends_and_second_link_reports_already_activated
     let server = TestServer::start().await;
     let c = server.client();
     let body = json!({"email": "slow@example.com", "password": PW, "name": "Slow"});
-    assert_eq!(c.post("/v1/auth/signup").json(body.clone()).send().await.status, 201);
+    assert_eq!(
+        c.post("/v1/auth/signup")
+            .json(body.clone())
+            .send()
+            .await
+            .status,
+        201
+    );
     let first = token_in(&server.wait_for_mail("slow@example.com", 1).await).unwrap();
     sqlx::query("UPDATE users SET created_at = now() - interval '31 minutes'")
         .execute(server.ctx().db())
@@ -760,7 +767,11 @@ async fn signup_after_cooldown_resends_and_second_link_reports_already_activated
     assert_eq!(r.status, 201, "{}", r.text);
     let second = token_in(&server.wait_for_mail("slow@example.com", 2).await).unwrap();
     assert_ne!(first, second);
-    let r = c.post("/v1/auth/activate").json(json!({"token": first})).send().await;
+    let r = c
+        .post("/v1/auth/activate")
+        .json(json!({"token": first}))
+        .send()
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     c.post("/v1/auth/activate")
         .json(json!({"token": second}))
