@@ -174,6 +174,13 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 impl Stack {
     /// Starts everything, or returns `None` after printing why the machine cannot.
     pub async fn start() -> Option<Stack> {
+        Self::start_with(|b| b).await
+    }
+
+    /// [`Stack::start`] with a customised server builder (extensions).
+    pub async fn start_with(
+        customise: impl FnOnce(cpserver::Builder) -> cpserver::Builder,
+    ) -> Option<Stack> {
         if let Some(reason) = skip_reason() {
             eprintln!("SKIPPED: {reason}");
             return None;
@@ -245,7 +252,7 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let server = cpserver::Builder::new()
+        let server = customise(cpserver::Builder::new())
             .config(cli.config)
             .without_inventory()
             .listener(listener)
