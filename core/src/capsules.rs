@@ -14,6 +14,8 @@
 //! - [`pty`]: the PTY and process-stream WebSocket bridges.
 //! - [`proxy`]: the `{port}-{capsule}.{domain}` port proxy over the agent's byte tunnel, and
 //!   per-capsule access tokens.
+//! - [`ttl`]: applies the agents' auto-pauses (idle `timeout_sec`) to the database, with
+//!   reason `ttl_expired`.
 //! - [`stats`]: the sampler worker (team stats samples, daily usage, metric points) and the
 //!   stats/usage/metrics queries.
 //!
@@ -32,6 +34,7 @@ pub mod settings;
 pub mod state;
 pub mod stats;
 pub mod templates;
+pub mod ttl;
 
 pub use model::{Capsule, Template};
 pub use settings::CapsuleSettings;

@@ -896,3 +896,61 @@ async fn isolation_limits_proxy_and_races() {
 
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_capsule_is_auto_paused_with_ttl_expired() {
+    let Some(stack) = Stack::start().await else {
+        return;
+    };
+    let bob = stack.account("bob").await;
+    let capsule = stack.create(&bob, json!({"timeout_sec": 2})).await;
+    let id = capsule["id"].as_str().unwrap().to_string();
+    assert_eq!(capsule["timeout_sec"], 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let paused = loop {
+        let v: Value = stack
+            .req(&bob, Method::GET, &format!("/v1/capsules/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["status"] == "paused" {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never auto-paused: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(paused["reason"], "ttl_expired");
+    let mut redis = stack.ctx().redis();
+    let entries: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg("wrenn:events")
+        .arg("-")
+        .arg("+")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let found = entries.ids.iter().any(|e| {
+        let payload: String = e.get("payload").unwrap_or_default();
+        let v: Value = serde_json::from_str(&payload).unwrap_or_default();
+        v["event"] == "capsule.pause"
+            && v["outcome"] == "success"
+            && v["metadata"]["reason"] == "ttl_expired"
+            && v["actor"]["type"] == "system"
+            && v["resource"]["id"] == id.as_str()
+    });
+    assert!(found, "no capsule.pause event with reason ttl_expired");
+    let r = stack
+        .req(&bob, Method::POST, &format!("/v1/capsules/{id}/resume"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let out = stack.exec(&bob, &id, "echo", &["awake"]).await;
+    assert_eq!(out["stdout"], "awake\n");
+    stack.shutdown().await;
+}
