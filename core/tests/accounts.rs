@@ -744,3 +744,60 @@ async fn health_openapi_and_docs() {
         "self-contained"
     );
 }
+
+#[tokio::test]
+async fn signup_after_cooldown_resends_and_second_link_reports_already_activated() {
+    let server = TestServer::start().await;
+    let c = server.client();
+    let body = json!({"email": "slow@example.com", "password": PW, "name": "Slow"});
+    assert_eq!(
+        c.post("/v1/auth/signup")
+            .json(body.clone())
+            .send()
+            .await
+            .status,
+        201
+    );
+    let first = token_in(&server.wait_for_mail("slow@example.com", 1).await).unwrap();
+    sqlx::query("UPDATE users SET created_at = now() - interval '31 minutes'")
+        .execute(server.ctx().db())
+        .await
+        .unwrap();
+    let r = c.post("/v1/auth/signup").json(body).send().await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let second = token_in(&server.wait_for_mail("slow@example.com", 2).await).unwrap();
+    assert_ne!(first, second);
+    let r = c
+        .post("/v1/auth/activate")
+        .json(json!({"token": first}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    c.post("/v1/auth/activate")
+        .json(json!({"token": second}))
+        .send()
+        .await
+        .assert_error(400, "already_activated");
+}
+
+#[tokio::test]
+async fn disabled_accounts_cannot_log_in() {
+    let server = TestServer::start().await;
+    server.signed_in("disabled@example.com", "D", PW).await;
+    sqlx::query("UPDATE users SET disabled_at = now()")
+        .execute(server.ctx().db())
+        .await
+        .unwrap();
+    let c = server.client();
+    c.post("/v1/auth/login")
+        .json(json!({"email": "disabled@example.com", "password": PW}))
+        .send()
+        .await
+        .assert_error(403, "account_disabled");
+    // The wrong password still reveals nothing.
+    c.post("/v1/auth/login")
+        .json(json!({"email": "disabled@example.com", "password": "wrong password"}))
+        .send()
+        .await
+        .assert_error(401, "invalid_credentials");
+}

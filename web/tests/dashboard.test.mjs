@@ -226,6 +226,15 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
       if (list.length === 0) await page.getByText("No live capsules").waitFor();
       else await page.locator("#capsules tbody tr").first().waitFor();
     }
+
+    // Creating a capsule on this stack (no agent registered) must fail visibly with the API's
+    // code: 404 without capsule routes, else 503 no_hosts_available.
+    await page.getByLabel("Memory (MiB)").fill("256");
+    await page.getByRole("button", { name: "Create capsule" }).click();
+    const createAlert = page.locator("#create-capsule-form").locator("xpath=..").locator("[role=alert]");
+    await createAlert.waitFor();
+    const expected = api.status === 404 ? /not_found/ : /no_hosts_available/;
+    assert.match(await createAlert.innerText(), expected);
   });
 
   it("creates and switches teams; the rotated session keeps working", async () => {
