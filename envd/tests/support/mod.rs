@@ -81,6 +81,19 @@ impl Envd {
         }
     }
 
+    /// Wraps an envd that runs elsewhere (e.g. inside a sandbox); `child` is any process the
+    /// helper may own and kill on drop.
+    pub fn attach(mut child: Child, addr: ListenAddr) -> Self {
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Self {
+            child,
+            addr,
+            dir: tempfile::tempdir().expect("temp dir"),
+            token: None,
+            stdout,
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id().expect("running") as i32
     }
