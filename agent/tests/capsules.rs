@@ -225,6 +225,7 @@ async fn lifecycle(template: &str) {
         })
         .await
         .expect("delete snapshot");
+    let _ = std::fs::remove_dir(support::images_dir().join("teams").join(test_team()));
     let list = a
         .client
         .list_sandboxes(pb::ListSandboxesRequest {})

@@ -306,3 +306,30 @@ async fn registers_heartbeats_refreshes_serves_mtls_and_exits_when_deleted() {
     assert!(status.success(), "agent exit: {status}");
     assert!(!creds.exists(), "credentials kept after deletion");
 }
+
+#[test]
+fn insecure_dev_refuses_non_loopback_and_missing_credentials_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_wrenn-agent"))
+            .arg("--wrenn-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--address", "0.0.0.0:50999", "--insecure-dev"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("loopback"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["--address", "127.0.0.1:50999"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no credentials"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

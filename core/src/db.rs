@@ -5,8 +5,10 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod capsules;
 pub mod hosts;
 pub mod oauth;
 pub mod sessions;
 pub mod teams;
+pub mod templates;
 pub mod users;

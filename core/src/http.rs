@@ -6,13 +6,18 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod capsules;
 pub mod dashboard;
 pub mod docs;
 pub mod events;
+pub mod exec;
+pub mod files;
 pub mod health;
 pub mod hosts;
 pub mod me;
 pub mod oauth;
+pub mod proxy;
+pub mod snapshots;
 pub mod teams;
 pub mod users;
 pub mod views;
@@ -37,6 +42,10 @@ pub fn api_router() -> Router<ServerContext> {
         .merge(teams::router())
         .merge(api_keys::router())
         .merge(users::router())
+        .merge(capsules::router())
+        .merge(exec::router())
+        .merge(files::router())
+        .merge(snapshots::router())
         .merge(hosts::router())
         .merge(audit::router())
         .merge(events::router())

@@ -28,6 +28,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod capsules;
 pub mod config;
 pub mod db;
 pub mod events;
@@ -40,7 +41,6 @@ pub mod server;
 pub mod services;
 pub mod sessions;
 pub mod test_support;
-
 pub mod tokens;
 
 pub use config::Config;

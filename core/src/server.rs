@@ -277,6 +277,7 @@ impl Builder {
 fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
     vec![
         accounts::purge_worker(ctx, config),
+        crate::capsules::stats::sampler_worker(ctx),
         crate::hosts::monitor::worker(ctx),
         crate::events::live::worker(ctx),
     ]
@@ -324,7 +325,13 @@ fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum:
     for ext in extensions {
         router = ext.register_routes(router, ctx);
     }
-    http::finish(router).with_state(ctx.clone())
+    http::finish(router)
+        .with_state(ctx.clone())
+        // Outermost: capsule port-proxy hosts never reach the API routes.
+        .layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            http::proxy::intercept,
+        ))
 }
 
 /// A started server.

@@ -52,6 +52,11 @@ async fn malformed_json_and_wrong_types_are_400_envelopes() {
         .await
         .assert_error(404, "not_found");
     client
+        .get("/v1/users/search")
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+    client
         .get("/v1/users/search?email=nobody")
         .send()
         .await

@@ -93,3 +93,26 @@ async fn migrates_serves_and_stops_on_sigterm() {
     };
     assert!(exit.success(), "graceful exit: {exit:?}");
 }
+
+#[test]
+fn help_lists_every_setting_with_its_environment_variable() {
+    let out = wrenn_cp().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "WRENN_CP_LISTEN_ADDR",
+        "JWT_SECRET",
+        "WRENN_ENCRYPTION_KEY",
+        "WRENN_PUBLIC_URL",
+        "WRENN_DOMAIN",
+        "SMTP_HOST",
+        "WRENN_MAIL_DIR",
+        "OAUTH_GITHUB_CLIENT_ID",
+        "OAUTH_GITHUB_API_URL",
+        "migrate",
+    ] {
+        assert!(help.contains(var), "--help mentions {var}:\n{help}");
+    }
+}

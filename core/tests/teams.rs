@@ -374,3 +374,35 @@ async fn platform_team_is_seeded_with_the_nil_id() {
         "tm_0000000000000000000000000"
     );
 }
+
+#[tokio::test]
+async fn api_keys_per_team_are_capped() {
+    let server = TestServer::start().await;
+    let c = server.signed_in("many@example.com", "Many", PW).await;
+    let team = wrenn_extension_api::ids::decode("tm", &first_team(&c).await).unwrap();
+    sqlx::query(
+        "INSERT INTO api_keys (id, team_id, name, key_hash, key_prefix) \
+         SELECT gen_random_uuid(), $1, 'bulk', sha256(i::text::bytea), 'wrn_000000' \
+         FROM generate_series(1, 99) AS i",
+    )
+    .bind(team)
+    .execute(server.ctx().db())
+    .await
+    .unwrap();
+    new_key(&c).await;
+    c.post("/v1/api-keys")
+        .json(json!({"name": "one too many"}))
+        .send()
+        .await
+        .assert_error(409, "api_key_limit");
+    assert_eq!(
+        c.get("/v1/api-keys")
+            .send()
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        100
+    );
+}

@@ -13,8 +13,9 @@ use tonic::transport::{Channel, Endpoint};
 use crate::config::ListenAddr;
 use crate::listener::Connection;
 
-/// Opens a raw connection to envd (`unix:` or `tcp:`; vsock needs a CID and is not
-/// supported here).
+/// Opens a raw connection to envd. `vsock:PORT` connects to the local CID
+/// (`VMADDR_CID_LOCAL`, needs the `vsock_loopback` module): that is for tests; a host reaches a
+/// guest's vsock through its hypervisor instead.
 pub async fn connect(addr: &ListenAddr) -> io::Result<Box<dyn Connection>> {
     match addr {
         ListenAddr::Unix(path) => Ok(Box::new(tokio::net::UnixStream::connect(path).await?)),
@@ -23,11 +24,32 @@ pub async fn connect(addr: &ListenAddr) -> io::Result<Box<dyn Connection>> {
             s.set_nodelay(true)?;
             Ok(Box::new(s))
         }
-        ListenAddr::Vsock(_) => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "vsock needs a CID",
-        )),
+        ListenAddr::Vsock(port) => {
+            let port = *port;
+            let fd = tokio::task::spawn_blocking(move || connect_vsock_local(port))
+                .await
+                .map_err(io::Error::other)??;
+            Ok(Box::new(crate::fd_stream::FdStream::new(fd, false)?))
+        }
     }
+}
+
+fn connect_vsock_local(port: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, VsockAddr};
+    use std::os::fd::AsRawFd;
+    let fd = socket::socket(
+        AddressFamily::Vsock,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let timeout = nix::sys::time::TimeVal::new(2, 0);
+    socket::setsockopt(&fd, socket::sockopt::SendTimeout, &timeout)?;
+    socket::connect(
+        fd.as_raw_fd(),
+        &VsockAddr::new(libc::VMADDR_CID_LOCAL, port),
+    )?;
+    Ok(fd)
 }
 
 /// A gRPC channel (HTTP/2) to envd at `addr`.

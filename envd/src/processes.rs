@@ -231,7 +231,7 @@ impl Processes {
         let env = spawn::environment(
             &user,
             defaults.env_vars.clone(),
-            config.envs.clone().into_iter(),
+            config.envs.clone(),
             pty.is_some(),
         );
         let spec = SpawnSpec {

@@ -381,12 +381,7 @@ async fn prepare_closes_everything_and_sigusr1_rebinds() {
 
         // The output stream and the tunnel were cut, and nothing listens any more.
         let cut = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                match stream.message().await {
-                    Ok(Some(_)) => continue,
-                    _ => break,
-                }
-            }
+            while let Ok(Some(_)) = stream.message().await {}
         })
         .await;
         assert!(cut.is_ok(), "the process stream was not closed");

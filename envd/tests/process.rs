@@ -214,9 +214,40 @@ async fn pty_shell_prompt_resize_and_ctrl_d() {
         .unwrap();
     client.send_input(send(b"stty size\n")).await.unwrap();
     until(&mut stream, &mut out, &mut offset, "30 100").await;
-    client.send_input(send(b"\x04")).await.unwrap();
-    while let Some(m) = stream.message().await.unwrap() {
-        out.record(m.event.unwrap(), &mut offset);
+    // Ctrl-D only once the shell is back at its prompt: readline flushes pending input when
+    // it switches terminal modes, so an early Ctrl-D could be discarded; resend if so.
+    let at_prompt = |out: &Outcome| {
+        let text = String::from_utf8_lossy(&out.pty).into_owned();
+        text.rfind("30 100")
+            .is_some_and(|at| text[at..].contains("wrenn$ "))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !at_prompt(&out) {
+        let msg = tokio::time::timeout_at(deadline.into(), stream.message())
+            .await
+            .expect("prompt after resize");
+        out.record(
+            msg.unwrap().expect("stream ended").event.unwrap(),
+            &mut offset,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    'ended: loop {
+        client.send_input(send(b"\x04")).await.unwrap();
+        let resend = Instant::now() + Duration::from_secs(2);
+        loop {
+            match tokio::time::timeout_at(resend.min(deadline).into(), stream.message()).await {
+                Ok(Ok(Some(m))) => out.record(m.event.unwrap(), &mut offset),
+                Ok(_) => break 'ended,
+                Err(_) if Instant::now() >= deadline => {
+                    panic!(
+                        "shell did not exit on Ctrl-D: {:?}",
+                        String::from_utf8_lossy(&out.pty)
+                    )
+                }
+                Err(_) => continue 'ended,
+            }
+        }
     }
     assert_eq!(out.exit_code(), 0, "Ctrl-D ends the shell");
     assert!(
@@ -392,7 +423,7 @@ async fn a_hundred_megabytes_of_output_keeps_envd_memory_bounded() {
             _ => {}
         }
         n += 1;
-        if n % 64 == 0 {
+        if n.is_multiple_of(64) {
             peak = peak.max(envd.rss_kib());
         }
     }

@@ -93,3 +93,13 @@ pub async fn use_by_hash(e: impl PgExecutor<'_>, key_hash: &[u8]) -> sqlx::Resul
     .fetch_optional(e)
     .await
 }
+
+/// Live keys of a team.
+pub async fn count_for_team(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM api_keys WHERE team_id = $1 AND revoked_at IS NULL")
+            .bind(team_id)
+            .fetch_one(e)
+            .await?;
+    Ok(n)
+}

@@ -19,6 +19,8 @@ use super::views::ErrorEnvelope;
 
 pub const KEY_PREFIX: &str = "wrn_";
 const SHOWN_PREFIX_LEN: usize = 10;
+/// Live keys per team; this bounds `GET /v1/api-keys`, which is therefore not paginated.
+pub const MAX_KEYS_PER_TEAM: i64 = 100;
 
 pub fn router() -> Router<ServerContext> {
     Router::new()
@@ -88,7 +90,8 @@ fn require_role(role: Option<Role>) -> Result<Role, ApiError> {
 
 /// Create a key for the session's team (any member).
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey,
-    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorEnvelope),
+              (status = 409, body = ErrorEnvelope, description = "api_key_limit: 100 live keys per team")))]
 pub async fn create(
     State(ctx): State<ServerContext>,
     RequireSession(s): RequireSession,
@@ -100,6 +103,12 @@ pub async fn create(
         return Err(ApiError::bad_request(
             "invalid_name",
             "name must be 1 to 100 characters",
+        ));
+    }
+    if db::api_keys::count_for_team(ctx.db(), s.team_id).await? >= MAX_KEYS_PER_TEAM {
+        return Err(ApiError::conflict(
+            "api_key_limit",
+            "a team can have at most 100 API keys; revoke unused ones first",
         ));
     }
     let key = generate();
@@ -122,7 +131,7 @@ pub async fn create(
     ))
 }
 
-/// The team's live keys, newest first (session or API key of that team).
+/// The team's live keys, newest first (session or API key of that team); at most 100.
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
     responses((status = 200, body = [ApiKeyView])))]
 pub async fn list(

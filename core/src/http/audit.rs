@@ -11,7 +11,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wrenn_extension_api::{
-    ids, ApiError, ApiJson, ApiQuery, Principal, RequireSessionOrApiKey, ServerContext,
+    ids, ApiError, ApiJson, ApiQuery, Principal, RequireAdmin, RequireSessionOrApiKey,
+    ServerContext,
 };
 
 pub const MAX_LIMIT: i64 = 200;
@@ -22,12 +23,16 @@ where
     S: Clone + Send + Sync + 'static,
     ServerContext: FromRef<S>,
 {
-    Router::new().route("/v1/audit-logs", get(list))
+    Router::new()
+        .route("/v1/audit-logs", get(list))
+        .route("/v1/admin/audit-logs", get(admin_list))
 }
 
 /// Query string of the audit log listings.
 #[derive(Debug, Deserialize)]
 pub struct AuditQuery {
+    /// Admin listing only: one team (`tm_…`); every team when absent.
+    pub team_id: Option<String>,
     pub before: Option<String>,
     pub before_id: Option<String>,
     pub limit: Option<i64>,
@@ -137,6 +142,28 @@ pub(crate) async fn list(
         },
         Principal::ApiKey(_) => true,
     };
+    let rows = crate::db::audit::list(ctx.db(), &filter).await?;
+    Ok(ApiJson(page(rows, filter.limit)))
+}
+
+#[utoipa::path(get, path = "/v1/admin/audit-logs", tag = "audit",
+    params(("team_id" = Option<String>, Query, description = "tm_ id; every team when absent"),
+        ("before" = Option<String>, Query, description = "RFC 3339 cursor"), ("before_id" = Option<String>, Query, description = "log_ id cursor"),
+        ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("resource_type" = Option<String>, Query), ("action" = Option<String>, Query)),
+    description = "Platform admins: every audit row (platform-wide host actions included).",
+    responses((status = 200, description = "`{audit_logs, next_before, next_before_id}`")))]
+pub(crate) async fn admin_list(
+    State(ctx): State<ServerContext>,
+    RequireAdmin(_admin): RequireAdmin,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<ApiJson<AuditPage>, ApiError> {
+    let mut filter = filter_from_query(&q)?;
+    if let Some(team) = &q.team_id {
+        filter.team_id = Some(
+            ids::decode(ids::TEAM, team)
+                .ok_or_else(|| ApiError::invalid("team_id must be a tm_ id"))?,
+        );
+    }
     let rows = crate::db::audit::list(ctx.db(), &filter).await?;
     Ok(ApiJson(page(rows, filter.limit)))
 }

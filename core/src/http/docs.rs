@@ -54,6 +54,7 @@ pub fn router() -> Router<ServerContext> {
 /// The OpenAPI document, with the running server's version.
 pub fn document(version: &str) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(super::capsules::CapsulesApi::openapi());
     doc.merge(super::hosts::HostsApi::openapi());
     doc.info.version = version.to_string();
     doc

@@ -45,6 +45,7 @@ use wrenn_proto::hostagent::v1::DestroySandboxRequest;
     agent::heartbeat,
     agent::sandbox_events,
     super::audit::list,
+    super::audit::admin_list,
     super::events::team_stream,
     super::events::admin_stream,
 ))]

@@ -230,6 +230,26 @@ async fn audit_log_scopes_filters_and_cursor() {
         .collect();
     assert_eq!(ids_seen, expected);
 
+    // The platform admin's listing covers every team (the owner here is the first user, so
+    // a platform admin); plain members are refused.
+    let r = owner.get("/v1/admin/audit-logs").send().await;
+    assert_eq!(
+        r.json()["audit_logs"].as_array().unwrap().len(),
+        7,
+        "{}",
+        r.text
+    );
+    let r = owner
+        .get(&format!("/v1/admin/audit-logs?team_id={team_wire}"))
+        .send()
+        .await;
+    assert_eq!(r.json()["audit_logs"].as_array().unwrap().len(), 6);
+    member
+        .get("/v1/admin/audit-logs")
+        .send()
+        .await
+        .assert_error(403, "admin_required");
+
     owner
         .get("/v1/audit-logs?limit=201")
         .send()

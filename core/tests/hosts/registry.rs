@@ -69,6 +69,7 @@ async fn api_keys_are_refused_on_host_management() {
         "/v1/hosts/register",
         "/v1/hosts/{id}/heartbeat",
         "/v1/audit-logs",
+        "/v1/admin/audit-logs",
         "/v1/events/stream",
     ] {
         assert!(

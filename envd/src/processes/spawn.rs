@@ -64,7 +64,9 @@ pub fn spawn(spec: SpawnSpec, reaper: &Reaper) -> io::Result<Spawned> {
     let uid = Uid::from_raw(spec.user.uid);
     let gid = Gid::from_raw(spec.user.gid);
     let groups: Vec<Gid> = spec.user.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    let drop_privileges = nix::unistd::geteuid().is_root();
+    // Only switch identity when it changes: running as envd's own user must work without
+    // CAP_SETUID/CAP_SETGID (a container's default capability set lacks them).
+    let drop_privileges = uid != nix::unistd::geteuid() || gid != nix::unistd::getegid();
     let on_pty = spec.pty.is_some();
 
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system

@@ -42,7 +42,7 @@ pub struct Envd {
     pub addr: ListenAddr,
     pub dir: tempfile::TempDir,
     pub token: Option<String>,
-    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    pub stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
 impl Envd {
@@ -50,40 +50,47 @@ impl Envd {
         Self::start_with(transport, &[]).await
     }
 
-    #[track_caller]
-    pub fn start_with<'a>(
-        transport: Transport,
-        extra: &'a [&'a str],
-    ) -> impl std::future::Future<Output = Self> + 'a {
-        async move {
-            let dir = tempfile::tempdir().expect("temp dir");
-            let listen = match transport {
-                Transport::Unix => format!("unix:{}", dir.path().join("envd.sock").display()),
-                Transport::Tcp => "tcp:127.0.0.1:0".to_owned(),
-            };
-            let mut child = Command::new(env!("CARGO_BIN_EXE_envd"))
-                .arg("--listen")
-                .arg(&listen)
-                .args(extra)
-                .env("ENVD_LOG", "warn")
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("spawn envd");
-            let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-            let addr = read_listening(&mut stdout).await;
-            let token = extra
-                .windows(2)
-                .find(|w| w[0] == "--access-token")
-                .map(|w| w[1].to_owned());
-            Self {
-                child,
-                addr,
-                dir,
-                token,
-                stdout,
-            }
+    pub async fn start_with(transport: Transport, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listen = match transport {
+            Transport::Unix => format!("unix:{}", dir.path().join("envd.sock").display()),
+            Transport::Tcp => "tcp:127.0.0.1:0".to_owned(),
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_envd"))
+            .arg("--listen")
+            .arg(&listen)
+            .args(extra)
+            .env("ENVD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn envd");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = read_listening(&mut stdout).await;
+        let token = extra
+            .windows(2)
+            .find(|w| w[0] == "--access-token")
+            .map(|w| w[1].to_owned());
+        Self {
+            child,
+            addr,
+            dir,
+            token,
+            stdout,
+        }
+    }
+
+    /// Wraps an envd that runs elsewhere (e.g. inside a sandbox); `child` is any process the
+    /// helper may own and kill on drop.
+    pub fn attach(mut child: Child, addr: ListenAddr) -> Self {
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Self {
+            child,
+            addr,
+            dir: tempfile::tempdir().expect("temp dir"),
+            token: None,
+            stdout,
         }
     }
 

@@ -1,0 +1,443 @@
+//! `cp-bench`: the control-plane figures of BENCHMARKS.md, each against a baseline measured
+//! in the same run (alternating the two), printed one line per figure.
+//!
+//! - B2: 50 capsules created concurrently through the API, against the same created one by
+//!   one (p50/p99 of the per-capsule latency; target p99 ≤ 3 × p50, no failures).
+//! - B3: exec round trip of `true` through the REST API, against the same process started
+//!   straight on envd's socket (target ratio ≤ 1.5, absolute p50 < 5 ms).
+//! - B7: authenticated `GET /v1/capsules` at 64 connections, against a bare axum + sqlx
+//!   handler running the same query (target ≥ 0.7 of its req/s, p99 < 10 ms).
+//! - B9: 100 MB upload and download through the API, against writing and reading the same
+//!   bytes on the host filesystem directly (target ≥ 0.5 of its MB/s).
+//!
+//! It starts the same stack as the end-to-end tests (throw-away database and Redis, the
+//! control plane, a real agent and gVisor capsules); it needs root, runsc and the base images.
+//! `CP_BENCH_B2_N` (default 50), `CP_BENCH_B3_N` (default 200), `CP_BENCH_B7_SECS`
+//! (default 4) and `CP_BENCH_B9_MB` (default 100) scale the runs.
+
+#[path = "../../tests/capsules_support/mod.rs"]
+mod support;
+
+use anyhow::{anyhow, Context};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{Account, Stack};
+use wrenn_proto::envd::v1 as envd;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn p50_p99(mut xs: Vec<f64>) -> (f64, f64) {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    (percentile(&xs, 0.5), percentile(&xs, 0.99))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    // The bench places many small capsules on one development host.
+    std::env::set_var("WRENN_SCHED_CPU_OVERCOMMIT", "64");
+    let Some(stack) = Stack::start().await else {
+        println!("cp-bench: skipped (see the reason above)");
+        return Ok(());
+    };
+    let who = stack.account("bench").await;
+    let result = async {
+        b2(&stack, &who).await?;
+        b3(&stack, &who).await?;
+        b7(&stack, &who).await?;
+        b9(&stack, &who).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    stack.shutdown().await;
+    result
+}
+
+async fn create_timed(stack: &Stack, who: &Account) -> anyhow::Result<(f64, String)> {
+    let t = Instant::now();
+    let r = stack
+        .req(who, Method::POST, "/v1/capsules")
+        .json(&json!({"memory_mb": 128}))
+        .send()
+        .await?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let status = r.status();
+    let body: Value = r.json().await?;
+    if status != 201 {
+        return Err(anyhow!("create failed: {status} {body}"));
+    }
+    Ok((ms, body["id"].as_str().unwrap_or_default().to_string()))
+}
+
+async fn destroy_all(stack: &Stack, who: &Account, ids: &[String]) {
+    let tasks = ids.iter().map(|id| {
+        stack
+            .req(who, Method::DELETE, &format!("/v1/capsules/{id}"))
+            .send()
+    });
+    for r in futures::future::join_all(tasks).await {
+        let _ = r;
+    }
+}
+
+/// B2: concurrent vs sequential creation.
+async fn b2(stack: &Stack, who: &Account) -> anyhow::Result<()> {
+    let n = env_num("CP_BENCH_B2_N", 50) as usize;
+    let mut seq = Vec::new();
+    let mut ids = Vec::new();
+    let t = Instant::now();
+    for _ in 0..n {
+        let (ms, id) = create_timed(stack, who).await?;
+        seq.push(ms);
+        ids.push(id);
+    }
+    let seq_wall = t.elapsed().as_secs_f64();
+    destroy_all(stack, who, &ids).await;
+
+    let t = Instant::now();
+    let results = futures::future::join_all((0..n).map(|_| create_timed(stack, who))).await;
+    let conc_wall = t.elapsed().as_secs_f64();
+    let mut conc = Vec::new();
+    let mut ids = Vec::new();
+    let mut failures = 0;
+    for r in results {
+        match r {
+            Ok((ms, id)) => {
+                conc.push(ms);
+                ids.push(id);
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("B2: {e}");
+            }
+        }
+    }
+    destroy_all(stack, who, &ids).await;
+    let (s50, s99) = p50_p99(seq);
+    let (c50, c99) = p50_p99(conc);
+    println!(
+        "B2 create x{n}: concurrent p99/p50 = {:.2} (target <= 3), failures {failures}; \
+         concurrent p50 {c50:.0} ms p99 {c99:.0} ms wall {conc_wall:.1} s; \
+         sequential p50 {s50:.0} ms p99 {s99:.0} ms wall {seq_wall:.1} s; \
+         throughput ratio concurrent/sequential = {:.2}",
+        c99 / c50,
+        seq_wall / conc_wall
+    );
+    Ok(())
+}
+
+/// A gRPC channel to envd on its Unix socket.
+async fn envd_channel(socket: std::path::PathBuf) -> anyhow::Result<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_static("http://envd")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move {
+                let s = tokio::net::UnixStream::connect(socket).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+            }
+        }))
+        .await?;
+    Ok(channel)
+}
+
+/// `true` straight on envd: Start and read its events to the end.
+async fn envd_true(
+    client: &mut envd::process_service_client::ProcessServiceClient<tonic::transport::Channel>,
+    token: &str,
+) -> anyhow::Result<()> {
+    let mut req = tonic::Request::new(envd::StartRequest {
+        process: Some(envd::ProcessConfig {
+            cmd: "true".into(),
+            args: vec![],
+            envs: Default::default(),
+            cwd: None,
+            user: None,
+        }),
+        tag: None,
+        pty: None,
+        stdin: false,
+    });
+    req.metadata_mut().insert("x-access-token", token.parse()?);
+    let mut stream = client.start(req).await?.into_inner();
+    while let Some(ev) = stream.message().await? {
+        if let Some(envd::process_event::Event::End(_)) = ev.event.and_then(|e| e.event) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// B3: exec through the API vs straight on envd.
+async fn b3(stack: &Stack, who: &Account) -> anyhow::Result<()> {
+    let n = env_num("CP_BENCH_B3_N", 200) as usize;
+    let capsule = stack.create(who, json!({})).await;
+    let id = capsule["id"].as_str().unwrap().to_string();
+    let uuid = wrenn_extension_api::ids::decode("sb", &id).context("capsule id")?;
+    let token: String = sqlx::query_scalar("SELECT access_token FROM capsules WHERE id = $1")
+        .bind(uuid)
+        .fetch_one(stack.ctx().db())
+        .await?;
+    let socket = stack
+        .agent_dir
+        .join("sandboxes")
+        .join(&id)
+        .join("run/envd.sock");
+    let mut direct =
+        envd::process_service_client::ProcessServiceClient::new(envd_channel(socket).await?);
+    // Warm both paths.
+    for _ in 0..5 {
+        envd_true(&mut direct, &token).await?;
+        stack.exec(who, &id, "true", &[]).await;
+    }
+    let (mut api, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        let out = stack.exec(who, &id, "true", &[]).await;
+        api.push(t.elapsed().as_secs_f64() * 1e3);
+        if out["exit_code"] != 0 {
+            return Err(anyhow!("exec true failed: {out}"));
+        }
+        let t = Instant::now();
+        envd_true(&mut direct, &token).await?;
+        base.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    destroy_all(stack, who, &[id]).await;
+    let (a50, a99) = p50_p99(api);
+    let (b50, b99) = p50_p99(base);
+    println!(
+        "B3 exec `true` x{n}: API/envd p50 ratio = {:.2} (target <= 1.5); API p50 {a50:.2} ms \
+         p99 {a99:.2} ms (target p50 < 5 ms); envd direct p50 {b50:.2} ms p99 {b99:.2} ms",
+        a50 / b50
+    );
+    Ok(())
+}
+
+/// Runs `conns` workers issuing `request` for `secs`; returns (req/s, p99 ms, errors).
+async fn load<F, Fut>(conns: usize, secs: f64, request: F) -> (f64, f64, usize)
+where
+    F: Fn() -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let stop = Arc::new(AtomicBool::new(false));
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..conns)
+        .map(|_| {
+            let (stop, lat, errors, request) =
+                (stop.clone(), lat.clone(), errors.clone(), request.clone());
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if request().await {
+                        mine.push(t.elapsed().as_secs_f64() * 1e3);
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                lat.lock().unwrap().extend(mine);
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let lat = std::mem::take(&mut *lat.lock().unwrap());
+    let count = lat.len();
+    let (_, p99) = p50_p99(lat);
+    (count as f64 / elapsed, p99, errors.load(Ordering::Relaxed))
+}
+
+/// The baseline of B7: a bare axum + sqlx handler running the list query, on its own port.
+async fn bare_server(db: sqlx::PgPool, team: uuid::Uuid) -> anyhow::Result<String> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/v1/capsules",
+        get(move || {
+            let db = db.clone();
+            async move {
+                let rows = cpserver::db::capsules::list_for_team(&db, team)
+                    .await
+                    .unwrap_or_default();
+                let list: Vec<cpserver::capsules::Capsule> =
+                    rows.iter().map(cpserver::capsules::Capsule::from).collect();
+                axum::Json(json!({ "capsules": list }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}/v1/capsules"))
+}
+
+/// A 200 whose body was read completely.
+async fn ok(response: reqwest::Result<reqwest::Response>) -> bool {
+    match response {
+        Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+/// B7: authenticated list throughput vs the bare handler.
+async fn b7(stack: &Stack, who: &Account) -> anyhow::Result<()> {
+    let secs = env_num("CP_BENCH_B7_SECS", 4) as f64;
+    let capsule = stack.create(who, json!({})).await;
+    let id = capsule["id"].as_str().unwrap().to_string();
+    let team: uuid::Uuid = sqlx::query_scalar("SELECT team_id FROM capsules WHERE id = $1")
+        .bind(wrenn_extension_api::ids::decode("sb", &id).context("id")?)
+        .fetch_one(stack.ctx().db())
+        .await?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with((*stack.ctx().db().connect_options()).clone())
+        .await?;
+    let bare = bare_server(pool, team).await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(128)
+        .build()?;
+    let api_url = stack.url("/v1/capsules");
+    let key = who.api_key.clone();
+    let api = {
+        let (client, url, key) = (client.clone(), api_url.clone(), key.clone());
+        move || {
+            let (client, url, key) = (client.clone(), url.clone(), key.clone());
+            async move { ok(client.get(&url).header("X-API-Key", &key).send().await).await }
+        }
+    };
+    let base = {
+        let (client, url) = (client.clone(), bare.clone());
+        move || {
+            let (client, url) = (client.clone(), url.clone());
+            async move { ok(client.get(&url).send().await).await }
+        }
+    };
+    let (mut api_rps, mut api_p99, mut base_rps, mut base_p99, mut errors) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0);
+    for _ in 0..2 {
+        let (r, p, e) = load(64, secs / 2.0, base.clone()).await;
+        base_rps.push(r);
+        base_p99.push(p);
+        errors += e;
+        let (r, p, e) = load(64, secs / 2.0, api.clone()).await;
+        api_rps.push(r);
+        api_p99.push(p);
+        errors += e;
+    }
+    destroy_all(stack, who, &[id]).await;
+    let avg = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let worst = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "B7 GET /v1/capsules @64 conns: API/bare req/s = {:.2} (target >= 0.7); API {:.0} req/s \
+         p99 {:.1} ms (target < 10 ms); bare axum+sqlx {:.0} req/s p99 {:.1} ms; errors {errors}",
+        avg(&api_rps) / avg(&base_rps),
+        avg(&api_rps),
+        worst(&api_p99),
+        avg(&base_rps),
+        worst(&base_p99),
+    );
+    Ok(())
+}
+
+/// B9: 100 MB through the API vs the host filesystem.
+async fn b9(stack: &Stack, who: &Account) -> anyhow::Result<()> {
+    let mb = env_num("CP_BENCH_B9_MB", 100) as usize;
+    let bytes: Vec<u8> = (0..mb * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let capsule = stack.create(who, json!({"memory_mb": 1024})).await;
+    let id = capsule["id"].as_str().unwrap().to_string();
+    let direct_path = stack.tmp.path().join("b9.bin");
+    let (mut up, mut down, mut base_w, mut base_r) = (vec![], vec![], vec![], vec![]);
+    for round in 0..3 {
+        // Baseline: the same bytes written and read on the host.
+        let t = Instant::now();
+        std::fs::write(&direct_path, &bytes)?;
+        base_w.push(mb as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let back = std::fs::read(&direct_path)?;
+        base_r.push(mb as f64 / t.elapsed().as_secs_f64());
+        assert_eq!(back.len(), bytes.len());
+        std::fs::remove_file(&direct_path)?;
+
+        let path = format!("/tmp/b9-{round}.bin");
+        let form = reqwest::multipart::Form::new()
+            .text("path", path.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name("b9"),
+            );
+        let t = Instant::now();
+        let r = stack
+            .req(
+                who,
+                Method::POST,
+                &format!("/v1/capsules/{id}/files/stream/write"),
+            )
+            .multipart(form)
+            .send()
+            .await?;
+        if r.status() != 204 {
+            return Err(anyhow!("upload failed: {} {}", r.status(), r.text().await?));
+        }
+        up.push(mb as f64 / t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let r = stack
+            .req(
+                who,
+                Method::POST,
+                &format!("/v1/capsules/{id}/files/stream/read"),
+            )
+            .json(&json!({"path": path}))
+            .send()
+            .await?;
+        let got = r.bytes().await?;
+        down.push(mb as f64 / t.elapsed().as_secs_f64());
+        if got.len() != bytes.len() {
+            return Err(anyhow!("download returned {} bytes", got.len()));
+        }
+        stack
+            .req(
+                who,
+                Method::POST,
+                &format!("/v1/capsules/{id}/files/remove"),
+            )
+            .json(&json!({"path": path}))
+            .send()
+            .await?;
+    }
+    destroy_all(stack, who, &[id]).await;
+    let (u, d, w, r) = (
+        p50_p99(up).0,
+        p50_p99(down).0,
+        p50_p99(base_w).0,
+        p50_p99(base_r).0,
+    );
+    println!(
+        "B9 {mb} MB: upload API/direct = {:.2}, download API/direct = {:.2} (target >= 0.5); \
+         API upload {u:.0} MB/s, download {d:.0} MB/s; direct write {w:.0} MB/s, read {r:.0} MB/s \
+         (medians of 3)",
+        u / w,
+        d / r
+    );
+    Ok(())
+}

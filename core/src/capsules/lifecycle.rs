@@ -1,0 +1,823 @@
+//! Capsule lifecycle operations. Each one is a guarded transition (see [`state`]): it claims
+//! the capsule by moving it into a transitional state, calls the agent, then settles it in the
+//! final state — or, on failure, in the state the agent reports (reverting) or `error` with a
+//! reason. Every outcome is reported through [`outcome`].
+
+use crate::capsules::agent::{self, status_to_api, AgentClient};
+use crate::capsules::model::{CapsuleMetadata, CreateCapsule};
+use crate::capsules::outcome::{self, Report};
+use crate::capsules::state::{self, CapsuleStatus, Transition};
+use crate::capsules::templates;
+use crate::db::capsules::{self as db, CapsuleRow, NewCapsule, Started};
+use crate::events::{Actor, Resource};
+use crate::hosts::scheduler::Requirements;
+use axum::http::StatusCode;
+use uuid::Uuid;
+use wrenn_extension_api::{ids, ApiError, EffectiveLimits, Principal, ServerContext, TeamUsage};
+use wrenn_proto::hostagent::v1 as pb;
+
+/// Largest request a capsule may make (a host may refuse less).
+pub const MAX_VCPUS: u32 = 64;
+pub const MAX_MEMORY_MB: u32 = 256 * 1024;
+pub const MIN_MEMORY_MB: u32 = 64;
+
+/// The caller's capsule by wire id; anything else (malformed, missing, another team's) is
+/// the same 404.
+pub async fn load(
+    ctx: &ServerContext,
+    principal: &Principal,
+    wire_id: &str,
+) -> Result<CapsuleRow, ApiError> {
+    let not_found = || ApiError::not_found("not_found", "capsule not found");
+    let id = ids::decode(ids::CAPSULE, wire_id).ok_or_else(not_found)?;
+    db::get_for_team(ctx.db(), id, principal.team_id())
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// 409 `invalid_state` for an operation the capsule's state does not allow.
+pub fn invalid_state(row: &CapsuleRow, what: &str) -> ApiError {
+    ApiError::conflict(
+        "invalid_state",
+        format!("cannot {what} a capsule that is {}", row.status),
+    )
+}
+
+/// The caller's capsule, which must be running, and its agent (for exec, files, proxy...).
+pub async fn usable(
+    ctx: &ServerContext,
+    principal: &Principal,
+    wire_id: &str,
+    what: &str,
+) -> Result<(CapsuleRow, AgentClient), ApiError> {
+    let row = load(ctx, principal, wire_id).await?;
+    if !state::USABLE.contains(&row.status()) {
+        return Err(invalid_state(&row, what));
+    }
+    let host = row
+        .host_id
+        .ok_or_else(|| ApiError::internal("a running capsule has no host"))?;
+    let client = agent::client(ctx, host).await?;
+    Ok((row, client))
+}
+
+/// Records activity: resets the agent's inactivity timer and `last_active_at`, in the
+/// background so the request that caused it is not delayed.
+pub fn touch(ctx: &ServerContext, row: &CapsuleRow, mut client: AgentClient) {
+    let ctx = ctx.clone();
+    let id = row.id;
+    let wire = ids::encode(ids::CAPSULE, id);
+    tokio::spawn(async move {
+        if let Err(e) = client
+            .ping_sandbox(pb::PingSandboxRequest { sandbox_id: wire })
+            .await
+        {
+            tracing::debug!(capsule_id = %id, error = %e, "Activity ping failed.");
+        }
+        if let Err(e) = db::touch(ctx.db(), id).await {
+            tracing::debug!(capsule_id = %id, error = %e, "Recording activity failed.");
+        }
+    });
+}
+
+fn wire(id: Uuid) -> String {
+    ids::encode(ids::CAPSULE, id)
+}
+
+fn template_ref(team_id: Uuid, template_id: Uuid) -> pb::TemplateRef {
+    // Both base36 with 25 digits, without prefix: the directory names under images/teams/.
+    let strip = |s: String| s.split_once('_').map(|(_, d)| d.to_string()).unwrap_or(s);
+    pb::TemplateRef {
+        team_id: strip(ids::encode(ids::TEAM, team_id)),
+        template_id: strip(ids::encode(ids::TEMPLATE, template_id)),
+    }
+}
+
+/// Moves `row` through `from → to` and announces it; `None` when the guard failed.
+async fn step(
+    ctx: &ServerContext,
+    row: &CapsuleRow,
+    from: &[CapsuleStatus],
+    to: CapsuleStatus,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Option<CapsuleRow>, ApiError> {
+    let next = db::transition(ctx.db(), row.id, from, to, reason).await?;
+    if let Some(n) = &next {
+        outcome::state_changed(ctx, row.team_id, row.id, row.status(), n.status(), actor).await;
+    }
+    Ok(next)
+}
+
+/// After a failed agent call on a capsule in transitional state `via`: ask the agent what
+/// the capsule really is and settle there (running / paused), or in `error` with `reason`.
+async fn settle_after_failure(
+    ctx: &ServerContext,
+    row: &CapsuleRow,
+    via: CapsuleStatus,
+    reason: &str,
+    actor: &Actor,
+) -> CapsuleStatus {
+    let observed = match row.host_id {
+        Some(host) => match agent::client(ctx, host).await {
+            Ok(mut client) => match client.list_sandboxes(pb::ListSandboxesRequest {}).await {
+                Ok(list) => list
+                    .into_inner()
+                    .sandboxes
+                    .into_iter()
+                    .find(|s| s.sandbox_id == wire(row.id))
+                    .map(|s| s.state()),
+                Err(_) => None,
+            },
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let (to, why) = match observed {
+        Some(pb::SandboxState::Running) => (CapsuleStatus::Running, reason.to_string()),
+        Some(pb::SandboxState::Paused) => (CapsuleStatus::Paused, reason.to_string()),
+        _ => (CapsuleStatus::Error, reason.to_string()),
+    };
+    match step(ctx, row, &[via], to, &why, actor).await {
+        Ok(Some(n)) => n.status(),
+        Ok(None) => db::get(ctx.db(), row.id)
+            .await
+            .ok()
+            .flatten()
+            .map(|r| r.status())
+            .unwrap_or(CapsuleStatus::Error),
+        Err(e) => {
+            tracing::error!(capsule_id = %row.id, error = %e, "Settling a capsule after a failure failed.");
+            CapsuleStatus::Error
+        }
+    }
+}
+
+/// A message fit for clients describing an API error (never the internal cause).
+fn public_message(e: &ApiError) -> String {
+    e.message.to_string()
+}
+
+// ------------------------------------------------------------------------------ create
+
+async fn check_limits(
+    ctx: &ServerContext,
+    team_id: Uuid,
+    vcpus: u32,
+    memory_mb: u32,
+) -> Result<(), ApiError> {
+    // The first extension supplying each hook wins (registration order).
+    let core = ctx.service::<crate::services::Core>();
+    let limits_hook = core
+        .as_ref()
+        .and_then(|c| c.hooks.limits.first().map(|n| n.hook.clone()));
+    let usage_hook = core
+        .as_ref()
+        .and_then(|c| c.hooks.usage.first().map(|n| n.hook.clone()));
+    let unavailable = |e: &dyn std::fmt::Display| {
+        ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "usage_unavailable",
+            "usage limits cannot be established right now",
+        )
+        .with_cause(e.to_string())
+    };
+    let limits: EffectiveLimits = match limits_hook {
+        Some(p) => p
+            .effective_limits(ctx, team_id)
+            .await
+            .map_err(|e| unavailable(&e))?,
+        None => return Ok(()),
+    };
+    let usage = match usage_hook {
+        Some(p) => p
+            .current_usage(ctx, team_id)
+            .await
+            .map_err(|e| unavailable(&e))?,
+        None => {
+            let (count, vcpus, memory) = db::team_usage(ctx.db(), team_id)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            TeamUsage {
+                concurrent_sandboxes: count as u32,
+                vcpus: vcpus as u32,
+                memory_mb: memory as u64,
+            }
+        }
+    };
+    match limits
+        .check(&usage, vcpus, u64::from(memory_mb))
+        .error_code()
+    {
+        None => Ok(()),
+        Some(code) => Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            code,
+            match code {
+                "concurrent_sandbox_limit" => "the team's concurrent capsule limit is reached",
+                "vcpu_limit" => "the team's vCPU limit would be exceeded",
+                _ => "the team's memory limit would be exceeded",
+            },
+        )),
+    }
+}
+
+/// `POST /v1/capsules`.
+pub async fn create(
+    ctx: &ServerContext,
+    principal: &Principal,
+    req: CreateCapsule,
+) -> Result<CapsuleRow, ApiError> {
+    let team_id = principal.team_id();
+    let template = templates::resolve(ctx, team_id, req.template.as_deref()).await?;
+    let (vcpus, memory_mb) = if template.is_snapshot() {
+        (template.vcpus as u32, template.memory_mb as u32)
+    } else {
+        (req.vcpus.unwrap_or(1), req.memory_mb.unwrap_or(512))
+    };
+    if vcpus == 0 || vcpus > MAX_VCPUS {
+        return Err(ApiError::invalid(format!(
+            "vcpus must be between 1 and {MAX_VCPUS}"
+        )));
+    }
+    if !(MIN_MEMORY_MB..=MAX_MEMORY_MB).contains(&memory_mb) {
+        return Err(ApiError::invalid(format!(
+            "memory_mb must be between {MIN_MEMORY_MB} and {MAX_MEMORY_MB}"
+        )));
+    }
+    let timeout_sec = req.timeout_sec.unwrap_or(0);
+    if timeout_sec > i32::MAX as u32 {
+        return Err(ApiError::invalid("timeout_sec is too large"));
+    }
+    check_limits(ctx, team_id, vcpus, memory_mb).await?;
+
+    // A fork continues the snapshot's memory, where envd still holds the source capsule's
+    // access token: the fork keeps that token (envd refuses `/init` with another one).
+    let inherited_token = match (template.is_snapshot(), template.source_capsule_id) {
+        (true, Some(source)) => db::get(ctx.db(), source).await?.map(|s| s.access_token),
+        _ => None,
+    };
+    let actor = outcome::actor_of(ctx, Some(principal)).await;
+    let row = db::insert(
+        ctx.db(),
+        &NewCapsule {
+            id: Uuid::new_v4(),
+            team_id,
+            template_id: template.id,
+            template_name: template.name.clone(),
+            vcpus: vcpus as i32,
+            memory_mb: memory_mb as i32,
+            timeout_sec: timeout_sec as i32,
+            access_token: inherited_token
+                .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>())),
+            created_by: principal.user_id(),
+        },
+    )
+    .await?;
+    tracing::info!(capsule_id = %row.id, team_id = %team_id, template = %template.name, "Creating a capsule.");
+
+    let result = start(ctx, &row, &template, vcpus, memory_mb, timeout_sec, &actor).await;
+    let resource = Resource::sandbox(row.id);
+    match result {
+        Ok(running) => {
+            outcome::report(
+                ctx,
+                Report {
+                    event: "capsule.create",
+                    team_id,
+                    actor: &actor,
+                    resource,
+                    result: Ok(()),
+                    metadata: vec![("template", template.name.clone())],
+                },
+            )
+            .await;
+            Ok(running)
+        }
+        Err(e) => {
+            outcome::report(
+                ctx,
+                Report {
+                    event: "capsule.create",
+                    team_id,
+                    actor: &actor,
+                    resource,
+                    result: Err(public_message(&e)),
+                    metadata: vec![("template", template.name.clone())],
+                },
+            )
+            .await;
+            Err(e)
+        }
+    }
+}
+
+/// Places the pending capsule and starts it; on failure leaves it in `error` with a reason.
+async fn start(
+    ctx: &ServerContext,
+    row: &CapsuleRow,
+    template: &crate::db::templates::TemplateRow,
+    vcpus: u32,
+    memory_mb: u32,
+    timeout_sec: u32,
+    actor: &Actor,
+) -> Result<CapsuleRow, ApiError> {
+    let fail = |reason: String| async move {
+        let _ = step(
+            ctx,
+            row,
+            &[CapsuleStatus::Pending, CapsuleStatus::Starting],
+            CapsuleStatus::Error,
+            &reason,
+            actor,
+        )
+        .await;
+    };
+    // A snapshot template's state lives on the host that took it: forks go there.
+    let host_id = match (template.is_snapshot(), template.host_id) {
+        (true, Some(host)) => Ok(host),
+        _ => {
+            let needs = Requirements::new(vcpus, u64::from(memory_mb));
+            crate::hosts::scheduler::pick_host(ctx, row.team_id, &needs)
+                .await
+                .map_err(ApiError::from)
+        }
+    };
+    let host_id = match host_id {
+        Ok(h) => h,
+        Err(e) => {
+            fail("no host available".into()).await;
+            return Err(e);
+        }
+    };
+    let Some(placed) = db::place(ctx.db(), row.id, host_id).await? else {
+        return Err(invalid_state(row, "start"));
+    };
+    outcome::state_changed(
+        ctx,
+        row.team_id,
+        row.id,
+        CapsuleStatus::Pending,
+        CapsuleStatus::Starting,
+        actor,
+    )
+    .await;
+    let mut client = match agent::client(ctx, host_id).await {
+        Ok(c) => c,
+        Err(e) => {
+            fail("host unreachable".into()).await;
+            return Err(e);
+        }
+    };
+    let (base, snapshot) = if template.is_snapshot() {
+        let base = template.base_template_id.unwrap_or(template.id);
+        let base_row = crate::db::templates::get(ctx.db(), base).await?;
+        let base_team = base_row.map(|b| b.team_id).unwrap_or(Uuid::nil());
+        (
+            template_ref(base_team, base),
+            Some(template_ref(template.team_id, template.id)),
+        )
+    } else {
+        (template_ref(template.team_id, template.id), None)
+    };
+    let request = pb::CreateSandboxRequest {
+        sandbox_id: wire(row.id),
+        template: Some(base),
+        snapshot,
+        vcpus,
+        memory_mb,
+        disk_mb: 0,
+        timeout_sec,
+        env_vars: Default::default(),
+        access_token: placed.access_token.clone(),
+        default_user: String::new(),
+        default_workdir: String::new(),
+    };
+    match client.create_sandbox(request).await {
+        Ok(resp) => {
+            let resp = resp.into_inner();
+            let metadata = CapsuleMetadata::from(resp.metadata.unwrap_or_default());
+            let started = Started {
+                guest_ip: resp.guest_ip,
+                host_ip: resp.host_ip,
+                metadata: serde_json::to_value(metadata).unwrap_or_default(),
+            };
+            match db::mark_started(ctx.db(), row.id, &started).await? {
+                Some(running) => {
+                    outcome::state_changed(
+                        ctx,
+                        row.team_id,
+                        row.id,
+                        CapsuleStatus::Starting,
+                        CapsuleStatus::Running,
+                        actor,
+                    )
+                    .await;
+                    Ok(running)
+                }
+                // Someone moved it meanwhile (the reconciler, a host failure): report it as is.
+                None => db::get(ctx.db(), row.id)
+                    .await?
+                    .ok_or_else(|| ApiError::internal("capsule vanished while starting")),
+            }
+        }
+        Err(status) => {
+            let err = status_to_api(status);
+            // The agent may have half-created it: clean up, then land in error.
+            let _ = client
+                .destroy_sandbox(pb::DestroySandboxRequest {
+                    sandbox_id: wire(row.id),
+                })
+                .await;
+            fail(format!("create failed: {}", err.message)).await;
+            Err(err)
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ destroy
+
+/// `DELETE /v1/capsules/{id}`: → `stopped`.
+pub async fn destroy(
+    ctx: &ServerContext,
+    principal: &Principal,
+    row: CapsuleRow,
+) -> Result<(), ApiError> {
+    let actor = outcome::actor_of(ctx, Some(principal)).await;
+    let result = destroy_as(ctx, &row, &actor, None).await;
+    outcome::report(
+        ctx,
+        Report {
+            event: "capsule.destroy",
+            team_id: row.team_id,
+            actor: &actor,
+            resource: Resource::sandbox(row.id),
+            result: result.as_ref().map(|_| ()).map_err(public_message),
+            metadata: vec![],
+        },
+    )
+    .await;
+    result
+}
+
+/// Destroys a capsule on behalf of `actor` (also used by team deletion and cleanup).
+pub async fn destroy_as(
+    ctx: &ServerContext,
+    row: &CapsuleRow,
+    actor: &Actor,
+    reason: Option<&str>,
+) -> Result<(), ApiError> {
+    if row.status() == CapsuleStatus::Stopped {
+        return Ok(());
+    }
+    let t = state::DESTROY;
+    let Some(claimed) = step(ctx, row, t.from, t.via, reason.unwrap_or(""), actor).await? else {
+        let now = db::get(ctx.db(), row.id).await?;
+        return match now {
+            Some(r) if r.status() == CapsuleStatus::Stopped => Ok(()),
+            Some(r) => Err(invalid_state(&r, "destroy")),
+            None => Err(ApiError::not_found("not_found", "capsule not found")),
+        };
+    };
+    if let Some(host) = claimed.host_id {
+        let call = async {
+            let mut client = agent::client(ctx, host).await?;
+            match client
+                .destroy_sandbox(pb::DestroySandboxRequest {
+                    sandbox_id: wire(row.id),
+                })
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+                Err(s) => Err(status_to_api(s)),
+            }
+        };
+        if let Err(e) = call.await {
+            let _ = step(
+                ctx,
+                &claimed,
+                &[t.via],
+                CapsuleStatus::Error,
+                &format!("destroy failed: {}", e.message),
+                actor,
+            )
+            .await;
+            return Err(e);
+        }
+    }
+    step(ctx, &claimed, &[t.via], t.to, reason.unwrap_or(""), actor).await?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ pause / resume
+
+/// Runs one agent call under a guarded transition and reports it.
+async fn guarded<F, Fut>(
+    ctx: &ServerContext,
+    principal: &Principal,
+    row: CapsuleRow,
+    t: Transition,
+    event: &'static str,
+    what: &str,
+    call: F,
+) -> Result<CapsuleRow, ApiError>
+where
+    F: FnOnce(AgentClient, CapsuleRow) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<serde_json::Value>, ApiError>>,
+{
+    let actor = outcome::actor_of(ctx, Some(principal)).await;
+    let result = async {
+        let Some(claimed) = step(ctx, &row, t.from, t.via, "", &actor).await? else {
+            let now = db::get(ctx.db(), row.id).await?.unwrap_or(row.clone());
+            return Err(invalid_state(&now, what));
+        };
+        let host = claimed
+            .host_id
+            .ok_or_else(|| ApiError::internal("capsule without host"))?;
+        let outcome = match agent::client(ctx, host).await {
+            Ok(client) => call(client, claimed.clone()).await,
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(metadata) => {
+                let done = if t.to == CapsuleStatus::Running && t.via == CapsuleStatus::Resuming {
+                    db::mark_resumed(ctx.db(), row.id, metadata.as_ref()).await?
+                } else {
+                    db::transition(ctx.db(), row.id, &[t.via], t.to, "").await?
+                };
+                match done {
+                    Some(d) => {
+                        outcome::state_changed(ctx, row.team_id, row.id, t.via, t.to, &actor).await;
+                        Ok(d)
+                    }
+                    None => db::get(ctx.db(), row.id)
+                        .await?
+                        .ok_or_else(|| ApiError::internal("capsule vanished")),
+                }
+            }
+            Err(e) => {
+                settle_after_failure(
+                    ctx,
+                    &claimed,
+                    t.via,
+                    &format!("{what} failed: {}", e.message),
+                    &actor,
+                )
+                .await;
+                Err(e)
+            }
+        }
+    }
+    .await;
+    outcome::report(
+        ctx,
+        Report {
+            event,
+            team_id: row.team_id,
+            actor: &actor,
+            resource: Resource::sandbox(row.id),
+            result: result.as_ref().map(|_| ()).map_err(public_message),
+            metadata: vec![],
+        },
+    )
+    .await;
+    result
+}
+
+/// `POST /v1/capsules/{id}/pause`.
+pub async fn pause(
+    ctx: &ServerContext,
+    principal: &Principal,
+    row: CapsuleRow,
+) -> Result<CapsuleRow, ApiError> {
+    guarded(
+        ctx,
+        principal,
+        row,
+        state::PAUSE,
+        "capsule.pause",
+        "pause",
+        |mut client, row| async move {
+            client
+                .pause_sandbox(pb::PauseSandboxRequest {
+                    sandbox_id: wire(row.id),
+                })
+                .await
+                .map_err(status_to_api)?;
+            Ok(None)
+        },
+    )
+    .await
+}
+
+/// `POST /v1/capsules/{id}/resume`.
+pub async fn resume(
+    ctx: &ServerContext,
+    principal: &Principal,
+    row: CapsuleRow,
+) -> Result<CapsuleRow, ApiError> {
+    guarded(
+        ctx,
+        principal,
+        row,
+        state::RESUME,
+        "capsule.resume",
+        "resume",
+        |mut client, row| async move {
+            let resp = client
+                .resume_sandbox(pb::ResumeSandboxRequest {
+                    sandbox_id: wire(row.id),
+                    timeout_sec: row.timeout_sec.max(0) as u32,
+                })
+                .await
+                .map_err(status_to_api)?
+                .into_inner();
+            Ok(resp
+                .metadata
+                .map(|m| serde_json::to_value(CapsuleMetadata::from(m)).unwrap_or_default()))
+        },
+    )
+    .await
+}
+
+/// `POST /v1/capsules/{id}/ping`: resets the inactivity timer.
+pub async fn ping(
+    ctx: &ServerContext,
+    principal: &Principal,
+    wire_id: &str,
+) -> Result<(), ApiError> {
+    let (row, mut client) = usable(ctx, principal, wire_id, "ping").await?;
+    client
+        .ping_sandbox(pb::PingSandboxRequest {
+            sandbox_id: wire(row.id),
+        })
+        .await
+        .map_err(status_to_api)?;
+    db::touch(ctx.db(), row.id).await?;
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ snapshots
+
+/// `POST /v1/snapshots`: writes a snapshot template of a running or paused capsule, which is
+/// paused afterwards.
+pub async fn snapshot(
+    ctx: &ServerContext,
+    principal: &Principal,
+    row: CapsuleRow,
+    name: String,
+) -> Result<crate::db::templates::TemplateRow, ApiError> {
+    use crate::db::templates as tdb;
+    let actor = outcome::actor_of(ctx, Some(principal)).await;
+    let team_id = row.team_id;
+    let result = async {
+        if tdb::is_platform_name(ctx.db(), &name).await? {
+            return Err(ApiError::conflict(
+                "name_reserved",
+                "a platform template has this name",
+            ));
+        }
+        let t = state::SNAPSHOT;
+        let Some(claimed) = step(ctx, &row, t.from, t.via, "", &actor).await? else {
+            let now = db::get(ctx.db(), row.id).await?.unwrap_or(row.clone());
+            return Err(invalid_state(&now, "snapshot"));
+        };
+        let host = claimed
+            .host_id
+            .ok_or_else(|| ApiError::internal("capsule without host"))?;
+        // The base rootfs the snapshot continues from (a fork of a fork keeps the same base).
+        let source = tdb::get(ctx.db(), row.template_id).await?;
+        let base_template_id = match &source {
+            Some(s) if s.is_snapshot() => s.base_template_id.unwrap_or(s.id),
+            Some(s) => s.id,
+            None => row.template_id,
+        };
+        let inserted = tdb::insert_snapshot(
+            ctx.db(),
+            &tdb::NewSnapshot {
+                id: Uuid::new_v4(),
+                team_id,
+                name: name.clone(),
+                vcpus: row.vcpus,
+                memory_mb: row.memory_mb,
+                base_template_id,
+                source_capsule_id: row.id,
+                host_id: host,
+            },
+        )
+        .await;
+        let template = match inserted {
+            Ok(t) => t,
+            Err(e) => {
+                // Nothing happened on the host: put the capsule back where it was.
+                let _ = step(ctx, &claimed, &[t.via], row.status(), "", &actor).await;
+                return Err(ApiError::conflict_on_unique(
+                    e,
+                    "template_name_taken",
+                    "the team already has a template with this name",
+                ));
+            }
+        };
+        let call = async {
+            let mut client = agent::client(ctx, host).await?;
+            client
+                .create_snapshot(pb::CreateSnapshotRequest {
+                    sandbox_id: wire(row.id),
+                    template: Some(template_ref(team_id, template.id)),
+                })
+                .await
+                .map_err(status_to_api)
+                .map(|r| r.into_inner())
+        };
+        match call.await {
+            Ok(resp) => {
+                tdb::set_size(ctx.db(), template.id, resp.size_bytes as i64).await?;
+                if db::transition(ctx.db(), row.id, &[t.via], t.to, "")
+                    .await?
+                    .is_some()
+                {
+                    outcome::state_changed(ctx, team_id, row.id, t.via, t.to, &actor).await;
+                }
+                Ok(tdb::get(ctx.db(), template.id).await?.unwrap_or(template))
+            }
+            Err(e) => {
+                let _ = tdb::delete(ctx.db(), &template).await;
+                settle_after_failure(
+                    ctx,
+                    &claimed,
+                    t.via,
+                    &format!("snapshot failed: {}", e.message),
+                    &actor,
+                )
+                .await;
+                Err(e)
+            }
+        }
+    }
+    .await;
+    outcome::report(
+        ctx,
+        Report {
+            event: "template.snapshot.create",
+            team_id,
+            actor: &actor,
+            resource: Resource::snapshot(name.clone()),
+            result: result.as_ref().map(|_| ()).map_err(public_message),
+            metadata: vec![("sandbox_id", wire(row.id))],
+        },
+    )
+    .await;
+    result
+}
+
+/// `DELETE /v1/snapshots/{name}`: removes the snapshot from every host that may hold it,
+/// then the row.
+pub async fn delete_snapshot(
+    ctx: &ServerContext,
+    principal: &Principal,
+    template: crate::db::templates::TemplateRow,
+) -> Result<(), ApiError> {
+    let actor = outcome::actor_of(ctx, Some(principal)).await;
+    let result = async {
+        let tref = template_ref(template.team_id, template.id);
+        // Every registered host: a snapshot lives where it was taken, but forks may have been
+        // restored elsewhere by an operator, and deleting a missing one is harmless.
+        let hosts: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM hosts WHERE status IN ('online', 'unreachable')")
+                .fetch_all(ctx.db())
+                .await?;
+        for host in hosts {
+            let Ok(mut client) = agent::client(ctx, host).await else {
+                tracing::warn!(host_id = %host, "Host unreachable while deleting a snapshot.");
+                continue;
+            };
+            match client
+                .delete_snapshot(pb::DeleteSnapshotRequest {
+                    template: Some(tref.clone()),
+                })
+                .await
+            {
+                Ok(_) => {}
+                Err(s) if s.code() == tonic::Code::NotFound => {}
+                Err(s) => return Err(status_to_api(s)),
+            }
+        }
+        crate::db::templates::delete(ctx.db(), &template).await?;
+        Ok(())
+    }
+    .await;
+    outcome::report(
+        ctx,
+        Report {
+            event: "template.snapshot.delete",
+            team_id: template.team_id,
+            actor: &actor,
+            resource: Resource::snapshot(template.name.clone()),
+            result: result.as_ref().map(|_| ()).map_err(public_message),
+            metadata: vec![],
+        },
+    )
+    .await;
+    result
+}

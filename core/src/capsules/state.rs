@@ -1,0 +1,154 @@
+//! The capsule state machine: states, and which states each operation may start from.
+//!
+//! Every change of state is a guarded update (`UPDATE ... WHERE status = ANY(from)`), so two
+//! concurrent requests (or a request and the reconciler) cannot both win: the loser sees that
+//! the row no longer is in an allowed state and answers 409 `invalid_state`. Each operation
+//! moves into a transitional state first (`starting`, `pausing`, ...) and then into its final
+//! state, or reverts / lands in `error` with a reason, so nothing stays transitional.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use utoipa::ToSchema;
+
+/// Where a capsule is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CapsuleStatus {
+    Pending,
+    Starting,
+    Running,
+    Pausing,
+    Paused,
+    Resuming,
+    Snapshotting,
+    Stopping,
+    /// Terminal.
+    Stopped,
+    /// The capsule's host is unreachable.
+    Missing,
+    Error,
+}
+
+impl CapsuleStatus {
+    pub const ALL: [CapsuleStatus; 11] = [
+        CapsuleStatus::Pending,
+        CapsuleStatus::Starting,
+        CapsuleStatus::Running,
+        CapsuleStatus::Pausing,
+        CapsuleStatus::Paused,
+        CapsuleStatus::Resuming,
+        CapsuleStatus::Snapshotting,
+        CapsuleStatus::Stopping,
+        CapsuleStatus::Stopped,
+        CapsuleStatus::Missing,
+        CapsuleStatus::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapsuleStatus::Pending => "pending",
+            CapsuleStatus::Starting => "starting",
+            CapsuleStatus::Running => "running",
+            CapsuleStatus::Pausing => "pausing",
+            CapsuleStatus::Paused => "paused",
+            CapsuleStatus::Resuming => "resuming",
+            CapsuleStatus::Snapshotting => "snapshotting",
+            CapsuleStatus::Stopping => "stopping",
+            CapsuleStatus::Stopped => "stopped",
+            CapsuleStatus::Missing => "missing",
+            CapsuleStatus::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// States from which nothing more happens on the host.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, CapsuleStatus::Stopped)
+    }
+
+    /// States that hold resources on a host (counted against limits and in stats).
+    pub fn holds_resources(self) -> bool {
+        !matches!(self, CapsuleStatus::Stopped | CapsuleStatus::Error)
+    }
+}
+
+impl fmt::Display for CapsuleStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A guarded transition: from any of `from`, through `via` (transitional), to `to` on success.
+#[derive(Debug, Clone, Copy)]
+pub struct Transition {
+    pub from: &'static [CapsuleStatus],
+    pub via: CapsuleStatus,
+    pub to: CapsuleStatus,
+}
+
+use CapsuleStatus::*;
+
+/// `POST /v1/capsules`: a new row starts `pending`, becomes `starting` once placed.
+pub const CREATE: Transition = Transition {
+    from: &[Pending],
+    via: Starting,
+    to: Running,
+};
+
+/// `POST /pause`.
+pub const PAUSE: Transition = Transition {
+    from: &[Running],
+    via: Pausing,
+    to: Paused,
+};
+
+/// `POST /resume`.
+pub const RESUME: Transition = Transition {
+    from: &[Paused],
+    via: Resuming,
+    to: Running,
+};
+
+/// `POST /v1/snapshots`: the capsule stays paused afterwards.
+pub const SNAPSHOT: Transition = Transition {
+    from: &[Running, Paused],
+    via: Snapshotting,
+    to: Paused,
+};
+
+/// `DELETE /v1/capsules/{id}`: from any settled state (transitional states belong to the
+/// request that is running them; `missing` and `error` capsules can always be cleaned up).
+pub const DESTROY: Transition = Transition {
+    from: &[Pending, Running, Paused, Missing, Error],
+    via: Stopping,
+    to: Stopped,
+};
+
+/// States in which processes, files and the port proxy work.
+pub const USABLE: &[CapsuleStatus] = &[Running];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for st in CapsuleStatus::ALL {
+            assert_eq!(CapsuleStatus::parse(st.as_str()), Some(st));
+            let json = serde_json::to_string(&st).unwrap();
+            assert_eq!(json, format!("\"{}\"", st.as_str()));
+        }
+        assert_eq!(CapsuleStatus::parse("bogus"), None);
+    }
+
+    #[test]
+    fn transitions_never_start_from_their_own_transitional_state() {
+        for t in [CREATE, PAUSE, RESUME, SNAPSHOT, DESTROY] {
+            assert!(!t.from.contains(&t.via), "{t:?}");
+            assert!(!t.from.contains(&Stopped), "{t:?}");
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Template rows: platform base templates (team = nil UUID) and teams' snapshot templates.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// A `templates` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TemplateRow {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub name: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub vcpus: i32,
+    pub memory_mb: i32,
+    pub size_bytes: i64,
+    pub base_template_id: Option<Uuid>,
+    pub source_capsule_id: Option<Uuid>,
+    pub host_id: Option<Uuid>,
+    pub metadata: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl TemplateRow {
+    pub fn is_platform(&self) -> bool {
+        self.team_id.is_nil()
+    }
+
+    pub fn is_snapshot(&self) -> bool {
+        self.kind == "snapshot"
+    }
+}
+
+const COLUMNS: &str = "id, team_id, name, type, vcpus, memory_mb, size_bytes, base_template_id, \
+    source_capsule_id, host_id, metadata, created_at";
+
+/// A template visible to `team_id` by name: the team's own first, then the platform's.
+pub async fn find_visible(
+    db: impl PgExecutor<'_>,
+    team_id: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<TemplateRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM templates WHERE name = $2 AND (team_id = $1 OR team_id = $3) \
+         ORDER BY (team_id = $1) DESC LIMIT 1"
+    ))
+    .bind(team_id)
+    .bind(name)
+    .bind(Uuid::nil())
+    .fetch_optional(db)
+    .await
+}
+
+/// A template by id.
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<TemplateRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM templates WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Whether a platform template has this name.
+pub async fn is_platform_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<bool> {
+    let row: Option<(Uuid,)> =
+        sqlx::query_as("SELECT id FROM templates WHERE team_id = $1 AND name = $2")
+            .bind(Uuid::nil())
+            .bind(name)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.is_some())
+}
+
+/// The team's templates plus the platform's, optionally of one type, platform first then by
+/// name.
+pub async fn list_visible(
+    db: impl PgExecutor<'_>,
+    team_id: Uuid,
+    kind: Option<&str>,
+) -> sqlx::Result<Vec<TemplateRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM templates WHERE (team_id = $1 OR team_id = $2) \
+         AND ($3::TEXT IS NULL OR type = $3) ORDER BY (team_id = $2) DESC, name"
+    ))
+    .bind(team_id)
+    .bind(Uuid::nil())
+    .bind(kind)
+    .fetch_all(db)
+    .await
+}
+
+/// What `insert_snapshot` needs.
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub name: String,
+    pub vcpus: i32,
+    pub memory_mb: i32,
+    pub base_template_id: Uuid,
+    pub source_capsule_id: Uuid,
+    pub host_id: Uuid,
+}
+
+/// Inserts a snapshot template (unique per team and name: a violation means the name is
+/// taken).
+pub async fn insert_snapshot(
+    db: impl PgExecutor<'_>,
+    new: &NewSnapshot,
+) -> sqlx::Result<TemplateRow> {
+    sqlx::query_as(&format!(
+        "INSERT INTO templates (id, team_id, name, type, vcpus, memory_mb, base_template_id, \
+         source_capsule_id, host_id) VALUES ($1, $2, $3, 'snapshot', $4, $5, $6, $7, $8) \
+         RETURNING {COLUMNS}"
+    ))
+    .bind(new.id)
+    .bind(new.team_id)
+    .bind(&new.name)
+    .bind(new.vcpus)
+    .bind(new.memory_mb)
+    .bind(new.base_template_id)
+    .bind(new.source_capsule_id)
+    .bind(new.host_id)
+    .fetch_one(db)
+    .await
+}
+
+/// Records the size the agent reported once the snapshot is written.
+pub async fn set_size(db: impl PgExecutor<'_>, id: Uuid, size_bytes: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE templates SET size_bytes = $2 WHERE id = $1")
+        .bind(id)
+        .bind(size_bytes)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a template row; capsules created from it keep their `template_name`, so the row is
+/// only unlinked from them (their template id points at the base template instead).
+pub async fn delete(db: &sqlx::PgPool, template: &TemplateRow) -> sqlx::Result<()> {
+    let mut tx = db.begin().await?;
+    if let Some(base) = template.base_template_id {
+        sqlx::query("UPDATE capsules SET template_id = $2 WHERE template_id = $1")
+            .bind(template.id)
+            .bind(base)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE templates SET base_template_id = NULL WHERE base_template_id = $1")
+        .bind(template.id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM templates WHERE id = $1")
+        .bind(template.id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}

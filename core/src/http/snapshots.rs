@@ -1,0 +1,113 @@
+//! `/v1/snapshots`: snapshot templates of capsules (create, list with the platform's base
+//! templates, delete).
+
+use crate::capsules::lifecycle;
+use crate::capsules::model::Template;
+use crate::capsules::templates;
+use crate::db::templates as db;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete as delete_route, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use wrenn_extension_api::{
+    ApiError, ApiJson, ApiPath, ApiQuery, RequireSessionOrApiKey, ServerContext,
+};
+
+pub fn router() -> Router<ServerContext> {
+    Router::new()
+        .route("/v1/snapshots", get(list).post(create))
+        .route("/v1/snapshots/{name}", delete_route(delete))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateSnapshot {
+    /// The capsule (`sb_…`), running or paused.
+    pub sandbox_id: String,
+    /// Default `template-` + 8 hex; must match `^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TemplateList {
+    pub templates: Vec<Template>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TypeQuery {
+    /// `base` or `snapshot`; omitted → both.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// Writes a snapshot template of a capsule; the capsule is paused afterwards. Creating a
+/// capsule from it forks the capsule's state (its vcpus and memory are forced).
+#[utoipa::path(post, path = "/v1/snapshots", tag = "snapshots", request_body = CreateSnapshot,
+    responses(
+        (status = 201, body = Template),
+        (status = 409, description = "`name_reserved`, `template_name_taken` or `invalid_state`"),
+    ))]
+pub async fn create(
+    State(ctx): State<ServerContext>,
+    RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
+    ApiJson(req): ApiJson<CreateSnapshot>,
+) -> Result<(StatusCode, Json<Template>), ApiError> {
+    let name = req
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(templates::default_name);
+    if !templates::valid_name(&name) {
+        return Err(ApiError::invalid(
+            "name must match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$",
+        ));
+    }
+    let row = lifecycle::load(&ctx, &principal, &req.sandbox_id).await?;
+    let template = lifecycle::snapshot(&ctx, &principal, row, name).await?;
+    Ok((StatusCode::CREATED, Json(Template::from(&template))))
+}
+
+/// The team's templates and the platform's (platform first, then by name). The list is
+/// bounded by what a team creates and is not paginated.
+#[utoipa::path(get, path = "/v1/snapshots", tag = "snapshots", params(TypeQuery),
+    responses((status = 200, body = TemplateList)))]
+pub async fn list(
+    State(ctx): State<ServerContext>,
+    RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
+    ApiQuery(q): ApiQuery<TypeQuery>,
+) -> Result<Json<TemplateList>, ApiError> {
+    let kind = match q.kind.as_deref() {
+        None | Some("") => None,
+        Some(k @ ("base" | "snapshot")) => Some(k),
+        Some(_) => return Err(ApiError::invalid("type must be base or snapshot")),
+    };
+    let rows = db::list_visible(ctx.db(), principal.team_id(), kind).await?;
+    Ok(Json(TemplateList {
+        templates: rows.iter().map(Template::from).collect(),
+    }))
+}
+
+/// Deletes one of the team's snapshot templates from every host (403 for platform
+/// templates).
+#[utoipa::path(delete, path = "/v1/snapshots/{name}", tag = "snapshots",
+    params(("name" = String, Path)),
+    responses((status = 204), (status = 403, description = "platform template"), (status = 404)))]
+pub async fn delete(
+    State(ctx): State<ServerContext>,
+    RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let template = db::find_visible(ctx.db(), principal.team_id(), &name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "template not found"))?;
+    if template.is_platform() {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "platform templates cannot be deleted",
+        ));
+    }
+    lifecycle::delete_snapshot(&ctx, &principal, template).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

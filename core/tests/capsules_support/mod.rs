@@ -1,0 +1,531 @@
+//! The capsule end-to-end harness: a throw-away PostgreSQL database and Redis server, the real
+//! control plane on 127.0.0.1:0, and a real `wrenn-agent` (`--insecure-dev` on loopback)
+//! running gVisor capsules from the base images ([`images_dir`]), entered in the
+//! host registry as a development host. Everything is driven over HTTP and WebSocket.
+//!
+//! [`Stack::start`] returns `None` (after printing why) when the machine cannot run gVisor
+//! capsules: not root, no `runsc`, or no base image (`make test` builds them first).
+
+#![allow(dead_code)]
+
+use reqwest::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PLATFORM: &str = "0000000000000000000000000";
+pub const BUSYBOX: &str = "0000000000000000000000005";
+pub const DOMAIN: &str = "wrenn.test";
+
+/// A team's credentials.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub email: String,
+    pub api_key: String,
+    pub sid: String,
+    pub csrf: String,
+}
+
+/// One running control plane + agent.
+pub struct Stack {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub tmp: tempfile::TempDir,
+    pub agent_dir: PathBuf,
+    pub host_id: uuid::Uuid,
+    server: Option<cpserver::RunningServer>,
+    agent: Option<Child>,
+    redis: Option<Child>,
+    admin_url: String,
+    db_name: String,
+    mail_dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The base images: `WRENN_TEST_IMAGES`, else `$WRENN_DIR/images`, else
+/// `/var/lib/wrenn/images` (what `scripts/images-ensure.sh` fills).
+pub fn images_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("WRENN_TEST_IMAGES") {
+        return PathBuf::from(dir);
+    }
+    let wrenn_dir = std::env::var("WRENN_DIR").unwrap_or_else(|_| "/var/lib/wrenn".into());
+    Path::new(&wrenn_dir).join("images")
+}
+
+/// Why this machine cannot run the capsule tests, if it cannot.
+pub fn skip_reason() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("gVisor capsules need root".into());
+    }
+    if Command::new("runsc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        return Some("runsc is not installed".into());
+    }
+    let rootfs = images_dir().join(format!("teams/{PLATFORM}/{BUSYBOX}/rootfs"));
+    if !rootfs.is_dir() {
+        return Some(format!(
+            "base image {} is missing (run scripts/images-ensure.sh, as `make test` does)",
+            rootfs.display()
+        ));
+    }
+    if let Err(e) = refresh_envd(&rootfs) {
+        return Some(e);
+    }
+    None
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+/// The static envd: `WRENN_ENVD`, `builds/envd` or the static release build.
+fn envd_binary() -> Option<PathBuf> {
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "/var/tmp/wrenn-target".into());
+    [
+        std::env::var("WRENN_ENVD").ok().map(PathBuf::from),
+        Some(workspace().join("builds/envd")),
+        Some(Path::new(&target).join("x86_64-unknown-linux-gnu/release/envd")),
+        Some(PathBuf::from(
+            "/var/tmp/wrenn-target/x86_64-unknown-linux-gnu/release/envd",
+        )),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.is_file())
+}
+
+fn modified(p: &Path) -> std::time::SystemTime {
+    std::fs::metadata(p)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// Puts the current envd into the base images when the one inside is older (the images are
+/// shared with other test suites: the re-injection holds the images' build lock).
+fn refresh_envd(rootfs: &Path) -> Result<(), String> {
+    let envd =
+        envd_binary().ok_or("no static envd binary (make envd-static, or set WRENN_ENVD)")?;
+    if modified(&rootfs.join("usr/local/bin/envd")) >= modified(&envd) {
+        return Ok(());
+    }
+    let status = Command::new("flock")
+        .arg(images_dir().join(".build.lock"))
+        .arg(workspace().join("images/reinject-envd.sh"))
+        .arg(&envd)
+        .env("WRENN_IMAGES_DIR", images_dir())
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| format!("re-injecting envd: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("re-injecting envd failed: {status}"))
+    }
+}
+
+/// The `wrenn-agent` binary next to this test's target directory, built if needed.
+fn agent_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // Tests run from target/<profile>/deps/, bench binaries from target/<profile>/.
+    let mut profile_dir = exe.parent().expect("target dir");
+    if profile_dir.file_name().is_some_and(|n| n == "deps") {
+        profile_dir = profile_dir.parent().expect("profile dir");
+    }
+    let target_dir = profile_dir.parent().expect("target root");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.args(["build", "-q", "-p", "wrenn-agent", "--target-dir"]);
+    cargo.arg(target_dir).current_dir(workspace());
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().expect("running cargo build -p wrenn-agent");
+    assert!(status.success(), "building wrenn-agent failed");
+    profile_dir.join("wrenn-agent")
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(SET_COOKIE).iter().find_map(|v| {
+        let v = v.to_str().ok()?;
+        let (pair, _) = v.split_once(';').unwrap_or((v, ""));
+        let (k, val) = pair.split_once('=')?;
+        (k.trim() == name).then(|| val.trim().to_string())
+    })
+}
+
+impl Stack {
+    /// Starts everything, or returns `None` after printing why the machine cannot.
+    pub async fn start() -> Option<Stack> {
+        if let Some(reason) = skip_reason() {
+            eprintln!("SKIPPED: {reason}");
+            return None;
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("wrenn-caps-")
+            .tempdir_in("/var/tmp")
+            .expect("temp dir");
+
+        // Redis: a private server on a free port.
+        let redis_port = free_port();
+        let redis = Command::new("redis-server")
+            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(tmp.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting redis-server");
+
+        // PostgreSQL: a fresh database on the machine's server.
+        let admin_url = std::env::var("WRENN_TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
+        let db_name = format!("wrenn_caps_{}", hex::encode(rand::random::<[u8; 6]>()));
+        {
+            let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL");
+            sqlx::query(&format!("CREATE DATABASE \"{db_name}\""))
+                .execute(&admin)
+                .await
+                .expect("create database");
+            admin.close().await;
+        }
+        let db_url = match admin_url.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{db_name}"),
+            None => panic!("bad WRENN_TEST_DATABASE_URL"),
+        };
+
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mail_dir = tmp.path().join("mail");
+        std::env::set_var("WRENN_DEFAULT_TEMPLATE", "minimal-busybox");
+        std::env::set_var("WRENN_HOST_UNREACHABLE_AFTER_SECS", "3600");
+        std::env::set_var("WRENN_STATS_INTERVAL_SEC", "1");
+        std::env::set_var("WRENN_DEV_MODE", "1");
+        let cli = <cpserver::config::Cli as clap::Parser>::parse_from([
+            "wrenn-cp",
+            "--database-url",
+            &db_url,
+            "--redis-url",
+            &format!("redis://127.0.0.1:{redis_port}"),
+            "--listen-addr",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            &hex::encode(rand::random::<[u8; 32]>()),
+            "--encryption-key",
+            &hex::encode(rand::random::<[u8; 32]>()),
+            "--public-url",
+            &base,
+            "--domain",
+            DOMAIN,
+            "--mail-dir",
+            mail_dir.to_str().unwrap(),
+            "--insecure-test-password-hashing",
+        ]);
+        // Redis may take a moment to listen.
+        for _ in 0..50 {
+            if std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let server = cpserver::Builder::new()
+            .config(cli.config)
+            .without_inventory()
+            .listener(listener)
+            .start()
+            .await
+            .expect("control plane starts");
+
+        // The agent.
+        let agent_dir = tmp.path().join("agent");
+        std::fs::create_dir_all(&agent_dir).unwrap();
+        let agent_port = free_port();
+        let agent_addr = format!("127.0.0.1:{agent_port}");
+        let log = std::fs::File::create(tmp.path().join("agent.log")).unwrap();
+        let agent = Command::new(agent_binary())
+            .args(["--insecure-dev", "--address", &agent_addr, "--wrenn-dir"])
+            .arg(&agent_dir)
+            .arg("--images-dir")
+            .arg(images_dir())
+            .args(["--reaper-interval-ms", "200"])
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting wrenn-agent");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(&agent_addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not listen; log: {}",
+                std::fs::read_to_string(tmp.path().join("agent.log")).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // A development host entry for it (what registration produces, with the plaintext
+        // loopback transport).
+        let host_id = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO hosts (id, type, status, arch, cpu_cores, memory_mb, disk_gb, address, \
+             capabilities, transport, registered_at, last_heartbeat_at) \
+             VALUES ($1, 'regular', 'online', 'x86_64', 2, 24000, 100, $2, \
+             '{\"runtime\":\"gvisor\"}'::jsonb, 'insecure-dev', now(), now())",
+        )
+        .bind(host_id)
+        .bind(&agent_addr)
+        .execute(server.ctx.db())
+        .await
+        .expect("insert the development host");
+
+        Some(Stack {
+            base,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap(),
+            agent_dir,
+            host_id,
+            tmp,
+            server: Some(server),
+            agent: Some(agent),
+            redis: Some(redis),
+            admin_url,
+            db_name,
+            mail_dir,
+        })
+    }
+
+    pub fn ctx(&self) -> &cpserver::ServerContext {
+        &self.server.as_ref().expect("running").ctx
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Signs up, activates (through the mail sink) and creates an API key.
+    pub async fn account(&self, name: &str) -> Account {
+        let email = format!(
+            "{name}-{}@example.com",
+            hex::encode(rand::random::<[u8; 3]>())
+        );
+        let r = self
+            .http
+            .post(self.url("/v1/auth/signup"))
+            .json(&json!({"email": email, "password": "correct horse battery", "name": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "signup: {}", r.text().await.unwrap());
+        let token = {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let found = std::fs::read_dir(&self.mail_dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .filter(|m| m.contains(&email))
+                    .find_map(|m| {
+                        let i = m.find("token=")? + 6;
+                        Some(
+                            m[i..]
+                                .chars()
+                                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                                .collect::<String>(),
+                        )
+                    });
+                if let Some(t) = found {
+                    break t;
+                }
+                assert!(Instant::now() < deadline, "no activation mail for {email}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let r = self
+            .http
+            .post(self.url("/v1/auth/activate"))
+            .json(&json!({"token": token}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "activate: {}", r.status());
+        let sid = cookie_value(r.headers(), "wrenn_sid").expect("session cookie");
+        let csrf = cookie_value(r.headers(), "wrenn_csrf").expect("csrf cookie");
+        let r = self
+            .http
+            .post(self.url("/v1/api-keys"))
+            .header(COOKIE, format!("wrenn_sid={sid}; wrenn_csrf={csrf}"))
+            .header("X-CSRF-Token", &csrf)
+            .json(&json!({"name": "tests"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "api key: {}", r.text().await.unwrap());
+        let body: Value = r.json().await.unwrap();
+        Account {
+            email,
+            api_key: body["key"].as_str().expect("key").to_string(),
+            sid,
+            csrf,
+        }
+    }
+
+    /// A request with the account's API key.
+    pub fn req(
+        &self,
+        who: &Account,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("X-API-Key", &who.api_key)
+    }
+
+    /// `POST /v1/capsules` with `body`, expecting 201.
+    pub async fn create(&self, who: &Account, body: Value) -> Value {
+        let r = self
+            .req(who, reqwest::Method::POST, "/v1/capsules")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(
+            status,
+            201,
+            "create: {text}\nagent log:\n{}",
+            self.agent_log()
+        );
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Foreground exec, expecting 200.
+    pub async fn exec(&self, who: &Account, id: &str, cmd: &str, args: &[&str]) -> Value {
+        let r = self
+            .req(
+                who,
+                reqwest::Method::POST,
+                &format!("/v1/capsules/{id}/exec"),
+            )
+            .json(&json!({"cmd": cmd, "args": args}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(status, 200, "exec {cmd}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// Destroys every capsule still alive, stops the server, the agent and Redis, and drops
+    /// the database.
+    pub async fn shutdown(mut self) {
+        if let Some(server) = self.server.take() {
+            let live: Vec<(uuid::Uuid, uuid::Uuid)> =
+                sqlx::query_as("SELECT id, team_id FROM capsules WHERE status NOT IN ('stopped')")
+                    .fetch_all(server.ctx.db())
+                    .await
+                    .unwrap_or_default();
+            for (id, _) in live {
+                if let Some(row) = cpserver::db::capsules::get(server.ctx.db(), id)
+                    .await
+                    .ok()
+                    .flatten()
+                {
+                    let actor = cpserver::events::Actor::system();
+                    let _ = cpserver::capsules::lifecycle::destroy_as(
+                        &server.ctx,
+                        &row,
+                        &actor,
+                        Some("test cleanup"),
+                    )
+                    .await;
+                }
+            }
+            let _ = server.shutdown().await;
+        }
+        self.stop_processes();
+        if let Ok(admin) = sqlx::PgPool::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&admin)
+            .await;
+            admin.close().await;
+        }
+    }
+
+    fn stop_processes(&mut self) {
+        for child in [self.agent.take(), self.redis.take()].into_iter().flatten() {
+            let mut child = child;
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Normally `shutdown` ran; after a failed assertion this still stops the processes
+        // (capsules left by a panicking test are destroyed with their runsc state directory).
+        self.stop_processes();
+        let runsc_root = self.agent_dir.join("runsc");
+        let ids = Command::new("runsc")
+            .arg(format!("--root={}", runsc_root.display()))
+            .args(["list", "--quiet"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for id in ids.split_whitespace() {
+            let _ = Command::new("runsc")
+                .arg(format!("--root={}", runsc_root.display()))
+                .args(["delete", "--force", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A header map with `X-API-Key`.
+pub fn key_header(who: &Account) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("X-API-Key", HeaderValue::from_str(&who.api_key).unwrap());
+    h
+}
