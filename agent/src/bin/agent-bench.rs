@@ -55,8 +55,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Runs runsc with stderr in a file: a detached sandbox inherits the descriptors, so a
+/// pipe would never reach EOF.
 fn runsc(root: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("runsc")
+    std::fs::create_dir_all(root)?;
+    let err_path = root.with_extension("err");
+    let err = std::fs::File::create(&err_path)?;
+    let status = Command::new("runsc")
         .arg(format!("--root={}", root.display()))
         .args([
             "--network=none",
@@ -67,13 +72,15 @@ fn runsc(root: &Path, args: &[&str]) -> anyhow::Result<()> {
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()?;
-    if !out.status.success() {
+        .stderr(err)
+        .status()?;
+    if !status.success() {
         bail!(
             "runsc {:?}: {}",
             args,
-            String::from_utf8_lossy(&out.stderr).trim()
+            std::fs::read_to_string(&err_path)
+                .unwrap_or_default()
+                .trim()
         );
     }
     Ok(())
