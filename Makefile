@@ -36,6 +36,8 @@ build: deps envd-static
 	$(CARGO) build --release -p wrenn-core -p wrenn-agent
 	@mkdir -p builds
 	cp $(CARGO_TARGET_DIR)/release/wrenn-cp $(CARGO_TARGET_DIR)/release/wrenn-agent builds/
+	bash scripts/web.sh build
+	@rm -rf builds/web && mkdir -p builds/web && cp -r web/dist builds/web/
 	@ls -l builds/
 
 fmt:
@@ -55,10 +57,14 @@ reinject-envd: envd-static
 	bash images/reinject-envd.sh builds/envd
 
 # The test command of README.md. Installs and starts what the tests need, builds the static envd
-# and the images the agent tests boot, then runs every test of the workspace.
+# and the images the agent tests boot, then runs every test of the workspace and the dashboard's
+# browser tests (real Chromium against a real wrenn-cp).
 test: deps envd-static
 	@bash scripts/images-ensure.sh
-	@eval "$$(bash scripts/services.sh)" && $(CARGO) test --workspace --no-fail-fast
+	@eval "$$(bash scripts/services.sh)"; status=0; \
+	  $(CARGO) test --workspace --no-fail-fast || status=1; \
+	  bash scripts/web.sh test || status=1; \
+	  exit $$status
 
 check: fmt clippy test
 

@@ -94,6 +94,7 @@ fi
 cat <<INFO
 
   Wrenn is running.
+    Dashboard       $WRENN_PUBLIC_URL/
     Control plane   $URL          (API docs: $URL/docs, OpenAPI: $URL/openapi.json)
     Log in          $EMAIL / $PASSWORD   (or sign up; mail lands in .wrenn-dev/mail/)
     API key         $API_KEY
