@@ -38,6 +38,10 @@ pub fn parse_host(host: &str, domain: &str) -> Option<(u16, Uuid)> {
     let label = host.strip_suffix(domain)?.strip_suffix('.')?;
     let (port, capsule) = label.split_once('-')?;
     let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+    // Wire capsule ids always carry 25 digits; anything else is not a capsule host.
+    if capsule.len() != "sb_".len() + 25 {
+        return None;
+    }
     let id = ids::decode(ids::CAPSULE, &capsule.to_ascii_lowercase())?;
     Some((port, id))
 }

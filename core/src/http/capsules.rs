@@ -281,3 +281,32 @@ pub async fn access_token(
         }),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openapi_documents_every_capsule_route() {
+        let doc = crate::http::docs::document("test");
+        let json = serde_json::to_value(&doc).unwrap();
+        for path in [
+            "/v1/capsules",
+            "/v1/capsules/{id}",
+            "/v1/capsules/{id}/exec",
+            "/v1/capsules/{id}/pty",
+            "/v1/capsules/{id}/files/stream/write",
+            "/v1/capsules/{id}/access-token",
+            "/v1/capsules/stats",
+            "/v1/snapshots/{name}",
+        ] {
+            assert!(json["paths"].get(path).is_some(), "{path} undocumented");
+        }
+        let tags = json["tags"].to_string();
+        assert!(
+            tags.contains("wrenn_token"),
+            "the proxy's access is documented"
+        );
+        assert!(CapsulesApi::openapi().components.is_some());
+    }
+}
