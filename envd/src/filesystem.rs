@@ -166,7 +166,12 @@ pub fn create_parents(dir: &Path, user: &User) -> io::Result<()> {
 }
 
 pub fn chown(path: &Path, user: &User) -> io::Result<()> {
-    if !nix::unistd::geteuid().is_root() {
+    // Files envd creates are already its own; only a different owner needs CAP_CHOWN.
+    let (euid, egid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    if (user.uid, user.gid) == (euid, egid) || euid != 0 {
         return Ok(());
     }
     std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid))

@@ -346,7 +346,7 @@ async fn bench(
     remove_raw(raw_root, rid);
 
     // B5: fork from a snapshot template vs raw restore of the same checkpoint.
-    let tpl = "000000000000000000bench0b5".to_owned();
+    let tpl = "00000000000000000bench0b5".to_owned();
     let snap_team = "00000000000000000000bench".to_owned();
     client
         .create_snapshot(pb::CreateSnapshotRequest {

@@ -14,8 +14,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::{header, HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use wrenn_proto::envd::v1::{EntryInfo, FileType};
@@ -24,7 +23,10 @@ use super::HttpError;
 use crate::state::AppState;
 use crate::users::{Names, User};
 
-const CHUNK: usize = 256 * 1024;
+/// Download chunk size; one blocking read per chunk.
+const CHUNK: usize = 1 << 20;
+/// Chunks read ahead of the client.
+const READ_AHEAD: usize = 4;
 
 pub fn router() -> Router<Arc<AppState>> {
     // Ranges are never compressed: a gzip stream of part of a file is not what was asked.
@@ -91,8 +93,8 @@ async fn download(
 ) -> Result<Response<Body>, HttpError> {
     let user = user(&state, &q)?;
     let path = crate::filesystem::resolve(q.path.as_deref().unwrap_or(""), &user)?;
-    let mut file = tokio::fs::File::open(&path).await?;
-    let meta = file.metadata().await?;
+    let file = std::fs::File::open(&path)?;
+    let meta = file.metadata()?;
     if meta.is_dir() {
         return Err(HttpError::bad_request(format!(
             "{} is a directory",
@@ -121,20 +123,52 @@ async fn download(
             .header(header::CONTENT_RANGE, format!("bytes */{len}"))
             .body(Body::empty()),
         Some(Ok(Some((start, end)))) => {
-            file.seek(std::io::SeekFrom::Start(start)).await?;
-            let body = ReaderStream::with_capacity(file.take(end - start + 1), CHUNK);
+            let body = file_body(file, start, end - start + 1);
             builder
                 .status(StatusCode::PARTIAL_CONTENT)
                 .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"))
                 .header(header::CONTENT_LENGTH, end - start + 1)
-                .body(Body::from_stream(body))
+                .body(body)
         }
         Some(Ok(None)) | None => builder
             .status(StatusCode::OK)
             .header(header::CONTENT_LENGTH, len)
-            .body(Body::from_stream(ReaderStream::with_capacity(file, CHUNK))),
+            .body(file_body(file, 0, len)),
     };
     response.map_err(|e| HttpError::from(std::io::Error::other(e)))
+}
+
+/// Streams `len` bytes of `file` from `start`, read by one blocking task a few chunks ahead
+/// (cheaper than a thread-pool hop per read, as `tokio::fs` would do).
+fn file_body(mut file: std::fs::File, start: u64, len: u64) -> Body {
+    use std::io::{Read, Seek};
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(start)) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+        let mut left = len;
+        while left > 0 {
+            let mut buf = vec![0u8; CHUNK.min(left as usize)];
+            match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    left -= n as u64;
+                    if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                        return; // The client went away.
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
 
 /// An uploaded file, as stored.
