@@ -707,8 +707,16 @@ async fn metrics_rings_and_port_tunnel() {
     }
     assert_eq!(got, b"pong\n");
     drop(tx);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(ok(sh(&mut a.client, &id, "cat /tmp/got").await), "ping");
+    // nc writes what it received once the connection ends.
+    let mut received = String::new();
+    for _ in 0..50 {
+        received = ok(sh(&mut a.client, &id, "cat /tmp/got").await);
+        if !received.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(received, "ping");
 
     // The sampler records a point every 0.5 s.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -127,18 +127,28 @@ impl Gvisor {
     /// signal is sent from inside instead.
     async fn rebind(&self, cid: &str) -> Result<(), RuntimeError> {
         let t = Duration::from_secs(10);
-        if self
-            .runsc
-            .run("kill", &["kill", cid, "USR1"], t)
-            .await
-            .is_ok()
-        {
-            return Ok(());
+        // `restore --detach` can return before the restored sandbox answers on its control
+        // socket (large images, loaded host): retry for a few seconds.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        loop {
+            if self
+                .runsc
+                .run("kill", &["kill", cid, "USR1"], t)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            let exec = self
+                .runsc
+                .run("exec", &["exec", cid, "/bin/sh", "-c", "kill -USR1 1"], t)
+                .await;
+            match exec {
+                Ok(_) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
         }
-        self.runsc
-            .run("exec", &["exec", cid, "/bin/sh", "-c", "kill -USR1 1"], t)
-            .await
-            .map(|_| ())
     }
 
     /// Removes what a failed create left behind.

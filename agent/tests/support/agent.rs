@@ -23,7 +23,7 @@ pub const PLATFORM_TEAM: &str = "0000000000000000000000000";
 pub const BUSYBOX: &str = "0000000000000000000000005";
 pub const DEBIAN: &str = "0000000000000000000000004";
 
-static BUILD_LOCK: Mutex<()> = Mutex::new(());
+static BUILD_LOCK: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,7 +83,18 @@ pub fn skip_reason() -> Option<String> {
 
 /// Makes sure template `distro` exists in the shared images dir with the current envd.
 pub fn ensure_image(distro: &str, id: &str) -> Result<(), String> {
-    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut ensured = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    // Checked once per test process: re-injecting envd while another test runs a capsule
+    // (or restores a snapshot) of the same base rootfs would break that capsule.
+    if ensured.contains(&distro.to_owned()) {
+        return Ok(());
+    }
+    ensure_image_now(distro, id)?;
+    ensured.push(distro.to_owned());
+    Ok(())
+}
+
+fn ensure_image_now(distro: &str, id: &str) -> Result<(), String> {
     let envd = envd_binary().ok_or("no envd")?;
     let dir = images_dir().join("teams").join(PLATFORM_TEAM).join(id);
     let image_envd = dir.join("rootfs/usr/local/bin/envd");
