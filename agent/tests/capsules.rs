@@ -655,7 +655,8 @@ async fn metrics_rings_and_port_tunnel() {
         .await
         .expect("create");
 
-    // A TCP echo-ish server inside a capsule without any network interface.
+    // A one-shot TCP server inside a capsule without any network interface: it answers
+    // "pong" and keeps stdin open long enough to record what it received.
     a.client
         .start_background(pb::StartBackgroundRequest {
             sandbox_id: id.clone(),
@@ -663,7 +664,7 @@ async fn metrics_rings_and_port_tunnel() {
                 cmd: "/bin/sh".into(),
                 args: vec![
                     "-c".into(),
-                    "while true; do echo pong | nc -l -p 8080 > /tmp/got; done".into(),
+                    "(echo pong; sleep 3) | nc -l -p 8080 > /tmp/got".into(),
                 ],
                 ..Default::default()
             }),
