@@ -55,10 +55,14 @@ pub fn images_dir() -> PathBuf {
     Path::new(&wrenn).join("images")
 }
 
-fn modified(p: &Path) -> SystemTime {
-    std::fs::metadata(p)
-        .and_then(|m| m.modified())
-        .unwrap_or(SystemTime::UNIX_EPOCH)
+/// Whether the image already carries exactly this envd. Contents, not modification times:
+/// a fresh clone's `builds/envd` is always "newer", and re-injecting envd while another test
+/// runs a capsule of the same rootfs breaks that capsule.
+fn same_envd(image_envd: &Path, envd: &Path) -> bool {
+    match (std::fs::read(image_envd), std::fs::read(envd)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Why the gVisor tests cannot run here, if they cannot.
@@ -98,7 +102,7 @@ fn ensure_image_now(distro: &str, id: &str) -> Result<(), String> {
     let envd = envd_binary().ok_or("no envd")?;
     let dir = images_dir().join("teams").join(PLATFORM_TEAM).join(id);
     let image_envd = dir.join("rootfs/usr/local/bin/envd");
-    if image_envd.exists() && modified(&image_envd) >= modified(&envd) {
+    if same_envd(&image_envd, &envd) {
         return Ok(());
     }
     // Serialise with other test binaries building the same image.
@@ -108,7 +112,7 @@ fn ensure_image_now(distro: &str, id: &str) -> Result<(), String> {
     nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e.to_string())
         .map(|guard| {
-            let fresh = image_envd.exists() && modified(&image_envd) >= modified(&envd);
+            let fresh = same_envd(&image_envd, &envd);
             let script = if dir.join("rootfs").exists() {
                 "reinject-envd.sh"
             } else {

@@ -113,18 +113,21 @@ fn envd_binary() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-fn modified(p: &Path) -> std::time::SystemTime {
-    std::fs::metadata(p)
-        .and_then(|m| m.modified())
-        .unwrap_or(std::time::UNIX_EPOCH)
+/// Whether the image already carries exactly this envd (contents, not modification times:
+/// a fresh clone's `builds/envd` is always newer than the image's copy).
+fn same_envd(image_envd: &Path, envd: &Path) -> bool {
+    match (std::fs::read(image_envd), std::fs::read(envd)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
-/// Puts the current envd into the base images when the one inside is older (the images are
+/// Puts the current envd into the base images when the one inside differs (the images are
 /// shared with other test suites: the re-injection holds the images' build lock).
 fn refresh_envd(rootfs: &Path) -> Result<(), String> {
     let envd =
         envd_binary().ok_or("no static envd binary (make envd-static, or set WRENN_ENVD)")?;
-    if modified(&rootfs.join("usr/local/bin/envd")) >= modified(&envd) {
+    if same_envd(&rootfs.join("usr/local/bin/envd"), &envd) {
         return Ok(());
     }
     let status = Command::new("flock")
