@@ -84,10 +84,21 @@ pub async fn revoke_all_for_team(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx:
 
 /// Resolves a key hash to its live key in a live team, recording `last_used`.
 pub async fn use_by_hash(e: impl PgExecutor<'_>, key_hash: &[u8]) -> sqlx::Result<Option<ApiKey>> {
+    // `last_used` is written at most once a minute per key: writing it on every request made
+    // all concurrent requests of one key queue on that row's lock (B7 in BENCHMARKS.md).
     sqlx::query_as(
-        "UPDATE api_keys k SET last_used = now() FROM teams t \
-         WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND t.id = k.team_id AND t.deleted_at IS NULL \
-         RETURNING k.id, k.team_id, k.name, k.key_prefix, k.created_by, k.created_at, k.last_used",
+        "WITH k AS ( \
+           SELECT k.id, k.team_id, k.name, k.key_prefix, k.created_by, k.created_at, k.last_used \
+           FROM api_keys k JOIN teams t ON t.id = k.team_id \
+           WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND t.deleted_at IS NULL), \
+         touched AS ( \
+           UPDATE api_keys SET last_used = now() \
+           WHERE id IN (SELECT id FROM k \
+                        WHERE last_used IS NULL OR last_used < now() - interval '60 seconds') \
+           RETURNING id, last_used) \
+         SELECT k.id, k.team_id, k.name, k.key_prefix, k.created_by, k.created_at, \
+                COALESCE(touched.last_used, k.last_used) AS last_used \
+         FROM k LEFT JOIN touched ON touched.id = k.id",
     )
     .bind(key_hash)
     .fetch_optional(e)
