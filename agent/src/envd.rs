@@ -121,6 +121,35 @@ impl Envd {
         .await
     }
 
+    /// One HTTP request to envd with a streaming body; returns at the response head, its
+    /// body still to be read. A non-2xx answer is an [`EnvdError::Status`].
+    pub async fn http_streaming<B>(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: B,
+    ) -> Result<::http::Response<hyper::body::Incoming>, EnvdError>
+    where
+        B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let resp = http::request_streaming(
+            &self.address,
+            &self.token,
+            method,
+            path_and_query,
+            content_type,
+            body,
+        )
+        .await?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(http::status_error(resp).await)
+        }
+    }
+
     /// `GET /health` → envd's version.
     pub async fn health(&self) -> Result<String, EnvdError> {
         let resp = self.http("GET", "/health", None, Vec::new()).await?.ok()?;

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Incoming};
 
 use super::{connector, EnvdError, ACCESS_TOKEN_HEADER};
 use crate::runtime::EnvdAddress;
@@ -25,6 +26,73 @@ impl HttpResponse {
                     .collect(),
             })
         }
+    }
+}
+
+/// Sends one request with a (possibly streaming) body and returns as soon as the
+/// response head arrives; the response body is read by the caller, frame by frame.
+/// The connection is driven by its own task until the body is done or dropped.
+pub async fn request_streaming<B>(
+    addr: &EnvdAddress,
+    token: &str,
+    method: &str,
+    path_and_query: &str,
+    content_type: Option<&str>,
+    body: B,
+) -> Result<http::Response<Incoming>, EnvdError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = connector::connect(addr)
+        .await
+        .map_err(|e| EnvdError::Connect(e.to_string()))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| EnvdError::Connect(e.to_string()))?;
+    // Ends when the request is complete and the response body is read or dropped.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut builder = http::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header(http::header::HOST, "envd");
+    if !token.is_empty() {
+        builder = builder.header(ACCESS_TOKEN_HEADER, token);
+    }
+    if let Some(ct) = content_type {
+        builder = builder.header(http::header::CONTENT_TYPE, ct);
+    }
+    let req = builder
+        .body(body)
+        .map_err(|e| EnvdError::Protocol(e.to_string()))?;
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| EnvdError::Connect(e.to_string()))
+}
+
+/// A non-2xx streamed response as an [`EnvdError::Status`], reading at most a few KiB
+/// of its body for the message.
+pub async fn status_error(resp: http::Response<Incoming>) -> EnvdError {
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut text = Vec::new();
+    while text.len() < 4096 {
+        match body.frame().await {
+            Some(Ok(f)) => {
+                if let Some(d) = f.data_ref() {
+                    text.extend_from_slice(d);
+                }
+            }
+            _ => break,
+        }
+    }
+    EnvdError::Status {
+        status,
+        body: String::from_utf8_lossy(&text).chars().take(300).collect(),
     }
 }
 

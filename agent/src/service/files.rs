@@ -1,14 +1,25 @@
 //! File RPCs: contents over envd's HTTP `/files`, metadata over its FilesystemService.
 
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use http_body_util::{BodyExt, Empty, StreamBody};
+use hyper::body::{Frame, Incoming};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 use wrenn_proto::envd::v1 as envd;
 use wrenn_proto::hostagent::v1 as pb;
 
 use super::{envd_error, envd_status, AgentService, RpcStream};
+use crate::capsules::Capsule;
 
 /// Chunk size of streamed reads.
 const CHUNK: usize = 64 * 1024;
+
+/// Client chunks queued towards envd during a streamed write.
+const BODY_QUEUE: usize = 4;
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters stay as they are).
 fn encode(value: &str) -> String {
@@ -128,29 +139,128 @@ pub async fn write_stream(
             ))
         }
     };
-    svc.host.running(&header.sandbox_id)?;
-    let mut body = Vec::new();
-    while let Some(msg) = stream.next().await {
-        match msg?.part {
-            Some(Part::Chunk(c)) => body.extend_from_slice(&c),
-            Some(Part::Header(_)) => return Err(Status::invalid_argument("header sent twice")),
-            None => {}
+    let capsule = svc.host.running(&header.sandbox_id)?;
+    let q = files_query(&header.path, &header.user)?;
+    // The client's chunks go straight into envd's request body; the bounded channel is
+    // the backpressure (at most a few chunks are ever held here).
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(BODY_QUEUE);
+    let body = StreamBody::new(ReceiverStream::new(rx));
+    let toucher = capsule.clone();
+    let forward = async move {
+        let mut written = 0u64;
+        while let Some(msg) = stream.next().await {
+            let failure = match msg {
+                Ok(pb::WriteFileStreamRequest {
+                    part: Some(Part::Chunk(c)),
+                }) => {
+                    if c.is_empty() {
+                        continue;
+                    }
+                    written += c.len() as u64;
+                    toucher.touch();
+                    if tx.send(Ok(Frame::data(Bytes::from(c)))).await.is_err() {
+                        // envd answered before the body ended; its answer is the result.
+                        return Ok(written);
+                    }
+                    continue;
+                }
+                Ok(pb::WriteFileStreamRequest {
+                    part: Some(Part::Header(_)),
+                }) => Status::invalid_argument("header sent twice"),
+                Ok(_) => continue,
+                Err(s) => s,
+            };
+            // Abort the upload: envd discards a truncated body and leaves nothing behind.
+            let _ = tx
+                .send(Err(std::io::Error::other(failure.message().to_owned())))
+                .await;
+            return Err(failure);
         }
+        Ok(written)
+    };
+    let envd = capsule.envd();
+    let send = envd.http_streaming("POST", &q, Some("application/octet-stream"), body);
+    tokio::pin!(forward);
+    tokio::pin!(send);
+    let mut forwarded: Option<Result<u64, Status>> = None;
+    let answer = loop {
+        // Forwarding first: a client failure is reported as such, not as the aborted
+        // request it causes.
+        tokio::select! {
+            biased;
+            f = &mut forward, if forwarded.is_none() => forwarded = Some(f),
+            r = &mut send => break r,
+        }
+    };
+    if let Some(Err(s)) = forwarded {
+        return Err(s);
     }
-    let bytes_written = upload(svc, &header.sandbox_id, &header.path, &header.user, body).await?;
+    answer.map_err(envd_error)?;
+    let bytes_written = match forwarded {
+        Some(f) => f?,
+        None => forward.await?,
+    };
+    capsule.touch();
     Ok(pb::WriteFileResponse { bytes_written })
+}
+
+/// State of one streamed read: envd's response body re-cut into [`CHUNK`]-sized pieces.
+struct ReadState {
+    body: Incoming,
+    buf: BytesMut,
+    capsule: Arc<Capsule>,
+    done: bool,
 }
 
 pub async fn read_stream(
     svc: &AgentService,
     r: pb::ReadFileRequest,
 ) -> Result<RpcStream<pb::FileChunk>, Status> {
-    let content = download(svc, &r.sandbox_id, &r.path, &r.user).await?;
-    let chunks: Vec<Result<pb::FileChunk, Status>> = content
-        .chunks(CHUNK)
-        .map(|c| Ok(pb::FileChunk { data: c.to_vec() }))
-        .collect();
-    Ok(Box::pin(futures::stream::iter(chunks)))
+    let capsule = svc.host.running(&r.sandbox_id)?;
+    let q = files_query(&r.path, &r.user)?;
+    let resp = capsule
+        .envd()
+        .http_streaming("GET", &q, None, Empty::<Bytes>::new())
+        .await
+        .map_err(envd_error)?;
+    let state = ReadState {
+        body: resp.into_body(),
+        buf: BytesMut::new(),
+        capsule,
+        done: false,
+    };
+    // Pulled by tonic as the client's flow-control window allows, so envd is read only
+    // as fast as the client consumes.
+    let chunks = futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.buf.len() >= CHUNK || (st.done && !st.buf.is_empty()) {
+                let n = st.buf.len().min(CHUNK);
+                let data = st.buf.split_to(n).to_vec();
+                st.capsule.touch();
+                return Some((Ok(pb::FileChunk { data }), st));
+            }
+            if st.done {
+                return None;
+            }
+            match st.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(d) = frame.into_data() {
+                        st.buf.extend_from_slice(&d);
+                    }
+                }
+                Some(Err(e)) => {
+                    st.done = true;
+                    st.buf.clear();
+                    return Some((
+                        Err(Status::unavailable(format!("envd: reading the file: {e}"))),
+                        st,
+                    ));
+                }
+                None => st.done = true,
+            }
+        }
+    });
+    Ok(Box::pin(chunks))
 }
 
 pub async fn list_dir(

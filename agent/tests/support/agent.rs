@@ -225,6 +225,11 @@ impl Agent {
         }
     }
 
+    /// The agent process's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// SIGKILLs the agent process (capsules keep running).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
