@@ -60,7 +60,8 @@ curl -fsS "$URL/health" >/dev/null || { tail -n 40 "$DEV/logs/cp.log"; exit 1; }
 AGENT_ADDR="${WRENN_AGENT_ADDR:-127.0.0.1:8443}"
 if builds/wrenn-cp --help 2>/dev/null | grep -q dev-host-token; then
     if [ ! -f "$WRENN_DIR/host-token" ]; then
-        token=$(builds/wrenn-cp dev-host-token)
+        # Logs share stdout with the token: keep only the token line.
+        token=$(builds/wrenn-cp dev-host-token | grep -oE "^whr_[0-9a-f]+$" | tail -n1)
         reg=(--register "$token")
     else
         reg=()
