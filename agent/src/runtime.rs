@@ -165,4 +165,9 @@ pub trait Runtime: Send + Sync + 'static {
     /// Removes runtime leftovers that belong to no known capsule (called at start-up
     /// with the ids recovery adopted).
     async fn sweep(&self, keep: &[String]) -> Result<Vec<String>, RuntimeError>;
+
+    /// Waits (bounded) for runtime commands a previous agent process started and did not see
+    /// finish (it died mid-create, say), so recovery judges their final result. Called at
+    /// start-up before recovery.
+    async fn settle(&self) {}
 }

@@ -26,6 +26,7 @@
 pub mod agent;
 pub mod exec;
 pub mod lifecycle;
+pub mod metrics;
 pub mod model;
 pub mod outcome;
 pub mod proxy;

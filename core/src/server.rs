@@ -278,6 +278,7 @@ fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
     vec![
         accounts::purge_worker(ctx, config),
         crate::capsules::stats::sampler_worker(ctx),
+        crate::capsules::metrics::flush_worker(ctx),
         crate::hosts::monitor::worker(ctx),
         crate::events::live::worker(ctx),
     ]

@@ -447,6 +447,22 @@ async fn capsule_lifecycle_end_to_end() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // The flush worker's pass stores what the agent gathered (once per second, all tiers).
+    let stored = cpserver::capsules::metrics::flush_all(stack.ctx())
+        .await
+        .expect("metrics flush");
+    assert!(stored > 0, "no metric points flushed");
+    let tiers: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT tier, count(*) FROM capsule_metric_points GROUP BY tier ORDER BY tier",
+    )
+    .fetch_all(stack.ctx().db())
+    .await
+    .unwrap();
+    assert_eq!(
+        tiers.iter().map(|t| t.0.as_str()).collect::<Vec<_>>(),
+        ["10m", "24h", "2h"],
+        "{tiers:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await; // one sampler tick
     let stats: Value = stack
         .req(&alice, Method::GET, "/v1/capsules/stats?range=5m")
@@ -580,6 +596,25 @@ async fn capsule_lifecycle_end_to_end() {
         assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
         assert_eq!(status_of(&stack, &alice, cid).await, "stopped");
     }
+    // The history outlives the capsule: served from the stored points.
+    let m: Value = stack
+        .req(
+            &alice,
+            Method::GET,
+            &format!("/v1/capsules/{id}/metrics?range=10m"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let points = m["points"].as_array().expect("points");
+    assert!(!points.is_empty(), "no stored history after destroy: {m}");
+    let now = chrono::Utc::now().timestamp();
+    assert!(points
+        .iter()
+        .all(|p| (now - 700..=now).contains(&p["timestamp_unix"].as_i64().unwrap())));
     let list: Value = stack
         .req(&alice, Method::GET, "/v1/capsules")
         .send()
@@ -857,6 +892,63 @@ async fn isolation_limits_proxy_and_races() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+
+    // ---- a paused capsule: 409, or resumed by the proxy once the team enables auto-resume
+    let r = stack
+        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = get(Some(&alice), "/index.html").send().await.unwrap();
+    assert_eq!(r.status(), 409, "auto-resume is off by default");
+    assert_eq!(status_of(&stack, &alice, &id).await, "paused");
+    let me: Value = stack
+        .req(&alice, Method::GET, "/v1/me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let team = me["auth"]["team_id"].as_str().expect("team id").to_string();
+    let patch = |who: &Account, body: Value| {
+        stack
+            .http
+            .patch(stack.url(&format!("/v1/teams/{team}")))
+            .header(
+                "Cookie",
+                format!("wrenn_sid={}; wrenn_csrf={}", who.sid, who.csrf),
+            )
+            .header("X-CSRF-Token", &who.csrf)
+            .json(&body)
+            .send()
+    };
+    let r = patch(&mallory, json!({"auto_resume": true})).await.unwrap();
+    assert_eq!(r.status(), 404, "another team's setting");
+    let r = patch(&alice, json!({})).await.unwrap();
+    assert_eq!(r.status(), 400, "nothing to change");
+    let r = patch(&alice, json!({"auto_resume": "yes"})).await.unwrap();
+    assert_eq!(r.status(), 400, "wrong type");
+    let r = patch(&alice, json!({"auto_resume": true})).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["auto_resume"], true, "{t}");
+    let r = get(Some(&mallory), "/index.html").send().await.unwrap();
+    assert_eq!(r.status(), 404, "a foreign key never resumes the capsule");
+    assert_eq!(status_of(&stack, &alice, &id).await, "paused");
+    // Two requests at once: one resumes, the other waits for it; both are served.
+    let (r1, r2) = tokio::join!(
+        get(Some(&alice), "/index.html").send(),
+        get(None, "/index.html")
+            .header("X-Wrenn-Access-Token", token)
+            .send()
+    );
+    for r in [r1.unwrap(), r2.unwrap()] {
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "proxied-page\n");
+    }
+    assert_eq!(status_of(&stack, &alice, &id).await, "running");
 
     // ---- concurrent pause + destroy end consistently
     let pause = stack

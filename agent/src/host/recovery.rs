@@ -17,6 +17,7 @@ use crate::runtime::LiveState;
 
 /// Returns the ids adopted.
 pub async fn recover(host: &Arc<Host>) -> Vec<String> {
+    host.runtime.settle().await;
     let mut adopted = Vec::new();
     for mut record in capsules::load_all(&host.wrenn_dir) {
         let id = record.spec.id.clone();

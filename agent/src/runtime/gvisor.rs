@@ -28,6 +28,9 @@ use super::{Capabilities, CapsuleSpec, EnvdAddress, LiveState, Runtime, RuntimeE
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Restores tried before a create-from-snapshot or resume fails (see [`Gvisor::restore`]).
+const RESTORE_ATTEMPTS: u32 = 3;
+
 /// Settings of the gVisor driver.
 #[derive(Debug, Clone)]
 pub struct GvisorConfig {
@@ -105,20 +108,44 @@ impl Gvisor {
     }
 
     /// Restores `image` as capsule `spec.id` and asks envd to listen again.
+    ///
+    /// On this host's runsc (20240729, systrap) a restored sandbox occasionally loses its
+    /// init within milliseconds: envd takes a SIGSEGV inside its async runtime right after
+    /// "Restore successful" (seen on forks and resumes, a few in a hundred restores while
+    /// other capsules were busy; never on a fresh boot). The checkpoint image is intact, so
+    /// such a restore is retried.
     async fn restore(&self, spec: &CapsuleSpec, image: &Path) -> Result<(), RuntimeError> {
         let cid = container_id(&spec.id);
-        let (bundle_dir, log) = self.prepare(spec)?;
         let image_arg = format!("--image-path={}", image.display());
-        let bundle_arg = format!("--bundle={}", bundle_dir.display());
-        self.runsc
-            .run_detached(
-                "restore",
-                &["restore", "--detach", &image_arg, &bundle_arg, &cid],
-                &log,
-                RUN_TIMEOUT,
-            )
-            .await?;
-        self.rebind(&cid).await
+        let mut attempt = 1;
+        loop {
+            let (bundle_dir, log) = self.prepare(spec)?;
+            let bundle_arg = format!("--bundle={}", bundle_dir.display());
+            self.runsc
+                .run_detached(
+                    "restore",
+                    &["restore", "--detach", &image_arg, &bundle_arg, &cid],
+                    &log,
+                    RUN_TIMEOUT,
+                )
+                .await?;
+            let Err(e) = self.rebind(&cid).await else {
+                return Ok(());
+            };
+            let output = runsc::last_lines(&std::fs::read_to_string(&log).unwrap_or_default());
+            let stopped = self.runsc.status(&cid).await.as_deref() == Some("stopped");
+            if stopped && attempt < RESTORE_ATTEMPTS {
+                warn!(capsule_id = %spec.id, attempt, error = %e, %output,
+                    "restored capsule stopped at once; restoring again");
+                self.runsc.remove(&cid).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(RuntimeError::Command {
+                op: "runsc restore".into(),
+                reason: format!("{e}; runsc output: {output}"),
+            });
+        }
     }
 
     /// envd closed its host-backed listener before the checkpoint; SIGUSR1 to PID 1
@@ -145,6 +172,10 @@ impl Gvisor {
                 .await;
             match exec {
                 Ok(_) => return Ok(()),
+                // A stopped container will not come back: no point retrying.
+                Err(e) if self.runsc.status(cid).await.as_deref() == Some("stopped") => {
+                    return Err(e)
+                }
                 Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
@@ -346,6 +377,29 @@ impl Runtime for Gvisor {
     fn envd_address(&self, id: &str) -> EnvdAddress {
         EnvdAddress::Unix {
             path: self.sandbox_dir(id).join("run").join(bundle::ENVD_SOCKET),
+        }
+    }
+
+    async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+        let mut announced = false;
+        loop {
+            let pids = self.runsc.commands_in_flight();
+            if pids.is_empty() {
+                return;
+            }
+            if !announced {
+                info!(?pids, "waiting for runsc commands a previous agent started");
+                announced = true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                warn!(
+                    ?pids,
+                    "runsc commands of a previous agent still running; recovering anyway"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -480,6 +480,7 @@ pub async fn destroy_as(
         };
     };
     if let Some(host) = claimed.host_id {
+        crate::capsules::metrics::flush_capsule(ctx, host, row.id).await;
         let call = async {
             let mut client = agent::client(ctx, host).await?;
             match client
@@ -515,7 +516,7 @@ pub async fn destroy_as(
 /// Runs one agent call under a guarded transition and reports it.
 async fn guarded<F, Fut>(
     ctx: &ServerContext,
-    principal: &Principal,
+    actor: Actor,
     row: CapsuleRow,
     t: Transition,
     event: &'static str,
@@ -526,7 +527,6 @@ where
     F: FnOnce(AgentClient, CapsuleRow) -> Fut,
     Fut: std::future::Future<Output = Result<Option<serde_json::Value>, ApiError>>,
 {
-    let actor = outcome::actor_of(ctx, Some(principal)).await;
     let result = async {
         let Some(claimed) = step(ctx, &row, t.from, t.via, "", &actor).await? else {
             let now = db::get(ctx.db(), row.id).await?.unwrap_or(row.clone());
@@ -593,7 +593,7 @@ pub async fn pause(
 ) -> Result<CapsuleRow, ApiError> {
     guarded(
         ctx,
-        principal,
+        outcome::actor_of(ctx, Some(principal)).await,
         row,
         state::PAUSE,
         "capsule.pause",
@@ -617,9 +617,19 @@ pub async fn resume(
     principal: &Principal,
     row: CapsuleRow,
 ) -> Result<CapsuleRow, ApiError> {
+    let actor = outcome::actor_of(ctx, Some(principal)).await;
+    resume_as(ctx, row, actor).await
+}
+
+/// Resumes `row` on behalf of `actor` (the port proxy's auto-resume acts as the system).
+pub async fn resume_as(
+    ctx: &ServerContext,
+    row: CapsuleRow,
+    actor: Actor,
+) -> Result<CapsuleRow, ApiError> {
     guarded(
         ctx,
-        principal,
+        actor,
         row,
         state::RESUME,
         "capsule.resume",

@@ -263,7 +263,7 @@ pub struct Metrics {
 }
 
 /// A capsule's metrics over `range` (already validated): live from the agent while the
-/// capsule is on a host, else the stored points.
+/// capsule is on a host, else the points the flush worker stored ([`super::metrics`]).
 pub async fn capsule_metrics(
     ctx: &ServerContext,
     row: &CapsuleRow,
@@ -285,22 +285,6 @@ pub async fn capsule_metrics(
             .await
             .map_err(status_to_api)?
             .into_inner();
-        // Keep what the agent returns for later, so the history outlives the capsule.
-        let stored: Vec<db::MetricPoint> = resp
-            .points
-            .iter()
-            .filter_map(|p| {
-                Some(db::MetricPoint {
-                    ts: DateTime::from_timestamp(p.timestamp_unix, 0)?,
-                    cpu_pct: p.cpu_pct,
-                    mem_bytes: p.mem_bytes as i64,
-                    disk_bytes: p.disk_bytes as i64,
-                })
-            })
-            .collect();
-        if let Err(e) = db::insert_metric_points(ctx.db(), row.id, tier, &stored).await {
-            tracing::debug!(error = %e, "Storing metric points failed.");
-        }
         return Ok(Metrics {
             sandbox_id,
             range: range.to_string(),

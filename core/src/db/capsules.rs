@@ -362,36 +362,6 @@ pub struct MetricPoint {
     pub disk_bytes: i64,
 }
 
-/// Stores metric points of one tier (duplicates are ignored).
-pub async fn insert_metric_points(
-    db: impl PgExecutor<'_>,
-    capsule_id: Uuid,
-    tier: &str,
-    points: &[MetricPoint],
-) -> sqlx::Result<()> {
-    if points.is_empty() {
-        return Ok(());
-    }
-    let ts: Vec<DateTime<Utc>> = points.iter().map(|p| p.ts).collect();
-    let cpu: Vec<f64> = points.iter().map(|p| p.cpu_pct).collect();
-    let mem: Vec<i64> = points.iter().map(|p| p.mem_bytes).collect();
-    let disk: Vec<i64> = points.iter().map(|p| p.disk_bytes).collect();
-    sqlx::query(
-        "INSERT INTO capsule_metric_points (capsule_id, tier, ts, cpu_pct, mem_bytes, disk_bytes) \
-         SELECT $1, $2, * FROM UNNEST($3::timestamptz[], $4::float8[], $5::int8[], $6::int8[]) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(capsule_id)
-    .bind(tier)
-    .bind(ts)
-    .bind(cpu)
-    .bind(mem)
-    .bind(disk)
-    .execute(db)
-    .await?;
-    Ok(())
-}
-
 /// Stored points of a capsule since `since`, oldest first.
 pub async fn metric_points(
     db: impl PgExecutor<'_>,

@@ -10,6 +10,7 @@ pub struct Team {
     pub id: Uuid,
     pub name: String,
     pub is_byoc: bool,
+    pub auto_resume: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -18,6 +19,7 @@ pub struct TeamWithRole {
     pub id: Uuid,
     pub name: String,
     pub is_byoc: bool,
+    pub auto_resume: bool,
     pub created_at: DateTime<Utc>,
     pub role: String,
 }
@@ -33,7 +35,7 @@ pub struct Member {
 
 pub async fn insert(e: impl PgExecutor<'_>, id: Uuid, name: &str) -> sqlx::Result<Team> {
     sqlx::query_as(
-        "INSERT INTO teams (id, name) VALUES ($1, $2) RETURNING id, name, is_byoc, created_at",
+        "INSERT INTO teams (id, name) VALUES ($1, $2) RETURNING id, name, is_byoc, auto_resume, created_at",
     )
     .bind(id)
     .bind(name)
@@ -44,7 +46,7 @@ pub async fn insert(e: impl PgExecutor<'_>, id: Uuid, name: &str) -> sqlx::Resul
 /// A live (not deleted) team.
 pub async fn get(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Team>> {
     sqlx::query_as(
-        "SELECT id, name, is_byoc, created_at FROM teams WHERE id = $1 AND deleted_at IS NULL",
+        "SELECT id, name, is_byoc, auto_resume, created_at FROM teams WHERE id = $1 AND deleted_at IS NULL",
     )
     .bind(id)
     .fetch_optional(e)
@@ -88,7 +90,7 @@ pub async fn list_for_user(
     user_id: Uuid,
 ) -> sqlx::Result<Vec<TeamWithRole>> {
     sqlx::query_as(
-        "SELECT t.id, t.name, t.is_byoc, t.created_at, ut.role FROM teams t \
+        "SELECT t.id, t.name, t.is_byoc, t.auto_resume, t.created_at, ut.role FROM teams t \
          JOIN users_teams ut ON ut.team_id = t.id \
          WHERE ut.user_id = $1 AND t.deleted_at IS NULL ORDER BY t.created_at, t.id",
     )
@@ -122,19 +124,33 @@ pub async fn members(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<Vec<
     .await
 }
 
-pub async fn rename(
+/// Changes a team's name and/or settings (`None` keeps the current value).
+pub async fn update(
     e: impl PgExecutor<'_>,
     team_id: Uuid,
-    name: &str,
+    name: Option<&str>,
+    auto_resume: Option<bool>,
 ) -> sqlx::Result<Option<Team>> {
     sqlx::query_as(
-        "UPDATE teams SET name = $2 WHERE id = $1 AND deleted_at IS NULL \
-         RETURNING id, name, is_byoc, created_at",
+        "UPDATE teams SET name = COALESCE($2, name), auto_resume = COALESCE($3, auto_resume) \
+         WHERE id = $1 AND deleted_at IS NULL \
+         RETURNING id, name, is_byoc, auto_resume, created_at",
     )
     .bind(team_id)
     .bind(name)
+    .bind(auto_resume)
     .fetch_optional(e)
     .await
+}
+
+/// Whether the port proxy resumes the team's paused capsules.
+pub async fn auto_resume(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<bool> {
+    let on: Option<bool> =
+        sqlx::query_scalar("SELECT auto_resume FROM teams WHERE id = $1 AND deleted_at IS NULL")
+            .bind(team_id)
+            .fetch_optional(e)
+            .await?;
+    Ok(on.unwrap_or(false))
 }
 
 pub async fn soft_delete(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<bool> {

@@ -6,7 +6,8 @@
 //! (publishing `host.up`, see [`host_returned`]); its `missing` capsules are then reconciled
 //! against the agent's `ListSandboxes`: alive → `running`, paused or auto-paused → `paused`,
 //! gone → `stopped`. Each tick also retries reconciliation for online hosts that still have
-//! `missing` capsules (e.g. the agent was not reachable over gRPC yet).
+//! `missing` capsules (e.g. the agent was not reachable over gRPC yet), and destroys what
+//! online hosts run that the control plane no longer owns ([`sweep_orphans`]).
 
 use super::registration::publish_host_event;
 use super::Hosts;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use wrenn_extension_api::{ids, ServerContext};
-use wrenn_proto::hostagent::v1::{ListSandboxesRequest, SandboxState};
+use wrenn_proto::hostagent::v1::{DestroySandboxRequest, ListSandboxesRequest, SandboxState};
 
 /// What one [`tick`] did.
 #[derive(Debug, Default, Clone)]
@@ -26,6 +27,8 @@ pub struct TickReport {
     pub hosts_down: Vec<Uuid>,
     pub capsules_missing: usize,
     pub reconciled: Vec<(Uuid, ReconcileReport)>,
+    /// Capsules destroyed on their hosts because the control plane no longer owns them.
+    pub orphans_destroyed: Vec<String>,
 }
 
 /// What a reconciliation did.
@@ -83,7 +86,74 @@ pub async fn tick(ctx: &ServerContext, hosts: &Hosts) -> Result<TickReport, sqlx
                 "Reconciliation postponed."),
         }
     }
+    let online: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM hosts WHERE status = 'online'")
+        .fetch_all(ctx.db())
+        .await?;
+    for host_id in online {
+        match sweep_orphans(ctx, hosts, host_id).await {
+            Ok(destroyed) => report.orphans_destroyed.extend(destroyed),
+            Err(e) => tracing::debug!(host_id = %ids::encode(ids::HOST, host_id), error = %e,
+                "Orphan sweep skipped a host."),
+        }
+    }
     Ok(report)
+}
+
+/// Destroys the capsules an agent runs that the control plane no longer owns there: unknown
+/// ids, capsules `stopped` or placed on another host, and capsules in `error` that never
+/// started (a create that failed half-way, e.g. the agent died mid-create and adopted the
+/// capsule when it came back) or whose destroy failed. Capsules in every other state,
+/// including ones being created right now, are left alone. Returns the ids destroyed.
+pub async fn sweep_orphans(
+    ctx: &ServerContext,
+    hosts: &Hosts,
+    host_id: Uuid,
+) -> Result<Vec<String>, ReconcileError> {
+    let mut client = hosts.pool.client(host_id).await?;
+    let mut request = tonic::Request::new(ListSandboxesRequest {});
+    request.set_timeout(hosts.config.rpc_timeout);
+    let listing = client
+        .list_sandboxes(request)
+        .await
+        .map_err(|s| ReconcileError::Agent(s.message().to_string()))?
+        .into_inner();
+    let listed: Vec<Uuid> = listing
+        .sandboxes
+        .iter()
+        .filter_map(|s| ids::decode(ids::CAPSULE, &s.sandbox_id))
+        .collect();
+    let owned: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
+        "SELECT id FROM capsules WHERE id = ANY($1) AND host_id = $2 AND status <> 'stopped' \
+           AND NOT (status = 'error' AND \
+                    (started_at IS NULL OR status_reason LIKE 'destroy failed%'))",
+    )
+    .bind(&listed)
+    .bind(host_id)
+    .fetch_all(ctx.db())
+    .await?
+    .into_iter()
+    .collect();
+    let mut destroyed = Vec::new();
+    for sandbox in listing.sandboxes {
+        let id = ids::decode(ids::CAPSULE, &sandbox.sandbox_id);
+        if id.is_some_and(|id| owned.contains(&id)) {
+            continue;
+        }
+        let mut request = tonic::Request::new(DestroySandboxRequest {
+            sandbox_id: sandbox.sandbox_id.clone(),
+        });
+        request.set_timeout(hosts.config.rpc_timeout);
+        match client.destroy_sandbox(request).await {
+            Ok(_) => {
+                tracing::warn!(host_id = %ids::encode(ids::HOST, host_id),
+                    sandbox_id = %sandbox.sandbox_id, "Destroyed an orphaned capsule.");
+                destroyed.push(sandbox.sandbox_id);
+            }
+            Err(s) => tracing::warn!(sandbox_id = %sandbox.sandbox_id, error = %s.message(),
+                "Destroying an orphaned capsule failed."),
+        }
+    }
+    Ok(destroyed)
 }
 
 async fn host_went_down(ctx: &ServerContext, host: &HostRow) -> Result<usize, sqlx::Error> {

@@ -5,12 +5,14 @@
 //! Access: the capsule team's `X-API-Key` or session cookie, or a per-capsule access token
 //! (`X-Wrenn-Access-Token` header, `wrenn_token` query parameter — which also sets the
 //! `wrenn_proxy_token` cookie for that host — or that cookie). Credentials are stripped
-//! before forwarding. A paused capsule answers 409 `invalid_state`.
+//! before forwarding. A paused capsule answers 409 `invalid_state`, or is resumed first when its
+//! team enabled `auto_resume` (PATCH /v1/teams/{id}).
 
 use crate::capsules::proxy::{self, TOKEN_COOKIE, TOKEN_HEADER, TOKEN_QUERY};
 use crate::capsules::settings::CapsuleSettings;
-use crate::capsules::{agent, CapsuleStatus};
+use crate::capsules::{agent, lifecycle, CapsuleStatus};
 use crate::db::capsules as db;
+use crate::events::Actor;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
@@ -127,6 +129,48 @@ async fn authorize(
     }
 }
 
+/// The capsule ready to take traffic: running, or resumed first (waiting for a resume already
+/// under way) when its team enabled auto-resume; otherwise 409 `invalid_state`.
+async fn running(ctx: &ServerContext, row: db::CapsuleRow) -> Result<db::CapsuleRow, ApiError> {
+    let refuse = |row: &db::CapsuleRow| {
+        ApiError::conflict("invalid_state", format!("the capsule is {}", row.status))
+    };
+    let waits = |s: CapsuleStatus| matches!(s, CapsuleStatus::Paused | CapsuleStatus::Resuming);
+    match row.status() {
+        CapsuleStatus::Running => return Ok(row),
+        s if !waits(s) => return Err(refuse(&row)),
+        _ => {}
+    }
+    if !crate::db::teams::auto_resume(ctx.db(), row.team_id).await? {
+        return Err(refuse(&row));
+    }
+    let deadline = tokio::time::Instant::now() + AUTO_RESUME_WAIT;
+    let mut row = row;
+    loop {
+        match row.status() {
+            CapsuleStatus::Running => return Ok(row),
+            CapsuleStatus::Paused => {
+                // A concurrent request may win the claim; then this one waits for its resume.
+                match lifecycle::resume_as(ctx, row.clone(), Actor::system()).await {
+                    Ok(resumed) => return Ok(resumed),
+                    Err(e) if e.status != StatusCode::CONFLICT => return Err(e),
+                    Err(_) => {}
+                }
+            }
+            CapsuleStatus::Resuming if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            _ => return Err(refuse(&row)),
+        }
+        row = db::get(ctx.db(), row.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("not_found", "capsule not found"))?;
+    }
+}
+
+/// How long a proxied request waits for another request's auto-resume.
+const AUTO_RESUME_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1) and Wrenn credentials, never forwarded.
 fn forwardable(name: &header::HeaderName, upgrade: bool) -> bool {
     let n = name.as_str();
@@ -179,12 +223,7 @@ async fn forward(
     let not_found = || ApiError::not_found("not_found", "capsule not found");
     let row = db::get(ctx.db(), capsule_id).await?.ok_or_else(not_found)?;
     let access = authorize(ctx, req.headers(), req.uri(), capsule_id, row.team_id).await?;
-    if row.status() != CapsuleStatus::Running {
-        return Err(ApiError::conflict(
-            "invalid_state",
-            format!("the capsule is {}", row.status),
-        ));
-    }
+    let row = running(ctx, row).await?;
     let host_id = row
         .host_id
         .ok_or_else(|| ApiError::internal("running capsule without host"))?;

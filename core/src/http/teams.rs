@@ -139,21 +139,35 @@ pub async fn get_team(
     }))
 }
 
-/// Rename a team (owner or admin).
-#[utoipa::path(patch, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), request_body = TeamName,
-    responses((status = 200, body = TeamView), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+/// `PATCH /v1/teams/{id}`: a new name and/or settings; absent fields are kept.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamUpdate {
+    pub name: Option<String>,
+    /// Let the port proxy resume a paused capsule instead of answering 409.
+    pub auto_resume: Option<bool>,
+}
+
+/// Rename a team or change its settings (owner or admin).
+#[utoipa::path(patch, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), request_body = TeamUpdate,
+    responses((status = 200, body = TeamView), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn rename(
     State(ctx): State<ServerContext>,
     RequireSession(s): RequireSession,
     ApiPath(id): ApiPath<String>,
-    ApiJson(req): ApiJson<TeamName>,
+    ApiJson(req): ApiJson<TeamUpdate>,
 ) -> Result<Json<TeamView>, ApiError> {
     let (team_id, role) = membership(&ctx, s.user_id, &id).await?;
     if !role.can_manage() {
-        return Err(forbidden("rename a team"));
+        return Err(forbidden("change a team"));
     }
-    let name = validate_team_name(&req.name)?;
-    let team = db::teams::rename(ctx.db(), team_id, &name)
+    let name = req.name.as_deref().map(validate_team_name).transpose()?;
+    if name.is_none() && req.auto_resume.is_none() {
+        return Err(ApiError::invalid(
+            "nothing to change: give name or auto_resume",
+        ));
+    }
+    let team = db::teams::update(ctx.db(), team_id, name.as_deref(), req.auto_resume)
         .await?
         .ok_or_else(team_not_found)?;
     Ok(Json(TeamView::new(&team, Some(role.as_str()))))

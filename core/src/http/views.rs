@@ -33,6 +33,8 @@ pub struct TeamView {
     pub id: String,
     pub name: String,
     pub is_byoc: bool,
+    /// Whether the port proxy resumes a paused capsule instead of answering 409.
+    pub auto_resume: bool,
     pub created_at: DateTime<Utc>,
     /// The caller's role (owner, admin or member); absent for API keys.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -45,6 +47,7 @@ impl TeamView {
             id: ids::encode(ids::TEAM, team.id),
             name: team.name.clone(),
             is_byoc: team.is_byoc,
+            auto_resume: team.auto_resume,
             created_at: team.created_at,
             role: role.map(str::to_string),
         }
@@ -55,6 +58,7 @@ impl TeamView {
             id: ids::encode(ids::TEAM, t.id),
             name: t.name.clone(),
             is_byoc: t.is_byoc,
+            auto_resume: t.auto_resume,
             created_at: t.created_at,
             role: Some(t.role.clone()),
         }

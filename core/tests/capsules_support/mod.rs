@@ -28,6 +28,139 @@ pub struct Account {
     pub csrf: String,
 }
 
+/// One `wrenn-agent` process and its host entry.
+pub struct Agent {
+    pub host_id: uuid::Uuid,
+    pub address: String,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Agent {
+    /// Starts an agent on a free loopback port with its own `WRENN_DIR` and waits until it
+    /// listens.
+    async fn spawn(dir: PathBuf, log: PathBuf, address: Option<String>) -> Agent {
+        std::fs::create_dir_all(&dir).unwrap();
+        let address = address.unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(agent_binary())
+            .args(["--insecure-dev", "--address", &address, "--wrenn-dir"])
+            .arg(&dir)
+            .arg("--images-dir")
+            .arg(images_dir())
+            .args(["--reaper-interval-ms", "200"])
+            .env("RUST_LOG", "info")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("starting wrenn-agent");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not listen; log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Agent {
+            host_id: uuid::Uuid::nil(),
+            address,
+            dir,
+            log,
+            child: Some(child),
+        }
+    }
+
+    /// The agent's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` (e.g. `-STOP`, `-CONT`) to the agent process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("the agent runs");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// SIGKILLs the agent (runsc sandboxes it started keep running, as after a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the agent again on the same address and directory (start-up recovery runs).
+    pub async fn restart(&mut self) {
+        self.kill();
+        let again = Agent::spawn(
+            self.dir.clone(),
+            self.log.clone(),
+            Some(self.address.clone()),
+        )
+        .await;
+        self.child = again.child;
+    }
+
+    /// Container ids in the agent's runsc state root.
+    pub fn runsc_containers(&self) -> Vec<String> {
+        let out = Command::new("runsc")
+            .arg(format!("--root={}", self.dir.join("runsc").display()))
+            .args(["list", "--quiet"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.split_whitespace().map(str::to_string).collect()
+    }
+
+    fn stop(&mut self) {
+        if let Some(child) = self.child.take() {
+            stop_child(child);
+        }
+    }
+
+    /// Deletes what runsc still runs for this agent (after a failed test).
+    fn delete_containers(&self) {
+        for id in self.runsc_containers() {
+            let _ = Command::new("runsc")
+                .arg(format!("--root={}", self.dir.join("runsc").display()))
+                .args(["delete", "--force", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// SIGTERM, up to 10 s of grace, then SIGKILL.
+fn stop_child(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-CONT", &child.id().to_string()])
+        .status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// One running control plane + agent.
 pub struct Stack {
     pub base: String,
@@ -36,7 +169,8 @@ pub struct Stack {
     pub agent_dir: PathBuf,
     pub host_id: uuid::Uuid,
     server: Option<cpserver::RunningServer>,
-    agent: Option<Child>,
+    /// The agents: the first is `agent_dir`/`host_id`; [`Stack::add_agent`] adds more.
+    pub agents: Vec<Agent>,
     redis: Option<Child>,
     admin_url: String,
     db_name: String,
@@ -263,47 +397,11 @@ impl Stack {
             .await
             .expect("control plane starts");
 
-        // The agent.
-        let agent_dir = tmp.path().join("agent");
-        std::fs::create_dir_all(&agent_dir).unwrap();
-        let agent_port = free_port();
-        let agent_addr = format!("127.0.0.1:{agent_port}");
-        let log = std::fs::File::create(tmp.path().join("agent.log")).unwrap();
-        let agent = Command::new(agent_binary())
-            .args(["--insecure-dev", "--address", &agent_addr, "--wrenn-dir"])
-            .arg(&agent_dir)
-            .arg("--images-dir")
-            .arg(images_dir())
-            .args(["--reaper-interval-ms", "200"])
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starting wrenn-agent");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(&agent_addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the agent did not listen; log: {}",
-                std::fs::read_to_string(tmp.path().join("agent.log")).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-
-        // A development host entry for it (what registration produces, with the plaintext
-        // loopback transport).
-        let host_id = uuid::Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO hosts (id, type, status, arch, cpu_cores, memory_mb, disk_gb, address, \
-             capabilities, transport, registered_at, last_heartbeat_at) \
-             VALUES ($1, 'regular', 'online', 'x86_64', 2, 24000, 100, $2, \
-             '{\"runtime\":\"gvisor\"}'::jsonb, 'insecure-dev', now(), now())",
-        )
-        .bind(host_id)
-        .bind(&agent_addr)
-        .execute(server.ctx.db())
-        .await
-        .expect("insert the development host");
+        let mut agent =
+            Agent::spawn(tmp.path().join("agent"), tmp.path().join("agent.log"), None).await;
+        agent.host_id = insert_dev_host(server.ctx.db(), &agent.address).await;
+        let agent_dir = agent.dir.clone();
+        let host_id = agent.host_id;
 
         Some(Stack {
             base,
@@ -315,12 +413,26 @@ impl Stack {
             host_id,
             tmp,
             server: Some(server),
-            agent: Some(agent),
+            agents: vec![agent],
             redis: Some(redis),
             admin_url,
             db_name,
             mail_dir,
         })
+    }
+
+    /// Starts another agent (its own directory and port) and enters it as a host.
+    pub async fn add_agent(&mut self) -> usize {
+        let n = self.agents.len();
+        let mut agent = Agent::spawn(
+            self.tmp.path().join(format!("agent{n}")),
+            self.tmp.path().join(format!("agent{n}.log")),
+            None,
+        )
+        .await;
+        agent.host_id = insert_dev_host(self.ctx().db(), &agent.address).await;
+        self.agents.push(agent);
+        n
     }
 
     pub fn ctx(&self) -> &cpserver::ServerContext {
@@ -448,8 +560,13 @@ impl Stack {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// Every agent's log.
     pub fn agent_log(&self) -> String {
-        std::fs::read_to_string(self.tmp.path().join("agent.log")).unwrap_or_default()
+        self.agents
+            .iter()
+            .map(|a| std::fs::read_to_string(&a.log).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n--- next agent ---\n")
     }
 
     /// Destroys every capsule still alive, stops the server, the agent and Redis, and drops
@@ -492,22 +609,31 @@ impl Stack {
     }
 
     fn stop_processes(&mut self) {
-        for child in [self.agent.take(), self.redis.take()].into_iter().flatten() {
-            let mut child = child;
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        for agent in &mut self.agents {
+            agent.stop();
+        }
+        if let Some(redis) = self.redis.take() {
+            stop_child(redis);
         }
     }
+}
+
+/// A development host entry for an agent (what registration produces, with the plaintext
+/// loopback transport).
+async fn insert_dev_host(db: &sqlx::PgPool, address: &str) -> uuid::Uuid {
+    let host_id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO hosts (id, type, status, arch, cpu_cores, memory_mb, disk_gb, address, \
+         capabilities, transport, registered_at, last_heartbeat_at) \
+         VALUES ($1, 'regular', 'online', 'x86_64', 2, 24000, 100, $2, \
+         '{\"runtime\":\"gvisor\"}'::jsonb, 'insecure-dev', now(), now())",
+    )
+    .bind(host_id)
+    .bind(address)
+    .execute(db)
+    .await
+    .expect("insert the development host");
+    host_id
 }
 
 impl Drop for Stack {
@@ -515,20 +641,8 @@ impl Drop for Stack {
         // Normally `shutdown` ran; after a failed assertion this still stops the processes
         // (capsules left by a panicking test are destroyed with their runsc state directory).
         self.stop_processes();
-        let runsc_root = self.agent_dir.join("runsc");
-        let ids = Command::new("runsc")
-            .arg(format!("--root={}", runsc_root.display()))
-            .args(["list", "--quiet"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        for id in ids.split_whitespace() {
-            let _ = Command::new("runsc")
-                .arg(format!("--root={}", runsc_root.display()))
-                .args(["delete", "--force", id])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        for agent in &self.agents {
+            agent.delete_containers();
         }
     }
 }

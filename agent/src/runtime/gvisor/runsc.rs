@@ -30,6 +30,13 @@ pub struct Output {
 impl Runsc {
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.binary);
+        // Operators chasing a runsc problem: WRENN_RUNSC_DEBUG_DIR=/path gives every runsc
+        // command and sandbox its own debug log there.
+        if let Some(dir) = std::env::var_os("WRENN_RUNSC_DEBUG_DIR") {
+            let dir = PathBuf::from(dir);
+            cmd.arg("--debug")
+                .arg(format!("--debug-log={}/", dir.display()));
+        }
         cmd.arg(format!("--root={}", self.root.display()))
             .arg(format!("--platform={}", self.platform))
             .arg(format!("--network={}", self.network))
@@ -122,6 +129,42 @@ impl Runsc {
         Ok(())
     }
 
+    /// Process ids of runsc commands that change containers (`run`, `restore`, `create`,
+    /// `start`, `checkpoint`, `delete`) running against this state root: what a previous
+    /// agent process left running when it died. Sandbox and gofer processes are not counted.
+    pub fn commands_in_flight(&self) -> Vec<i32> {
+        let root_flag = format!("--root={}", self.root.display());
+        let mut pids = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return pids;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).collect();
+            if !args.contains(&root_flag.as_bytes()) {
+                continue;
+            }
+            // The first argument after argv[0] that is not a flag is the subcommand.
+            let sub = args.iter().skip(1).find(|a| !a.starts_with(b"-"));
+            if matches!(
+                sub.map(|s| &s[..]),
+                Some(b"run" | b"restore" | b"create" | b"start" | b"checkpoint" | b"delete")
+            ) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     /// `runsc state`: the container's status ("running", "stopped", ...), None if unknown.
     pub async fn status(&self, container: &str) -> Option<String> {
         let out = self
@@ -206,7 +249,7 @@ pub fn kill_container_processes(container: &str) {
 }
 
 /// The tail of runsc's stderr, which is where it explains itself.
-fn last_lines(text: &str) -> String {
+pub(super) fn last_lines(text: &str) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(3);
     let tail = lines[start..].join(" | ");
