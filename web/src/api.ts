@@ -143,6 +143,8 @@ export interface Team {
   id: string;
   name: string;
   is_byoc: boolean;
+  /** The port proxy resumes a paused capsule instead of answering 409. */
+  auto_resume?: boolean;
   created_at: string;
   role?: string;
 }

@@ -211,6 +211,17 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
     await owner.waitFor();
     assert.match(await owner.innerText(), /owner/);
 
+    // The auto-resume setting round-trips through PATCH /v1/teams/{id}.
+    const toggle = page.getByLabel(/Resume a paused capsule/);
+    assert.equal(await toggle.isChecked(), false);
+    await toggle.check();
+    await page.getByText("Paused capsules now resume on proxied traffic.").waitFor();
+    const teamId = await page.locator("#team-switcher option:checked").getAttribute("value");
+    const stored = await (await fetch(url(`/v1/teams/${teamId}`), { headers: { "X-API-Key": apiKey } })).json();
+    assert.equal(stored.team.auto_resume, true);
+    await toggle.uncheck();
+    await page.getByText("Proxied traffic to a paused capsule is refused again.").waitFor();
+
     const api = await fetch(url("/v1/capsules"), { headers: { "X-API-Key": apiKey } });
     await page.getByRole("link", { name: "Capsules" }).click();
     await page.waitForURL(/\/capsules$/);

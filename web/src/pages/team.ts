@@ -121,6 +121,35 @@ export const teamPage: Page = {
       });
     }
 
+    // Auto-resume through the port proxy
+    const autoResume = manage
+      ? (h("input", { id: "auto-resume", type: "checkbox", name: "auto_resume" }) as HTMLInputElement)
+      : null;
+    if (autoResume) {
+      autoResume.checked = team.auto_resume === true;
+      autoResume.addEventListener("change", async () => {
+        const on = autoResume.checked;
+        autoResume.disabled = true;
+        try {
+          await api.patch(`/v1/teams/${seg(team.id)}`, { auto_resume: on });
+          await app.refresh();
+          app.notify("success", on ? "Paused capsules now resume on proxied traffic." : "Proxied traffic to a paused capsule is refused again.");
+        } catch (err) {
+          autoResume.checked = !on;
+          errors.show(err);
+        } finally {
+          autoResume.disabled = false;
+        }
+      });
+    }
+    const autoResumeField = autoResume
+      ? h(
+          "p",
+          { class: "checkbox-field" },
+          h("label", { for: "auto-resume" }, autoResume, " Resume a paused capsule when traffic reaches its ports (otherwise the port proxy answers 409)"),
+        )
+      : null;
+
     // Leave or delete
     const danger = h("div", { class: "danger-zone" });
     if (team.role === "owner") {
@@ -191,7 +220,7 @@ export const teamPage: Page = {
           tbody,
         ),
       ),
-      h("section", { class: "card", "aria-labelledby": "settings-h" }, h("h2", { id: "settings-h" }, "Settings"), renameForm, danger),
+      h("section", { class: "card", "aria-labelledby": "settings-h" }, h("h2", { id: "settings-h" }, "Settings"), renameForm, autoResumeField, danger),
       h("section", { class: "card", "aria-labelledby": "new-team-h" }, h("h2", { id: "new-team-h" }, "Another team"), createErrors, createForm),
     );
     await load();
