@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the base images the tests and `make dev` boot exist under $WRENN_DIR and carry the
 # current envd. Builds minimal-busybox (seconds) and minimal-debian (about a minute) when missing;
-# re-injects envd when the static binary changed since the image was built.
+# re-injects envd and the init script when either changed since the image was built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WRENN_DIR="${WRENN_DIR:-/var/lib/wrenn}"
@@ -10,14 +10,17 @@ platform=0000000000000000000000000
 envd="${ENVD_BIN:-builds/envd}"
 [ -x "$envd" ] || { echo "images: $envd missing (run make envd-static)" >&2; exit 1; }
 want=$(sha256sum "$envd" | cut -d' ' -f1)
+want_init=$(sha256sum images/wrenn-init | cut -d' ' -f1)
+sum() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
 ensure() { # distro template-id
     local dir="$WRENN_DIR/images/teams/$platform/$2"
     if [ ! -d "$dir/rootfs" ]; then
         echo "images: building minimal-$1" >&2
         bash images/build.sh "$1" "$envd"
-    elif [ "$(sha256sum "$dir/rootfs/usr/local/bin/envd" 2>/dev/null | cut -d' ' -f1)" != "$want" ]; then
-        echo "images: re-injecting envd into the base images" >&2
+    elif [ "$(sum "$dir/rootfs/usr/local/bin/envd")" != "$want" ] ||
+         [ "$(sum "$dir/rootfs/usr/local/bin/wrenn-init")" != "$want_init" ]; then
+        echo "images: re-injecting envd and wrenn-init into the base images" >&2
         bash images/reinject-envd.sh "$envd"
     fi
 }

@@ -160,18 +160,20 @@ impl Envd {
 
     /// Polls `/health` until envd answers or `timeout` passes.
     pub async fn wait_healthy(&self, timeout: Duration) -> Result<String, EnvdError> {
+        // A refused connection on a Unix socket costs microseconds: poll every 2 ms for the
+        // first second (envd usually answers within a few hundred ms of the runtime's start),
+        // then back off.
         let start = Instant::now();
-        let mut delay = Duration::from_millis(2);
         loop {
             match self.health().await {
                 Ok(v) => return Ok(v),
                 Err(e) if start.elapsed() >= timeout => {
                     return Err(EnvdError::Timeout(timeout, e.to_string()))
                 }
-                Err(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(50));
+                Err(_) if start.elapsed() < Duration::from_secs(1) => {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
                 }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
     }

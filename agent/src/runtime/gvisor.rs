@@ -197,7 +197,7 @@ impl Runtime for Gvisor {
 
     async fn create(&self, spec: &CapsuleSpec) -> Result<EnvdAddress, RuntimeError> {
         let cid = container_id(&spec.id);
-        if self.sandbox_dir(&spec.id).exists() || self.runsc.status(&cid).await.is_some() {
+        if self.sandbox_dir(&spec.id).exists() || self.runsc.has_state(&cid) {
             return Err(RuntimeError::AlreadyExists(spec.id.clone()));
         }
         let result = match &spec.snapshot_dir {

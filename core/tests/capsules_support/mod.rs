@@ -1,14 +1,14 @@
-//! The capsule end-to-end harness: a throw-away PostgreSQL database and Redis server, the real
-//! control plane on 127.0.0.1:0, and a real `wrenn-agent` (`--insecure-dev` on loopback)
-//! running gVisor capsules from the base images ([`images_dir`]), entered in the
-//! host registry as a development host. Everything is driven over HTTP and WebSocket.
+//! The capsule end-to-end harness: the control plane of [`cpserver::test_support::TestServer`]
+//! (a throw-away PostgreSQL database and Redis server, on 127.0.0.1:0) and real `wrenn-agent`
+//! processes (`--insecure-dev` on loopback) running gVisor capsules from the base images
+//! ([`images_dir`]), each entered in the host registry as a development host. Everything is driven over HTTP and WebSocket.
 //!
 //! [`Stack::start`] returns `None` (after printing why) when the machine cannot run gVisor
 //! capsules: not root, no `runsc`, or no base image (`make test` builds them first).
 
 #![allow(dead_code)]
 
-use reqwest::header::{HeaderMap, HeaderValue, COOKIE, SET_COOKIE};
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -142,7 +142,7 @@ impl Agent {
     }
 }
 
-/// SIGTERM, up to 10 s of grace, then SIGKILL.
+/// SIGCONT (it may be stopped), SIGTERM, up to 10 s of grace, then SIGKILL.
 fn stop_child(mut child: Child) {
     let _ = Command::new("kill")
         .args(["-CONT", &child.id().to_string()])
@@ -168,13 +168,10 @@ pub struct Stack {
     pub tmp: tempfile::TempDir,
     pub agent_dir: PathBuf,
     pub host_id: uuid::Uuid,
-    server: Option<cpserver::RunningServer>,
+    /// The control plane with its own database, Redis and mail sink.
+    server: cpserver::test_support::TestServer,
     /// The agents: the first is `agent_dir`/`host_id`; [`Stack::add_agent`] adds more.
     pub agents: Vec<Agent>,
-    redis: Option<Child>,
-    admin_url: String,
-    db_name: String,
-    mail_dir: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -299,15 +296,6 @@ fn agent_binary() -> PathBuf {
     profile_dir.join("wrenn-agent")
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get_all(SET_COOKIE).iter().find_map(|v| {
-        let v = v.to_str().ok()?;
-        let (pair, _) = v.split_once(';').unwrap_or((v, ""));
-        let (k, val) = pair.split_once('=')?;
-        (k.trim() == name).then(|| val.trim().to_string())
-    })
-}
-
 impl Stack {
     /// Starts everything, or returns `None` after printing why the machine cannot.
     pub async fn start() -> Option<Stack> {
@@ -326,98 +314,32 @@ impl Stack {
             .prefix("wrenn-caps-")
             .tempdir_in("/var/tmp")
             .expect("temp dir");
-
-        // Redis: a private server on a free port.
-        let redis_port = free_port();
-        let redis = Command::new("redis-server")
-            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(tmp.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting redis-server");
-
-        // PostgreSQL: a fresh database on the machine's server.
-        let admin_url = std::env::var("WRENN_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
-        let db_name = format!("wrenn_caps_{}", hex::encode(rand::random::<[u8; 6]>()));
-        {
-            let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL");
-            sqlx::query(&format!("CREATE DATABASE \"{db_name}\""))
-                .execute(&admin)
-                .await
-                .expect("create database");
-            admin.close().await;
-        }
-        let db_url = match admin_url.rsplit_once('/') {
-            Some((base, _)) => format!("{base}/{db_name}"),
-            None => panic!("bad WRENN_TEST_DATABASE_URL"),
-        };
-
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().unwrap().port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mail_dir = tmp.path().join("mail");
+        // Read by the capsule and host subsystems from the environment.
         std::env::set_var("WRENN_DEFAULT_TEMPLATE", "minimal-busybox");
         std::env::set_var("WRENN_HOST_UNREACHABLE_AFTER_SECS", "3600");
         std::env::set_var("WRENN_STATS_INTERVAL_SEC", "1");
         std::env::set_var("WRENN_DEV_MODE", "1");
-        let cli = <cpserver::config::Cli as clap::Parser>::parse_from([
-            "wrenn-cp",
-            "--database-url",
-            &db_url,
-            "--redis-url",
-            &format!("redis://127.0.0.1:{redis_port}"),
-            "--listen-addr",
-            "127.0.0.1:0",
-            "--jwt-secret",
-            &hex::encode(rand::random::<[u8; 32]>()),
-            "--encryption-key",
-            &hex::encode(rand::random::<[u8; 32]>()),
-            "--public-url",
-            &base,
-            "--domain",
-            DOMAIN,
-            "--mail-dir",
-            mail_dir.to_str().unwrap(),
-            "--insecure-test-password-hashing",
-        ]);
-        // Redis may take a moment to listen.
-        for _ in 0..50 {
-            if std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let server = customise(cpserver::Builder::new())
-            .config(cli.config)
-            .without_inventory()
-            .listener(listener)
-            .start()
-            .await
-            .expect("control plane starts");
+        let server = cpserver::test_support::TestServer::start_with(
+            customise(cpserver::Builder::new()).without_inventory(),
+            |config| config.domain = DOMAIN.into(),
+        )
+        .await;
+        let base = server.base.clone();
 
         let mut agent =
             Agent::spawn(tmp.path().join("agent"), tmp.path().join("agent.log"), None).await;
-        agent.host_id = insert_dev_host(server.ctx.db(), &agent.address).await;
-        let agent_dir = agent.dir.clone();
-        let host_id = agent.host_id;
-
+        agent.host_id = insert_dev_host(server.ctx().db(), &agent.address).await;
         Some(Stack {
             base,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
                 .unwrap(),
-            agent_dir,
-            host_id,
+            agent_dir: agent.dir.clone(),
+            host_id: agent.host_id,
             tmp,
-            server: Some(server),
+            server,
             agents: vec![agent],
-            redis: Some(redis),
-            admin_url,
-            db_name,
-            mail_dir,
         })
     }
 
@@ -436,7 +358,7 @@ impl Stack {
     }
 
     pub fn ctx(&self) -> &cpserver::ServerContext {
-        &self.server.as_ref().expect("running").ctx
+        self.server.ctx()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -449,65 +371,21 @@ impl Stack {
             "{name}-{}@example.com",
             hex::encode(rand::random::<[u8; 3]>())
         );
-        let r = self
-            .http
-            .post(self.url("/v1/auth/signup"))
-            .json(&json!({"email": email, "password": "correct horse battery", "name": name}))
+        let client = self
+            .server
+            .signed_in(&email, name, "correct horse battery")
+            .await;
+        let r = client
+            .post("/v1/api-keys")
+            .json(json!({"name": "tests"}))
             .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "signup: {}", r.text().await.unwrap());
-        let token = {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let found = std::fs::read_dir(&self.mail_dir)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                    .filter(|m| m.contains(&email))
-                    .find_map(|m| {
-                        let i = m.find("token=")? + 6;
-                        Some(
-                            m[i..]
-                                .chars()
-                                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                                .collect::<String>(),
-                        )
-                    });
-                if let Some(t) = found {
-                    break t;
-                }
-                assert!(Instant::now() < deadline, "no activation mail for {email}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        };
-        let r = self
-            .http
-            .post(self.url("/v1/auth/activate"))
-            .json(&json!({"token": token}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "activate: {}", r.status());
-        let sid = cookie_value(r.headers(), "wrenn_sid").expect("session cookie");
-        let csrf = cookie_value(r.headers(), "wrenn_csrf").expect("csrf cookie");
-        let r = self
-            .http
-            .post(self.url("/v1/api-keys"))
-            .header(COOKIE, format!("wrenn_sid={sid}; wrenn_csrf={csrf}"))
-            .header("X-CSRF-Token", &csrf)
-            .json(&json!({"name": "tests"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "api key: {}", r.text().await.unwrap());
-        let body: Value = r.json().await.unwrap();
+            .await;
+        assert_eq!(r.status, 201, "api key: {}", r.text);
         Account {
+            api_key: r.json()["key"].as_str().expect("key").to_string(),
+            sid: client.cookie("wrenn_sid").expect("session cookie"),
+            csrf: client.cookie("wrenn_csrf").expect("csrf cookie"),
             email,
-            api_key: body["key"].as_str().expect("key").to_string(),
-            sid,
-            csrf,
         }
     }
 
@@ -569,51 +447,34 @@ impl Stack {
             .join("\n--- next agent ---\n")
     }
 
-    /// Destroys every capsule still alive, stops the server, the agent and Redis, and drops
-    /// the database.
+    /// Destroys every capsule still alive, stops the server and the agents (Redis and the
+    /// database go with the test server).
     pub async fn shutdown(mut self) {
-        if let Some(server) = self.server.take() {
-            let live: Vec<(uuid::Uuid, uuid::Uuid)> =
-                sqlx::query_as("SELECT id, team_id FROM capsules WHERE status NOT IN ('stopped')")
-                    .fetch_all(server.ctx.db())
-                    .await
-                    .unwrap_or_default();
-            for (id, _) in live {
-                if let Some(row) = cpserver::db::capsules::get(server.ctx.db(), id)
-                    .await
-                    .ok()
-                    .flatten()
-                {
-                    let actor = cpserver::events::Actor::system();
-                    let _ = cpserver::capsules::lifecycle::destroy_as(
-                        &server.ctx,
-                        &row,
-                        &actor,
-                        Some("test cleanup"),
-                    )
-                    .await;
-                }
+        let ctx = self.ctx().clone();
+        let live: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM capsules WHERE status <> 'stopped'")
+                .fetch_all(ctx.db())
+                .await
+                .unwrap_or_default();
+        for id in live {
+            if let Ok(Some(row)) = cpserver::db::capsules::get(ctx.db(), id).await {
+                let actor = cpserver::events::Actor::system();
+                let _ = cpserver::capsules::lifecycle::destroy_as(
+                    &ctx,
+                    &row,
+                    &actor,
+                    Some("test cleanup"),
+                )
+                .await;
             }
-            let _ = server.shutdown().await;
         }
+        self.server.shutdown().await;
         self.stop_processes();
-        if let Ok(admin) = sqlx::PgPool::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.db_name
-            ))
-            .execute(&admin)
-            .await;
-            admin.close().await;
-        }
     }
 
     fn stop_processes(&mut self) {
         for agent in &mut self.agents {
             agent.stop();
-        }
-        if let Some(redis) = self.redis.take() {
-            stop_child(redis);
         }
     }
 }

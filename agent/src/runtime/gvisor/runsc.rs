@@ -165,6 +165,15 @@ impl Runsc {
         pids
     }
 
+    /// Whether runsc's state root holds `container` as a single-container sandbox, the only
+    /// kind the agent creates (`<root>/<id>_sandbox:<id>.state`). A file check instead of
+    /// `runsc state`, which would spawn runsc on every create.
+    pub fn has_state(&self, container: &str) -> bool {
+        self.root
+            .join(format!("{container}_sandbox:{container}.state"))
+            .exists()
+    }
+
     /// `runsc state`: the container's status ("running", "stopped", ...), None if unknown.
     pub async fn status(&self, container: &str) -> Option<String> {
         let out = self
