@@ -38,9 +38,9 @@ fn env_num(name: &str, default: u64) -> u64 {
 /// Whether figure `name` (`b2`, `b3`, ...) is selected by `CP_BENCH_ONLY` (all when unset).
 fn selected(name: &str) -> bool {
     match std::env::var("CP_BENCH_ONLY") {
-        Ok(only) if !only.trim().is_empty() => only
-            .split(',')
-            .any(|f| f.trim().eq_ignore_ascii_case(name)),
+        Ok(only) if !only.trim().is_empty() => {
+            only.split(',').any(|f| f.trim().eq_ignore_ascii_case(name))
+        }
         _ => true,
     }
 }
