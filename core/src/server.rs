@@ -7,6 +7,7 @@ use crate::mail;
 use crate::oauth::OAuthProviders;
 use crate::passwords::Passwords;
 use crate::services::{Core, Hooks, Named};
+use crate::sessions::api_keys::ApiKeyCache;
 use crate::sessions::Sessions;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -148,7 +149,13 @@ impl Builder {
         let redis = redis::aio::ConnectionManager::new(redis_client.clone()).await?;
 
         let secure = config.public_url.starts_with("https://");
-        let sessions = Arc::new(Sessions::new(db.clone(), redis.clone(), secure));
+        let api_keys = ApiKeyCache::new(redis_client.clone());
+        let sessions = Arc::new(Sessions::new(
+            db.clone(),
+            redis.clone(),
+            secure,
+            api_keys.clone(),
+        ));
         let shutdown = CancellationToken::new();
         let mut ctx = ServerContext::new(ServerContextParts {
             db,
@@ -194,6 +201,7 @@ impl Builder {
         }
         let oauth = OAuthProviders::from_config(&config)
             .map_err(|e| StartError::Config(vec![e.to_string()]))?;
+        ctx.insert_service(api_keys);
         ctx.insert_service(Arc::new(Core {
             passwords: Passwords::new(config.insecure_test_password_hashing),
             oauth,
@@ -280,6 +288,7 @@ fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
         crate::capsules::stats::sampler_worker(ctx),
         crate::hosts::monitor::worker(ctx),
         crate::events::live::worker(ctx),
+        crate::sessions::api_keys::revocation_worker(ctx),
     ]
 }
 
