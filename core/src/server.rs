@@ -301,10 +301,26 @@ fn spawn_worker(tracker: &TaskTracker, shutdown: &CancellationToken, worker: Bac
     });
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_IDLE_CONNECTIONS_AFTER: Duration = Duration::from_secs(30);
+
 async fn connect_db(config: &Config) -> Result<sqlx::PgPool, StartError> {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection when it returns to the pool, and by default once more
+        // when it leaves it: two extra round trips around each query. The second ping only
+        // matters for a connection that sat idle long enough to have been dropped by the
+        // server or the network; a busy one was checked a moment ago on release.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE_CONNECTIONS_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(&config.database_url)
         .await
         .map_err(StartError::Database)
