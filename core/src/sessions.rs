@@ -175,10 +175,13 @@ impl SessionService for Sessions {
 
     async fn api_keys_revoked(&self, team_id: Uuid) {
         self.api_keys.forget_team(team_id);
+        // Its own task: the announcement goes out even if the revoking request is dropped now.
         let mut redis = self.redis.clone();
-        if let Err(e) = api_keys::publish_revoked(&mut redis, team_id).await {
-            tracing::warn!(%team_id, error = %e, "Could not announce revoked API keys; other control planes may accept them until their cache expires.");
-        }
+        tokio::spawn(async move {
+            if let Err(e) = api_keys::publish_revoked(&mut redis, team_id).await {
+                tracing::warn!(%team_id, error = %e, "Could not announce revoked API keys; other control planes may accept them until their cache expires.");
+            }
+        });
     }
 
     async fn issue(

@@ -13,7 +13,9 @@
 //! - Each entry lives [`TTL`] at most. That bounds the window left by the failures
 //!   pub/sub cannot see: a message lost on a connection that broke without the subscriber
 //!   noticing yet, or a publish that failed because Redis was unreachable. Then another
-//!   control plane may still accept a revoked key for up to [`TTL`].
+//!   control plane may still accept a revoked key for up to [`TTL`]. The same bound holds,
+//!   on every control plane, if a revoking request is dropped (client gone) after its
+//!   transaction committed but before it announced the revocation.
 //! - A lookup that read the database before a revocation cannot put its stale answer in the
 //!   cache afterwards: every revocation advances a generation, and a lookup only stores its
 //!   result if the generation it started under is still current.
