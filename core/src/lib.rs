@@ -14,7 +14,8 @@
 //!   `db/sessions.rs`, `db/oauth.rs`), functions taking an executor so callers compose them in
 //!   transactions.
 //! - [`sessions`]: the [`SessionService`](wrenn_extension_api::SessionService) on PostgreSQL
-//!   (source of truth, hashed ids) with a Redis cache.
+//!   (source of truth, hashed ids) with a Redis cache; verified API keys are kept a few seconds
+//!   in process (`sessions/api_keys.rs`), revocations broadcast over Redis.
 //! - [`accounts`]: signup/activation/provisioning and the 15-day purge worker.
 //! - [`hosts`]: host registry, registration + internal CA, mTLS agent pool, scheduler and
 //!   host monitor; [`events`] (the `wrenn:events` stream and live SSE feed) and [`audit`].

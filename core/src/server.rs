@@ -7,6 +7,7 @@ use crate::mail;
 use crate::oauth::OAuthProviders;
 use crate::passwords::Passwords;
 use crate::services::{Core, Hooks, Named};
+use crate::sessions::api_keys::ApiKeyCache;
 use crate::sessions::Sessions;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -148,7 +149,13 @@ impl Builder {
         let redis = redis::aio::ConnectionManager::new(redis_client.clone()).await?;
 
         let secure = config.public_url.starts_with("https://");
-        let sessions = Arc::new(Sessions::new(db.clone(), redis.clone(), secure));
+        let api_keys = ApiKeyCache::new(redis_client.clone());
+        let sessions = Arc::new(Sessions::new(
+            db.clone(),
+            redis.clone(),
+            secure,
+            api_keys.clone(),
+        ));
         let shutdown = CancellationToken::new();
         let mut ctx = ServerContext::new(ServerContextParts {
             db,
@@ -194,6 +201,7 @@ impl Builder {
         }
         let oauth = OAuthProviders::from_config(&config)
             .map_err(|e| StartError::Config(vec![e.to_string()]))?;
+        ctx.insert_service(api_keys);
         ctx.insert_service(Arc::new(Core {
             passwords: Passwords::new(config.insecure_test_password_hashing),
             oauth,
@@ -281,6 +289,7 @@ fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
         crate::capsules::metrics::flush_worker(ctx),
         crate::hosts::monitor::worker(ctx),
         crate::events::live::worker(ctx),
+        crate::sessions::api_keys::revocation_worker(ctx),
     ]
 }
 
@@ -293,10 +302,26 @@ fn spawn_worker(tracker: &TaskTracker, shutdown: &CancellationToken, worker: Bac
     });
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const PING_IDLE_CONNECTIONS_AFTER: Duration = Duration::from_secs(30);
+
 async fn connect_db(config: &Config) -> Result<sqlx::PgPool, StartError> {
     sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection when it returns to the pool, and by default once more
+        // when it leaves it: two extra round trips around each query. The second ping only
+        // matters for a connection that sat idle long enough to have been dropped by the
+        // server or the network; a busy one was checked a moment ago on release.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE_CONNECTIONS_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(&config.database_url)
         .await
         .map_err(StartError::Database)

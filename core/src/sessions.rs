@@ -3,14 +3,21 @@
 //!
 //! Windows: 6 h idle (sliding), 24 h absolute. The cache entry's TTL is the idle window, so an
 //! idle session also disappears from Redis; the database row is touched at most once a minute.
+//!
+//! Verified API keys are kept a few seconds in process ([`api_keys`]), revocations being
+//! broadcast to every control plane over Redis.
+
+pub mod api_keys;
 
 use crate::db;
+use api_keys::ApiKeyCache;
 use chrono::{DateTime, Duration, Utc};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
+use std::sync::Arc;
 use uuid::Uuid;
 use wrenn_extension_api::auth::ClientInfo;
 use wrenn_extension_api::{
@@ -50,14 +57,22 @@ pub struct Sessions {
     db: PgPool,
     redis: ConnectionManager,
     secure_cookies: bool,
+    api_keys: Arc<ApiKeyCache>,
 }
 
 impl Sessions {
-    pub fn new(db: PgPool, redis: ConnectionManager, secure_cookies: bool) -> Self {
+    /// `api_keys` caches verified keys (give [`ApiKeyCache::disabled`] for none).
+    pub fn new(
+        db: PgPool,
+        redis: ConnectionManager,
+        secure_cookies: bool,
+        api_keys: Arc<ApiKeyCache>,
+    ) -> Self {
         Self {
             db,
             redis,
             secure_cookies,
+            api_keys,
         }
     }
 
@@ -141,12 +156,32 @@ impl SessionService for Sessions {
         if !crate::http::api_keys::is_well_formed(key) {
             return Ok(None);
         }
-        let found = db::api_keys::use_by_hash(&self.db, &sha256(key)).await?;
-        Ok(found.map(|k| ApiKeyPrincipal {
-            key_id: k.id,
-            team_id: k.team_id,
-            created_by: k.created_by,
+        let hash: api_keys::KeyHash = Sha256::digest(key.as_bytes()).into();
+        if let Some(principal) = self.api_keys.get(&hash) {
+            return Ok(Some(principal));
+        }
+        let ticket = self.api_keys.ticket();
+        let found = db::api_keys::use_by_hash(&self.db, &hash).await?;
+        Ok(found.map(|k| {
+            let principal = ApiKeyPrincipal {
+                key_id: k.id,
+                team_id: k.team_id,
+                created_by: k.created_by,
+            };
+            self.api_keys.store(ticket, hash, principal.clone());
+            principal
         }))
+    }
+
+    async fn api_keys_revoked(&self, team_id: Uuid) {
+        self.api_keys.forget_team(team_id);
+        // Its own task: the announcement goes out even if the revoking request is dropped now.
+        let mut redis = self.redis.clone();
+        tokio::spawn(async move {
+            if let Err(e) = api_keys::publish_revoked(&mut redis, team_id).await {
+                tracing::warn!(%team_id, error = %e, "Could not announce revoked API keys; other control planes may accept them until their cache expires.");
+            }
+        });
     }
 
     async fn issue(

@@ -208,8 +208,18 @@ pub trait SessionService: Send + Sync + 'static {
     /// revoked or expired (idle 6 h or absolute 24 h).
     async fn resolve_session(&self, sid: &str) -> Result<Option<SessionPrincipal>, ApiError>;
 
-    /// Looks up an API key by its plaintext value and records `last_used`.
+    /// Looks up an API key by its plaintext value and records `last_used` (core: at most once
+    /// a minute per key, and verified keys are trusted for a few seconds without asking the
+    /// database again; see [`SessionService::api_keys_revoked`]).
     async fn resolve_api_key(&self, key: &str) -> Result<Option<ApiKeyPrincipal>, ApiError>;
+
+    /// Call once a transaction that revoked API keys of `team_id` (or deleted the team) has
+    /// committed: resolved keys cached by any control plane sharing this Redis are forgotten,
+    /// so a revoked key is refused from the next request on. Extensions that revoke keys in
+    /// their own SQL must call it too. Default: nothing (an implementation without a cache).
+    async fn api_keys_revoked(&self, team_id: Uuid) {
+        let _ = team_id;
+    }
 
     /// Issues a session for `user_id` acting in `team_id`.
     async fn issue(

@@ -13,7 +13,8 @@
 //! It starts the same stack as the end-to-end tests (throw-away database and Redis, the
 //! control plane, a real agent and gVisor capsules); it needs root, runsc and the base images.
 //! `CP_BENCH_B2_N` (default 50), `CP_BENCH_B3_N` (default 200), `CP_BENCH_B7_SECS`
-//! (default 4) and `CP_BENCH_B9_MB` (default 100) scale the runs.
+//! (default 4) and `CP_BENCH_B9_MB` (default 100) scale the runs. `CP_BENCH_ONLY` (e.g.
+//! `b7` or `b3,b7`) runs only the named figures; unset, all of them run.
 
 #[path = "../../tests/capsules_support/mod.rs"]
 mod support;
@@ -32,6 +33,16 @@ fn env_num(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Whether figure `name` (`b2`, `b3`, ...) is selected by `CP_BENCH_ONLY` (all when unset).
+fn selected(name: &str) -> bool {
+    match std::env::var("CP_BENCH_ONLY") {
+        Ok(only) if !only.trim().is_empty() => {
+            only.split(',').any(|f| f.trim().eq_ignore_ascii_case(name))
+        }
+        _ => true,
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -57,10 +68,18 @@ async fn main() -> anyhow::Result<()> {
     };
     let who = stack.account("bench").await;
     let result = async {
-        b2(&stack, &who).await?;
-        b3(&stack, &who).await?;
-        b7(&stack, &who).await?;
-        b9(&stack, &who).await?;
+        if selected("b2") {
+            b2(&stack, &who).await?;
+        }
+        if selected("b3") {
+            b3(&stack, &who).await?;
+        }
+        if selected("b7") {
+            b7(&stack, &who).await?;
+        }
+        if selected("b9") {
+            b9(&stack, &who).await?;
+        }
         anyhow::Ok(())
     }
     .await;

@@ -173,6 +173,7 @@ pub async fn remove(
         Principal::ApiKey(_) => {}
     }
     if db::api_keys::revoke(ctx.db(), p.team_id(), id).await? {
+        ctx.sessions().api_keys_revoked(p.team_id()).await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found())

@@ -172,11 +172,15 @@ pub async fn delete_me(
             "transfer or delete the teams you own that have other members first",
         ));
     }
-    for team in db::teams::soft_delete_owned(&mut *tx, user.id).await? {
+    let deleted_teams = db::teams::soft_delete_owned(&mut *tx, user.id).await?;
+    for &team in &deleted_teams {
         db::api_keys::revoke_all_for_team(&mut *tx, team).await?;
     }
     let deleted_at = db::users::soft_delete(&mut *tx, user.id).await?;
     tx.commit().await?;
+    for team in deleted_teams {
+        ctx.sessions().api_keys_revoked(team).await;
+    }
     ctx.sessions().revoke_all(user.id).await?;
     tracing::info!(user_id = %user.id, "Account soft-deleted.");
     let deletion = AccountDeletion {

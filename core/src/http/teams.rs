@@ -198,6 +198,7 @@ pub async fn remove(
     db::teams::soft_delete(&mut *tx, team_id).await?;
     db::api_keys::revoke_all_for_team(&mut *tx, team_id).await?;
     tx.commit().await?;
+    ctx.sessions().api_keys_revoked(team_id).await;
     tracing::info!(%team_id, "Team deleted.");
     Ok(StatusCode::NO_CONTENT)
 }
