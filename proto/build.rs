@@ -19,6 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // File contents as `Bytes`: decoded without a copy (slices of the received buffer)
+        // and forwarded from one hop to the next as they are.
+        .bytes(".wrenn.hostagent.v1.WriteFileStreamRequest")
+        .bytes(".wrenn.hostagent.v1.FileChunk")
         .compile_protos(&files, &[dir])?;
     Ok(())
 }

@@ -220,8 +220,12 @@ async fn serve(
         .await
         .with_context(|| format!("binding {listen}"))?;
     info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving HostAgentService");
+    // Windows and frames sized for bulk file streams (the control plane's channel matches).
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .initial_stream_window_size(4 << 20)
+        .initial_connection_window_size(8 << 20)
+        .max_frame_size(1 << 20)
         .add_service(HostAgentServiceServer::new(svc).max_decoding_message_size(128 * 1024 * 1024));
     match tls {
         None => {

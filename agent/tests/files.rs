@@ -36,7 +36,7 @@ fn header(id: &str, path: &str) -> pb::WriteFileStreamRequest {
 
 fn chunk(data: Vec<u8>) -> pb::WriteFileStreamRequest {
     pb::WriteFileStreamRequest {
-        part: Some(Part::Chunk(data)),
+        part: Some(Part::Chunk(data.into())),
     }
 }
 

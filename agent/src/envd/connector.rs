@@ -69,6 +69,22 @@ impl AsyncWrite for EnvdStream {
             EnvdStream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            EnvdStream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            EnvdStream::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            EnvdStream::Unix(s) => s.is_write_vectored(),
+            EnvdStream::Tcp(s) => s.is_write_vectored(),
+        }
+    }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             EnvdStream::Unix(s) => Pin::new(s).poll_flush(cx),

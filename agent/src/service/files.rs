@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::{Frame, Incoming};
 use tokio::sync::mpsc;
@@ -15,11 +15,52 @@ use wrenn_proto::hostagent::v1 as pb;
 use super::{envd_error, envd_status, AgentService, RpcStream};
 use crate::capsules::Capsule;
 
-/// Chunk size of streamed reads.
+/// Chunk size of streamed reads: bigger pieces of envd's body are cut (without a copy),
+/// smaller ones gathered.
 const CHUNK: usize = 64 * 1024;
 
-/// Client chunks queued towards envd during a streamed write.
+/// Streamed writes: client chunks that have already arrived are gathered up to this size
+/// into one piece of envd's request body (fewer, bigger socket reads inside the capsule).
+const GATHER: usize = 1 << 20;
+
+/// Pieces queued towards envd during a streamed write.
 const BODY_QUEUE: usize = 4;
+
+/// Chunks of a streamed write gathered into one piece; a lone chunk is passed on as it is.
+#[derive(Default)]
+struct Gather {
+    first: Option<Bytes>,
+    rest: BytesMut,
+}
+
+impl Gather {
+    fn len(&self) -> usize {
+        self.first.as_ref().map_or(0, Bytes::len) + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        if self.is_empty() {
+            self.first = Some(chunk);
+            return;
+        }
+        if let Some(first) = self.first.take() {
+            self.rest.reserve(GATHER.max(first.len() + chunk.len()));
+            self.rest.extend_from_slice(&first);
+        }
+        self.rest.extend_from_slice(&chunk);
+    }
+
+    fn take(&mut self) -> Bytes {
+        match self.first.take() {
+            Some(first) => first,
+            None => self.rest.split().freeze(),
+        }
+    }
+}
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters stay as they are).
 fn encode(value: &str) -> String {
@@ -141,26 +182,40 @@ pub async fn write_stream(
     };
     let capsule = svc.host.running(&header.sandbox_id)?;
     let q = files_query(&header.path, &header.user)?;
-    // The client's chunks go straight into envd's request body; the bounded channel is
-    // the backpressure (at most a few chunks are ever held here).
+    // The client's chunks go into envd's request body as they come; the bounded channel is
+    // the backpressure (at most a few MiB are ever held here).
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(BODY_QUEUE);
     let body = StreamBody::new(ReceiverStream::new(rx));
     let toucher = capsule.clone();
     let forward = async move {
         let mut written = 0u64;
-        while let Some(msg) = stream.next().await {
+        let mut gather = Gather::default();
+        loop {
+            // Wait for the client only when nothing is gathered; else take what has already
+            // arrived, and pass the gathered bytes on as soon as the client has no more.
+            let next = if gather.len() >= GATHER {
+                None
+            } else if gather.is_empty() {
+                Some(stream.next().await)
+            } else {
+                stream.next().now_or_never()
+            };
+            let Some(next) = next else {
+                if tx.send(Ok(Frame::data(gather.take()))).await.is_err() {
+                    // envd answered before the body ended; its answer is the result.
+                    return Ok(written);
+                }
+                continue;
+            };
+            let Some(msg) = next else { break };
             let failure = match msg {
                 Ok(pb::WriteFileStreamRequest {
                     part: Some(Part::Chunk(c)),
                 }) => {
-                    if c.is_empty() {
-                        continue;
-                    }
-                    written += c.len() as u64;
-                    toucher.touch();
-                    if tx.send(Ok(Frame::data(Bytes::from(c)))).await.is_err() {
-                        // envd answered before the body ended; its answer is the result.
-                        return Ok(written);
+                    if !c.is_empty() {
+                        written += c.len() as u64;
+                        toucher.touch();
+                        gather.push(c);
                     }
                     continue;
                 }
@@ -175,6 +230,9 @@ pub async fn write_stream(
                 .send(Err(std::io::Error::other(failure.message().to_owned())))
                 .await;
             return Err(failure);
+        }
+        if !gather.is_empty() {
+            let _ = tx.send(Ok(Frame::data(gather.take()))).await;
         }
         Ok(written)
     };
@@ -204,12 +262,45 @@ pub async fn write_stream(
     Ok(pb::WriteFileResponse { bytes_written })
 }
 
-/// State of one streamed read: envd's response body re-cut into [`CHUNK`]-sized pieces.
+/// State of one streamed read: envd's response body passed on in [`CHUNK`]-sized pieces,
+/// slices of its frames where they are big enough.
 struct ReadState {
     body: Incoming,
-    buf: BytesMut,
+    /// Part of a big frame not sent yet.
+    big: Bytes,
+    /// Small frames gathered.
+    small: BytesMut,
     capsule: Arc<Capsule>,
     done: bool,
+}
+
+impl ReadState {
+    /// The next chunk to send, if one is ready (the gathered bytes go first).
+    fn ready(&mut self) -> Option<Bytes> {
+        if self.small.len() >= CHUNK || (self.done && !self.small.is_empty()) {
+            let n = self.small.len().min(CHUNK);
+            return Some(self.small.split_to(n).freeze());
+        }
+        if !self.big.is_empty() {
+            if self.big.len() >= CHUNK || self.done {
+                let n = self.big.len().min(CHUNK);
+                return Some(self.big.split_to(n));
+            }
+            // A short tail waits for more, gathered.
+            self.small.extend_from_slice(&self.big);
+            self.big.clear();
+        }
+        None
+    }
+
+    /// Takes the next piece of envd's body (called once nothing is [`ReadState::ready`]).
+    fn take(&mut self, mut data: Bytes) {
+        if !self.small.is_empty() {
+            let n = (CHUNK - self.small.len()).min(data.len());
+            self.small.extend_from_slice(&data.split_to(n));
+        }
+        self.big = data;
+    }
 }
 
 pub async fn read_stream(
@@ -225,7 +316,8 @@ pub async fn read_stream(
         .map_err(envd_error)?;
     let state = ReadState {
         body: resp.into_body(),
-        buf: BytesMut::new(),
+        big: Bytes::new(),
+        small: BytesMut::new(),
         capsule,
         done: false,
     };
@@ -233,9 +325,7 @@ pub async fn read_stream(
     // as fast as the client consumes.
     let chunks = futures::stream::unfold(state, |mut st| async move {
         loop {
-            if st.buf.len() >= CHUNK || (st.done && !st.buf.is_empty()) {
-                let n = st.buf.len().min(CHUNK);
-                let data = st.buf.split_to(n).to_vec();
+            if let Some(data) = st.ready() {
                 st.capsule.touch();
                 return Some((Ok(pb::FileChunk { data }), st));
             }
@@ -245,12 +335,13 @@ pub async fn read_stream(
             match st.body.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(d) = frame.into_data() {
-                        st.buf.extend_from_slice(&d);
+                        st.take(d);
                     }
                 }
                 Some(Err(e)) => {
                     st.done = true;
-                    st.buf.clear();
+                    st.big = Bytes::new();
+                    st.small.clear();
                     return Some((
                         Err(Status::unavailable(format!("envd: reading the file: {e}"))),
                         st,

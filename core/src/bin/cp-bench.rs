@@ -8,7 +8,10 @@
 //! - B7: authenticated `GET /v1/capsules` at 64 connections, against a bare axum + sqlx
 //!   handler running the same query (target ≥ 0.7 of its req/s, p99 < 10 ms).
 //! - B9: 100 MB upload and download through the API, against writing and reading the same
-//!   bytes on the host filesystem directly (target ≥ 0.5 of its MB/s).
+//!   bytes on the host filesystem directly (target ≥ 0.5 of its MB/s). A second baseline
+//!   streams the same bytes into and out of the capsule with `runsc exec ... cat` (the raw
+//!   runtime path to its overlay); the agent's gRPC and envd's `/files` are timed alone too,
+//!   to show where the time goes.
 //!
 //! It starts the same stack as the end-to-end tests (throw-away database and Redis, the
 //! control plane, a real agent and gVisor capsules); it needs root, runsc and the base images.
@@ -20,6 +23,8 @@
 mod support;
 
 use anyhow::{anyhow, Context};
+use axum::body::Bytes;
+use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{Account, Stack};
 use wrenn_proto::envd::v1 as envd;
+use wrenn_proto::hostagent::v1 as pb;
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -379,31 +385,253 @@ async fn b7(stack: &Stack, who: &Account) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// B9: 100 MB through the API vs the host filesystem.
+/// `runsc exec <capsule> /bin/sh -c <script>` with the agent's global flags and state root.
+fn runsc_exec(stack: &Stack, id: &str, script: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("runsc");
+    cmd.arg(format!(
+        "--root={}",
+        stack.agent_dir.join("runsc").display()
+    ))
+    .args([
+        "--platform=systrap",
+        "--network=none",
+        "--overlay2=root:memory",
+        "--host-uds=all",
+        "--cpu-num-from-quota",
+        "exec",
+    ])
+    .arg(format!("wrenn-{id}"))
+    .args(["/bin/sh", "-c", script])
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true);
+    cmd
+}
+
+/// The raw runtime path in: `cat > path` inside the capsule, fed on its stdin.
+async fn runsc_write(stack: &Stack, id: &str, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = runsc_exec(stack, id, &format!("cat > {path}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let mut stdin = child.stdin.take().context("runsc stdin")?;
+    stdin.write_all(bytes).await?;
+    drop(stdin);
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "runsc exec cat > {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// The raw runtime path out: `cat path` inside the capsule; returns the bytes read.
+async fn runsc_read(stack: &Stack, id: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+    let out = runsc_exec(stack, id, &format!("cat {path}"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .output()
+        .await?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "runsc exec cat {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// `bytes` cut in the chunks the control plane sends.
+fn chunks(bytes: &Bytes) -> impl Iterator<Item = Bytes> + Send + 'static {
+    let bytes = bytes.clone();
+    let step = cpserver::http::files::CHUNK;
+    (0..bytes.len())
+        .step_by(step)
+        .map(move |at| bytes.slice(at..(at + step).min(bytes.len())))
+}
+
+/// One hop alone: WriteFileStream straight to the agent (the control plane's own channel).
+async fn agent_write(
+    client: &mut cpserver::capsules::agent::AgentClient,
+    sandbox_id: &str,
+    path: &str,
+    bytes: &Bytes,
+) -> anyhow::Result<()> {
+    use pb::write_file_stream_request::Part;
+    let header = pb::WriteFileStreamRequest {
+        part: Some(Part::Header(pb::WriteFileStreamHeader {
+            sandbox_id: sandbox_id.into(),
+            path: path.into(),
+            user: String::new(),
+        })),
+    };
+    let body = std::iter::once(header).chain(chunks(bytes).map(|c| pb::WriteFileStreamRequest {
+        part: Some(Part::Chunk(c)),
+    }));
+    let written = client
+        .write_file_stream(futures::stream::iter(body))
+        .await?
+        .into_inner()
+        .bytes_written;
+    if written != bytes.len() as u64 {
+        return Err(anyhow!("agent wrote {written} bytes"));
+    }
+    Ok(())
+}
+
+/// One hop alone: ReadFileStream straight from the agent; returns the byte count.
+async fn agent_read(
+    client: &mut cpserver::capsules::agent::AgentClient,
+    sandbox_id: &str,
+    path: &str,
+) -> anyhow::Result<usize> {
+    let mut stream = client
+        .read_file_stream(pb::ReadFileRequest {
+            sandbox_id: sandbox_id.into(),
+            path: path.into(),
+            user: String::new(),
+        })
+        .await?
+        .into_inner();
+    let mut n = 0;
+    while let Some(c) = stream.message().await? {
+        n += c.data.len();
+    }
+    Ok(n)
+}
+
+/// One HTTP/1.1 request to envd's socket, as the agent makes it.
+async fn envd_http(
+    socket: &std::path::Path,
+    token: &str,
+    method: Method,
+    uri: &str,
+    body: axum::body::Body,
+) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+    let s = tokio::net::UnixStream::connect(socket).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "envd")
+        .header("x-access-token", token)
+        .header("content-type", "application/octet-stream")
+        .body(body)?;
+    let resp = sender.send_request(req).await?;
+    if !resp.status().is_success() {
+        return Err(anyhow!("envd answered {}", resp.status()));
+    }
+    Ok(resp)
+}
+
+/// One hop alone: `POST /files` on envd's socket, the body in the control plane's chunks.
+async fn envd_write(
+    socket: &std::path::Path,
+    token: &str,
+    path: &str,
+    bytes: &Bytes,
+) -> anyhow::Result<()> {
+    let body = axum::body::Body::from_stream(futures::stream::iter(
+        chunks(bytes).map(Ok::<_, std::io::Error>),
+    ));
+    let resp = envd_http(
+        socket,
+        token,
+        Method::POST,
+        &format!("/files?path={path}"),
+        body,
+    )
+    .await?;
+    axum::body::to_bytes(axum::body::Body::new(resp.into_body()), usize::MAX).await?;
+    Ok(())
+}
+
+/// One hop alone: `GET /files` on envd's socket; returns the byte count.
+async fn envd_read(socket: &std::path::Path, token: &str, path: &str) -> anyhow::Result<usize> {
+    let resp = envd_http(
+        socket,
+        token,
+        Method::GET,
+        &format!("/files?path={path}"),
+        axum::body::Body::empty(),
+    )
+    .await?;
+    let mut body = axum::body::Body::new(resp.into_body()).into_data_stream();
+    let mut n = 0;
+    while let Some(c) = body.next().await {
+        n += c?.len();
+    }
+    Ok(n)
+}
+
+fn mb_s(mb: usize, t: Instant) -> f64 {
+    mb as f64 / t.elapsed().as_secs_f64()
+}
+
+/// B9: 100 MB through the API vs the host filesystem, and vs `runsc exec cat` in the capsule.
 async fn b9(stack: &Stack, who: &Account) -> anyhow::Result<()> {
     let mb = env_num("CP_BENCH_B9_MB", 100) as usize;
-    let bytes: Vec<u8> = (0..mb * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let bytes: Bytes = (0..mb * 1024 * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
     let capsule = stack.create(who, json!({"memory_mb": 1024})).await;
     let id = capsule["id"].as_str().unwrap().to_string();
+    let uuid = wrenn_extension_api::ids::decode("sb", &id).context("capsule id")?;
+    let token: String = sqlx::query_scalar("SELECT access_token FROM capsules WHERE id = $1")
+        .bind(uuid)
+        .fetch_one(stack.ctx().db())
+        .await?;
+    let socket = stack
+        .agent_dir
+        .join("sandboxes")
+        .join(&id)
+        .join("run/envd.sock");
+    let mut agent = cpserver::capsules::agent::client(stack.ctx(), stack.host_id)
+        .await
+        .map_err(|e| anyhow!("agent client: {e:?}"))?;
     let direct_path = stack.tmp.path().join("b9.bin");
-    let (mut up, mut down, mut base_w, mut base_r) = (vec![], vec![], vec![], vec![]);
+    let mut f: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut put = |k: &'static str, v: f64| f.entry(k).or_default().push(v);
     for round in 0..3 {
         // Baseline: the same bytes written and read on the host.
         let t = Instant::now();
         std::fs::write(&direct_path, &bytes)?;
-        base_w.push(mb as f64 / t.elapsed().as_secs_f64());
+        put("host_w", mb_s(mb, t));
         let t = Instant::now();
         let back = std::fs::read(&direct_path)?;
-        base_r.push(mb as f64 / t.elapsed().as_secs_f64());
+        put("host_r", mb_s(mb, t));
         assert_eq!(back.len(), bytes.len());
+        drop(back);
         std::fs::remove_file(&direct_path)?;
+
+        // Second baseline: the raw runtime path into the capsule's overlay.
+        let raw = format!("/tmp/b9-raw-{round}.bin");
+        let t = Instant::now();
+        runsc_write(stack, &id, &raw, &bytes).await?;
+        put("runsc_w", mb_s(mb, t));
+        let t = Instant::now();
+        let back = runsc_read(stack, &id, &raw).await?;
+        put("runsc_r", mb_s(mb, t));
+        if back != bytes {
+            return Err(anyhow!("runsc exec cat returned other bytes"));
+        }
+        drop(back);
+        runsc_exec(stack, &id, &format!("rm -f {raw}"))
+            .output()
+            .await?;
 
         let path = format!("/tmp/b9-{round}.bin");
         let form = reqwest::multipart::Form::new()
             .text("path", path.clone())
             .part(
                 "file",
-                reqwest::multipart::Part::bytes(bytes.clone()).file_name("b9"),
+                reqwest::multipart::Part::stream(reqwest::Body::from(bytes.clone()))
+                    .file_name("b9"),
             );
         let t = Instant::now();
         let r = stack
@@ -418,7 +646,7 @@ async fn b9(stack: &Stack, who: &Account) -> anyhow::Result<()> {
         if r.status() != 204 {
             return Err(anyhow!("upload failed: {} {}", r.status(), r.text().await?));
         }
-        up.push(mb as f64 / t.elapsed().as_secs_f64());
+        put("api_w", mb_s(mb, t));
         let t = Instant::now();
         let r = stack
             .req(
@@ -430,33 +658,94 @@ async fn b9(stack: &Stack, who: &Account) -> anyhow::Result<()> {
             .send()
             .await?;
         let got = r.bytes().await?;
-        down.push(mb as f64 / t.elapsed().as_secs_f64());
-        if got.len() != bytes.len() {
-            return Err(anyhow!("download returned {} bytes", got.len()));
+        put("api_r", mb_s(mb, t));
+        if got != bytes {
+            return Err(anyhow!("download returned other bytes ({})", got.len()));
         }
-        stack
+        drop(got);
+
+        // The same download read as a stream (counted, not gathered in memory).
+        let t = Instant::now();
+        let r = stack
             .req(
                 who,
                 Method::POST,
-                &format!("/v1/capsules/{id}/files/remove"),
+                &format!("/v1/capsules/{id}/files/stream/read"),
             )
             .json(&json!({"path": path}))
             .send()
             .await?;
+        let mut body = r.bytes_stream();
+        let mut n = 0;
+        while let Some(c) = body.next().await {
+            n += c?.len();
+        }
+        put("api_r_stream", mb_s(mb, t));
+        if n != bytes.len() {
+            return Err(anyhow!("streamed download returned {n} bytes"));
+        }
+
+        // The hops alone: the agent's gRPC (agent + envd), then envd's HTTP.
+        let hop = format!("/tmp/b9-hop-{round}.bin");
+        let t = Instant::now();
+        agent_write(&mut agent, &id, &hop, &bytes).await?;
+        put("agent_w", mb_s(mb, t));
+        let t = Instant::now();
+        let n = agent_read(&mut agent, &id, &hop).await?;
+        put("agent_r", mb_s(mb, t));
+        if n != bytes.len() {
+            return Err(anyhow!("agent read {n} bytes"));
+        }
+        let t = Instant::now();
+        envd_write(&socket, &token, &hop, &bytes).await?;
+        put("envd_w", mb_s(mb, t));
+        let t = Instant::now();
+        let n = envd_read(&socket, &token, &hop).await?;
+        put("envd_r", mb_s(mb, t));
+        if n != bytes.len() {
+            return Err(anyhow!("envd read {n} bytes"));
+        }
+        for p in [&path, &hop] {
+            stack
+                .req(
+                    who,
+                    Method::POST,
+                    &format!("/v1/capsules/{id}/files/remove"),
+                )
+                .json(&json!({"path": p}))
+                .send()
+                .await?;
+        }
     }
     destroy_all(stack, who, &[id]).await;
-    let (u, d, w, r) = (
-        p50_p99(up).0,
-        p50_p99(down).0,
-        p50_p99(base_w).0,
-        p50_p99(base_r).0,
-    );
+    let m = |k: &str| p50_p99(f.get(k).cloned().unwrap_or_default()).0;
+    let (u, d) = (m("api_w"), m("api_r"));
     println!(
         "B9 {mb} MB: upload API/direct = {:.2}, download API/direct = {:.2} (target >= 0.5); \
-         API upload {u:.0} MB/s, download {d:.0} MB/s; direct write {w:.0} MB/s, read {r:.0} MB/s \
+         API upload {u:.0} MB/s, download {d:.0} MB/s; direct write {:.0} MB/s, read {:.0} MB/s \
+         (host filesystem; medians of 3)",
+        u / m("host_w"),
+        d / m("host_r"),
+        m("host_w"),
+        m("host_r"),
+    );
+    println!(
+        "B9 {mb} MB vs the capsule's own overlay: upload API/runsc = {:.2}, download \
+         API/runsc = {:.2}; runsc exec `cat > file` {:.0} MB/s, `cat file` {:.0} MB/s \
          (medians of 3)",
-        u / w,
-        d / r
+        u / m("runsc_w"),
+        d / m("runsc_r"),
+        m("runsc_w"),
+        m("runsc_r"),
+    );
+    println!(
+        "B9 {mb} MB per hop (write/read MB/s, medians of 3): API {u:.0}/{d:.0} (read as a \
+         stream {:.0}); agent gRPC {:.0}/{:.0}; envd HTTP /files {:.0}/{:.0}",
+        m("api_r_stream"),
+        m("agent_w"),
+        m("agent_r"),
+        m("envd_w"),
+        m("envd_r"),
     );
     Ok(())
 }

@@ -263,6 +263,10 @@ impl HostPool {
             .map_err(|_| PoolError::BadAddress(address.into()))?
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
+            // Bulk file streams: bigger windows and frames than HTTP/2's defaults.
+            .initial_stream_window_size(4 << 20)
+            .initial_connection_window_size(8 << 20)
+            .max_frame_size(1 << 20)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
         match transport {

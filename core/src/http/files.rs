@@ -157,7 +157,7 @@ fn open_write(
 
 fn chunk(data: Bytes) -> pb::WriteFileStreamRequest {
     pb::WriteFileStreamRequest {
-        part: Some(pb::write_file_stream_request::Part::Chunk(data.to_vec())),
+        part: Some(pb::write_file_stream_request::Part::Chunk(data)),
     }
 }
 
@@ -313,7 +313,7 @@ async fn open_read(
         .message()
         .await
         .map_err(status_to_api)?
-        .map(|c| Bytes::from(c.data));
+        .map(|c| c.data);
     Ok((first, stream))
 }
 
@@ -358,7 +358,7 @@ pub async fn stream_read(
     let (sandbox_id, mut client) = capsule(&ctx, &principal, &id).await?;
     let (first, stream) = open_read(&mut client, sandbox_id, req.path).await?;
     let rest = stream.map(|r| {
-        r.map(|c| Bytes::from(c.data))
+        r.map(|c| c.data)
             .map_err(|s| std::io::Error::other(s.message().to_string()))
     });
     let body = futures::stream::iter(first.map(Ok)).chain(rest);

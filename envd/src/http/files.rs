@@ -10,11 +10,10 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, St
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use http::{header, HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::compression::CompressionLayer;
 use wrenn_proto::envd::v1::{EntryInfo, FileType};
@@ -27,6 +26,10 @@ use crate::users::{Names, User};
 const CHUNK: usize = 1 << 20;
 /// Chunks read ahead of the client.
 const READ_AHEAD: usize = 4;
+/// Upload write size; one blocking write per buffer.
+const WRITE_BUF: usize = 1 << 20;
+/// Upload buffers queued to the writer.
+const WRITE_AHEAD: usize = 2;
 
 pub fn router() -> Router<Arc<AppState>> {
     // Ranges are never compressed: a gzip stream of part of a file is not what was asked.
@@ -276,7 +279,7 @@ static UPLOADS: AtomicU64 = AtomicU64::new(0);
 async fn write_atomically<S, E>(
     path: &Path,
     user: &User,
-    mut body: S,
+    body: S,
 ) -> Result<UploadedEntry, HttpError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -307,24 +310,15 @@ where
         std::process::id(),
         UPLOADS.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut file = tokio::fs::OpenOptions::new()
+    let file = tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o644)
         .open(&temp)
-        .await?;
-    let copied: Result<(), HttpError> = async {
-        while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| HttpError::bad_request(format!("upload interrupted: {e}")))?;
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        file.sync_data().await?;
-        Ok(())
-    }
-    .await;
-    drop(file);
+        .await?
+        .into_std()
+        .await;
+    let copied = copy_body(body, file).await;
     let finished = match copied {
         Ok(()) => finish(&temp, path, user).await,
         Err(e) => Err(e),
@@ -339,6 +333,62 @@ where
             .await
             .map_err(|e| HttpError::from(std::io::Error::other(e)))??;
     Ok(entry.into())
+}
+
+/// Writes `body` to `file` and syncs it. The body's chunks are gathered into buffers of
+/// [`WRITE_BUF`] bytes, each written by one call of a blocking writer task that works while
+/// the next buffer fills (a thread hand-off per small chunk costs more than the copy).
+async fn copy_body<S, E>(mut body: S, file: std::fs::File) -> Result<(), HttpError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use std::io::Write;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_AHEAD);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let mut file = file;
+        while let Some(buf) = rx.blocking_recv() {
+            file.write_all(&buf)?;
+        }
+        Ok(file)
+    });
+    let fed: Result<(), HttpError> = async {
+        let mut pending = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| HttpError::bad_request(format!("upload interrupted: {e}")))?;
+            let full = if pending.is_empty() && chunk.len() >= WRITE_BUF {
+                chunk
+            } else {
+                if pending.is_empty() {
+                    pending.reserve(WRITE_BUF.max(chunk.len()));
+                }
+                pending.extend_from_slice(&chunk);
+                if pending.len() < WRITE_BUF {
+                    continue;
+                }
+                pending.split().freeze()
+            };
+            if tx.send(full).await.is_err() {
+                return Ok(()); // The writer failed; its error is the answer.
+            }
+        }
+        if !pending.is_empty() {
+            let _ = tx.send(pending.freeze()).await;
+        }
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| HttpError::from(std::io::Error::other(e)))?;
+    fed?;
+    let file = written?;
+    tokio::task::spawn_blocking(move || file.sync_data())
+        .await
+        .map_err(|e| HttpError::from(std::io::Error::other(e)))??;
+    Ok(())
 }
 
 async fn finish(temp: &Path, path: &Path, user: &User) -> Result<(), HttpError> {
