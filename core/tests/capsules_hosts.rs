@@ -247,5 +247,27 @@ async fn agent_killed_mid_create_leaves_error_and_nothing_behind() {
     let c = stack.create(&alice, json!({})).await;
     let ok = c["id"].as_str().unwrap().to_string();
     assert_eq!(exec_status(&stack, &alice, &ok).await, 200);
+
+    // A capsule the control plane no longer owns (here: its row says stopped) is destroyed
+    // on the host by the monitor's orphan sweep; owned capsules are left alone.
+    let other = stack.create(&alice, json!({})).await;
+    let other = other["id"].as_str().unwrap().to_string();
+    sqlx::query("UPDATE capsules SET status = 'stopped' WHERE id = $1")
+        .bind(ids::decode(ids::CAPSULE, &ok).unwrap())
+        .execute(stack.ctx().db())
+        .await
+        .unwrap();
+    let report = tick(&stack).await;
+    assert_eq!(report.orphans_destroyed, vec![ok.clone()], "{report:?}");
+    let containers = stack.agents[0].runsc_containers();
+    assert!(
+        !containers.contains(&format!("wrenn-{ok}")),
+        "{containers:?}"
+    );
+    assert!(
+        containers.contains(&format!("wrenn-{other}")),
+        "{containers:?}"
+    );
+    assert_eq!(exec_status(&stack, &alice, &other).await, 200);
     stack.shutdown().await;
 }
