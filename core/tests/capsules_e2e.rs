@@ -463,6 +463,23 @@ async fn capsule_lifecycle_end_to_end() {
         ["10m", "24h", "2h"],
         "{tiers:?}"
     );
+    // A second flush lands in the same 30 s / 5 min buckets: they merge, so every tier still
+    // accounts for every sample.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cpserver::capsules::metrics::flush_all(stack.ctx())
+        .await
+        .expect("second metrics flush");
+    let sums: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT tier, sum(samples)::int8 FROM capsule_metric_points GROUP BY tier ORDER BY tier",
+    )
+    .fetch_all(stack.ctx().db())
+    .await
+    .unwrap();
+    assert_eq!(sums.len(), 3, "{sums:?}");
+    assert!(
+        sums.iter().all(|(_, n)| *n == sums[0].1 && *n > 0),
+        "tiers disagree on the samples they hold: {sums:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await; // one sampler tick
     let stats: Value = stack
         .req(&alice, Method::GET, "/v1/capsules/stats?range=5m")
