@@ -221,3 +221,47 @@ export interface ExecResult {
   duration_ms: number;
   encoding: "utf-8" | "base64";
 }
+
+/** Notification providers (API.md, Events and notification channels). */
+export type Provider = "webhook" | "discord" | "slack" | "teams" | "googlechat" | "telegram" | "matrix";
+
+export interface Channel {
+  id: string;
+  team_id: string;
+  name: string;
+  provider: Provider;
+  /** Subscribed event types; success and error outcomes both arrive. */
+  events: string[];
+  /** Non-secret settings only: `url_host`, `chat_id`, `api_url`, `homeserver_url`, `room_id`, `formatter`. */
+  config: Record<string, string | undefined>;
+  enabled: boolean;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface CreatedChannel extends Channel {
+  /** Webhook channels only, and only in the response that creates (or rotates) it. */
+  signing_secret?: string;
+}
+
+export interface ChannelTestResult {
+  delivered: boolean;
+  http_status: number | null;
+  error: string;
+  latency_ms: number;
+}
+
+export interface Delivery {
+  id: number;
+  event_id: string;
+  event: string;
+  attempt: number;
+  delivery_id: string;
+  /** `delivered`, `failed` (a retry follows) or `dropped` (the last attempt failed). */
+  status: "delivered" | "failed" | "dropped";
+  http_status: number | null;
+  error: string;
+  latency_ms: number;
+  created_at: string;
+}

@@ -9,6 +9,7 @@ import { activatePage, forgotPage, loginPage, resetPage, signupPage } from "./pa
 import { capsulePage, capsulesPage } from "./pages/capsules";
 import { snapshotsPage } from "./pages/snapshots";
 import { apiKeysPage } from "./pages/keys";
+import { channelsPage } from "./pages/channels";
 import { teamPage } from "./pages/team";
 import { accountPage } from "./pages/account";
 
@@ -38,6 +39,7 @@ const routes: Route[] = [
   route("/capsules/:id", capsulePage),
   route("/snapshots", snapshotsPage),
   route("/api-keys", apiKeysPage),
+  route("/channels", channelsPage),
   route("/team", teamPage),
   route("/settings", accountPage),
 ];
@@ -127,6 +129,7 @@ const NAV: [string, string][] = [
   ["/capsules", "Capsules"],
   ["/snapshots", "Snapshots"],
   ["/api-keys", "API keys"],
+  ["/channels", "Channels"],
   ["/team", "Team"],
   ["/settings", "Account"],
 ];

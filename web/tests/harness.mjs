@@ -126,7 +126,8 @@ async function stopChild(child, signal = "SIGTERM") {
 }
 
 /**
- * Starts PostgreSQL database, Redis, wrenn-cp. Returns `{ baseUrl, mailDir, stop(), log() }`.
+ * Starts PostgreSQL database, Redis, wrenn-cp. Returns `{ baseUrl, mailDir, redisPort, stop(), log() }`
+ * (`redisPort`: the throw-away redis-server, e.g. to publish onto the `wrenn:events` stream).
  */
 export async function startStack() {
   const tmp = mkdtempSync(path.join(tmpdir(), "wrenn-web-test-"));
@@ -187,6 +188,9 @@ export async function startStack() {
         WRENN_MAIL_DIR: mailDir,
         WRENN_WEB_DIR: DIST,
         WRENN_INSECURE_TEST_PASSWORD_HASHING: "true",
+        // Channel tests deliver to receivers on 127.0.0.1 and wait for retries.
+        WRENN_CHANNELS_ALLOW_INTERNAL: "true",
+        WRENN_CHANNELS_RETRY_DELAYS: "0.2,0.4",
       },
     });
     children.add(cp);
@@ -206,7 +210,7 @@ export async function startStack() {
     if (!(shell.headers.get("content-type") ?? "").startsWith("text/html")) {
       throw new Error(`${wrennCpPath()} does not serve the dashboard at / (${shell.status}): a build without core/src/http/dashboard.rs?`);
     }
-    return { baseUrl, mailDir, log, stop };
+    return { baseUrl, mailDir, redisPort, log, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,0 +1,599 @@
+// Notification channels of the current team: where capsule, snapshot and host lifecycle events
+// go (a signed webhook or a chat provider). List with enable/disable and delete, a create form
+// whose settings follow the provider, "Send test" with the form's values, the webhook signing
+// secret shown once, and a channel's recent delivery attempts.
+
+import {
+  api,
+  listOf,
+  seg,
+  type Channel,
+  type ChannelTestResult,
+  type CreatedChannel,
+  type Delivery,
+  type Provider,
+} from "../api";
+import { currentTeam, type Page } from "../app";
+import { busy, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
+
+/** Subscribable event types (API.md) with a human gloss. */
+const EVENTS: [string, string][] = [
+  ["capsule.create", "a capsule was created"],
+  ["capsule.pause", "a capsule was paused"],
+  ["capsule.resume", "a capsule was resumed"],
+  ["capsule.destroy", "a capsule was destroyed"],
+  ["template.snapshot.create", "a snapshot template was created"],
+  ["template.snapshot.delete", "a snapshot template was deleted"],
+  ["host.up", "one of the team's own hosts came up"],
+  ["host.down", "one of the team's own hosts went down"],
+];
+
+interface ConfigField {
+  key: string;
+  label: string;
+  type: "url" | "text" | "password";
+  required: boolean;
+  hint?: string;
+  placeholder?: string;
+}
+
+interface ProviderInfo {
+  label: string;
+  about: string;
+  fields: ConfigField[];
+}
+
+const SECRET_URL_HINT = "It carries its token: stored encrypted and never shown again.";
+
+const FORMATTER: ConfigField = {
+  key: "formatter",
+  label: "Formatter (optional)",
+  type: "text",
+  required: false,
+  hint: "Name of a message formatter installed on the control plane. Empty uses the built-in text.",
+};
+
+function chatUrl(label: string, placeholder: string): ConfigField[] {
+  return [{ key: "url", label, type: "password", required: true, hint: SECRET_URL_HINT, placeholder }, FORMATTER];
+}
+
+const PROVIDERS: Record<Provider, ProviderInfo> = {
+  webhook: {
+    label: "Webhook",
+    about: "Each event is POSTed as JSON to your URL, signed with HMAC-SHA256 in the X-WRENN-SIGNATURE header.",
+    fields: [{ key: "url", label: "Receiver URL", type: "url", required: true, placeholder: "https://example.com/wrenn-events" }],
+  },
+  slack: {
+    label: "Slack",
+    about: "Posts a message through a Slack incoming webhook.",
+    fields: chatUrl("Slack webhook URL", "https://hooks.slack.com/services/…"),
+  },
+  discord: {
+    label: "Discord",
+    about: "Posts a message through a Discord channel webhook.",
+    fields: chatUrl("Discord webhook URL", "https://discord.com/api/webhooks/…"),
+  },
+  teams: {
+    label: "Microsoft Teams",
+    about: "Posts an Adaptive Card through a Teams incoming webhook (Workflows).",
+    fields: chatUrl("Teams webhook URL", "https://…"),
+  },
+  googlechat: {
+    label: "Google Chat",
+    about: "Posts a message through a Google Chat space webhook.",
+    fields: chatUrl("Google Chat webhook URL", "https://chat.googleapis.com/v1/spaces/…"),
+  },
+  telegram: {
+    label: "Telegram",
+    about: "Sends a message from your bot to a chat.",
+    fields: [
+      { key: "bot_token", label: "Bot token", type: "password", required: true, hint: "From @BotFather, like 123456:ABC-…; stored encrypted, never shown again." },
+      { key: "chat_id", label: "Chat ID", type: "text", required: true, hint: "A chat id such as -1001234567890, or an @channel name." },
+      { key: "api_url", label: "Bot API URL (optional)", type: "url", required: false, hint: "Empty means https://api.telegram.org.", placeholder: "https://api.telegram.org" },
+      FORMATTER,
+    ],
+  },
+  matrix: {
+    label: "Matrix",
+    about: "Sends a message to a room as the user of an access token.",
+    fields: [
+      { key: "homeserver_url", label: "Homeserver URL", type: "url", required: true, placeholder: "https://matrix.example.org" },
+      { key: "room_id", label: "Room ID", type: "text", required: true, placeholder: "!abc123:example.org", hint: "A room id (!…:server) or alias (#…:server)." },
+      { key: "access_token", label: "Access token", type: "password", required: true, hint: "Stored encrypted, never shown again." },
+      FORMATTER,
+    ],
+  },
+};
+
+const PROVIDER_ORDER: Provider[] = ["webhook", "slack", "discord", "teams", "googlechat", "telegram", "matrix"];
+
+const providerLabel = (p: string) => PROVIDERS[p as Provider]?.label ?? p;
+
+function hostOf(url: string | undefined): string {
+  if (!url) return "";
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/** Where a channel delivers, from its non-secret config. */
+function destination(c: Channel): string {
+  const cfg = c.config ?? {};
+  switch (c.provider) {
+    case "telegram": {
+      const via = cfg.api_url && hostOf(cfg.api_url) !== "api.telegram.org" ? ` via ${hostOf(cfg.api_url)}` : "";
+      return `chat ${cfg.chat_id ?? "?"}${via}`;
+    }
+    case "matrix":
+      return `${cfg.room_id ?? "?"} on ${hostOf(cfg.homeserver_url)}`;
+    default:
+      return cfg.url_host ?? "";
+  }
+}
+
+const preciseFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+/** Like dom.time, with seconds: delivery attempts and their retries are seconds apart. */
+function preciseTime(value: string): Node {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return document.createTextNode(value);
+  return h("time", { datetime: value, title: d.toISOString() }, preciseFormat.format(d));
+}
+
+const dash = () => h("span", { class: "muted" }, "—");
+
+const DELIVERIES_PAGE = 50;
+const DELIVERIES_POLL_MS = 5000;
+
+export const channelsPage: Page = {
+  title: "Channels",
+  async render(root, { app, live }) {
+    // ---- List -------------------------------------------------------------------------------
+    const listErrors = errorBox();
+    const retry = h("button", { type: "button", class: "secondary", hidden: true }, "Try again");
+    busy(retry, () => load(), (err) => listErrors.show(err));
+    const tbody = h("tbody");
+    const table = h(
+      "table",
+      { id: "channels", hidden: true },
+      h("caption", { class: "sr-only" }, "Notification channels"),
+      h("thead", null, h("tr", null, ["Name", "Provider", "Destination", "Events", "Enabled", "Created", ""].map((c) => h("th", { scope: "col" }, c)))),
+      tbody,
+    );
+    const empty = h(
+      "p",
+      { class: "muted", id: "channels-empty", hidden: true },
+      "No channels yet. Add one below to hear about capsules being created, paused, resumed and destroyed.",
+    );
+
+    async function load() {
+      let channels: Channel[];
+      try {
+        channels = listOf<Channel>(await api.get<unknown>("/v1/channels"), "channels");
+      } catch (err) {
+        if (!live()) return;
+        table.hidden = true;
+        empty.hidden = true;
+        listErrors.show(err);
+        retry.hidden = false;
+        return;
+      }
+      if (!live()) return;
+      listErrors.clear();
+      retry.hidden = true;
+      table.hidden = channels.length === 0;
+      empty.hidden = channels.length > 0;
+      mount(tbody, channels.map(row));
+      if (shown && !channels.some((c) => c.id === shown!.id)) hideDeliveries();
+    }
+
+    function row(c: Channel) {
+      const toggle = h("input", { type: "checkbox", role: "switch", "aria-label": `Enabled: ${c.name}` }) as HTMLInputElement;
+      toggle.checked = c.enabled;
+      const state = h("span", { class: c.enabled ? "toggle-state" : "toggle-state muted", "aria-hidden": "true" }, c.enabled ? "on" : "off");
+      toggle.addEventListener("change", async () => {
+        const on = toggle.checked;
+        toggle.disabled = true;
+        try {
+          const updated = await api.patch<Channel>(`/v1/channels/${seg(c.id)}`, { enabled: on });
+          c.enabled = updated?.enabled ?? on;
+          toggle.checked = c.enabled;
+          state.textContent = c.enabled ? "on" : "off";
+          state.className = c.enabled ? "toggle-state" : "toggle-state muted";
+          app.notify("success", c.enabled ? `“${c.name}” is enabled.` : `“${c.name}” is disabled: its events are not delivered.`);
+        } catch (err) {
+          toggle.checked = !on;
+          listErrors.show(err);
+        } finally {
+          toggle.disabled = false;
+        }
+      });
+
+      const show = h(
+        "button",
+        { type: "button", class: "secondary small", "aria-label": `Deliveries of ${c.name}`, "aria-controls": "deliveries-panel" },
+        "Deliveries",
+      );
+      show.addEventListener("click", () => void showDeliveries(c));
+
+      const remove = h("button", { type: "button", class: "danger small", "aria-label": `Delete ${c.name}` }, "Delete");
+      busy(
+        remove,
+        async () => {
+          if (!confirm(`Delete the channel “${c.name}”? Its delivery history goes with it.`)) return;
+          await api.del(`/v1/channels/${seg(c.id)}`);
+          app.notify("success", `Channel “${c.name}” deleted.`);
+          if (shown?.id === c.id) hideDeliveries();
+          await load();
+        },
+        (err) => listErrors.show(err),
+      );
+
+      return h(
+        "tr",
+        { "data-id": c.id },
+        h("td", null, c.name),
+        h("td", null, providerLabel(c.provider)),
+        h("td", null, destination(c) || dash()),
+        h("td", { class: "event-list" }, c.events.length === EVENTS.length ? "all events" : c.events.join(", ")),
+        h("td", { class: "toggle" }, toggle, " ", state),
+        h("td", null, time(c.created_at)),
+        h("td", { class: "actions" }, show, remove),
+      );
+    }
+
+    // ---- Recent deliveries ------------------------------------------------------------------
+    let shown: Channel | null = null;
+    let showToken = 0;
+    let paged = false;
+    let oldest: number | null = null;
+    let timer: number | undefined;
+    const deliveriesHeading = h("h2", { id: "deliveries-h", tabindex: "-1" }, "Recent deliveries");
+    const deliveriesErrors = errorBox();
+    const deliveriesBody = h("tbody");
+    const deliveriesCaption = h("caption", { class: "sr-only" }, "Recent deliveries");
+    const deliveriesTable = h(
+      "table",
+      { id: "deliveries", hidden: true },
+      deliveriesCaption,
+      h("thead", null, h("tr", null, ["Time", "Event", "Attempt", "Status", "HTTP status", "Latency", "Error"].map((c) => h("th", { scope: "col" }, c)))),
+      deliveriesBody,
+    );
+    const deliveriesEmpty = h(
+      "p",
+      { class: "muted", hidden: true },
+      "No deliveries yet. Each attempt to deliver a subscribed event shows up here, newest first.",
+    );
+    const refresh = h("button", { type: "button", class: "secondary small" }, "Refresh");
+    busy(refresh, () => loadDeliveries(false), (err) => deliveriesErrors.show(err));
+    const older = h("button", { type: "button", class: "secondary small", hidden: true }, "Load older");
+    busy(older, () => loadDeliveries(true), (err) => deliveriesErrors.show(err));
+    const close = h("button", { type: "button", class: "secondary small" }, "Close");
+    close.addEventListener("click", () => hideDeliveries());
+    const panel = h(
+      "section",
+      { id: "deliveries-panel", class: "card", "aria-labelledby": "deliveries-h", hidden: true },
+      h("div", { class: "panel-head" }, deliveriesHeading, h("div", { class: "actions" }, refresh, close)),
+      h(
+        "p",
+        { class: "hint" },
+        "A failed attempt is retried; after the last retry the event is dropped for this channel. Refreshes every few seconds.",
+      ),
+      deliveriesErrors,
+      deliveriesTable,
+      deliveriesEmpty,
+      older,
+    );
+
+    function deliveryRow(d: Delivery) {
+      return h(
+        "tr",
+        { "data-id": String(d.id), "data-status": d.status },
+        h("td", null, preciseTime(d.created_at)),
+        h("td", null, h("code", null, d.event)),
+        h("td", null, String(d.attempt)),
+        h("td", null, h("span", { class: `status status-${d.status}` }, d.status)),
+        h("td", null, d.http_status ?? dash()),
+        h("td", null, `${d.latency_ms} ms`),
+        h("td", { class: "delivery-error" }, d.error || dash()),
+      );
+    }
+
+    async function loadDeliveries(more: boolean) {
+      clearTimeout(timer);
+      const channel = shown;
+      if (!channel) return;
+      const token = showToken;
+      const q = new URLSearchParams({ limit: String(DELIVERIES_PAGE) });
+      if (more && oldest !== null) q.set("before", String(oldest));
+      const rows = listOf<Delivery>(await api.get<unknown>(`/v1/channels/${seg(channel.id)}/deliveries?${q}`), "deliveries");
+      if (!live() || token !== showToken) return;
+      deliveriesErrors.clear();
+      if (more) {
+        paged = true;
+        rows.forEach((d) => deliveriesBody.appendChild(deliveryRow(d)));
+      } else {
+        paged = false;
+        mount(deliveriesBody, rows.map(deliveryRow));
+      }
+      if (rows.length > 0) oldest = rows[rows.length - 1].id;
+      else if (!more) oldest = null;
+      const any = deliveriesBody.childElementCount > 0;
+      deliveriesTable.hidden = !any;
+      deliveriesEmpty.hidden = any;
+      older.hidden = rows.length < DELIVERIES_PAGE;
+      schedule();
+    }
+
+    // Only the first page refreshes by itself: a paged-back view stays as the user left it.
+    function schedule() {
+      clearTimeout(timer);
+      if (!shown || paged) return;
+      timer = window.setTimeout(() => {
+        if (!live() || !shown || !panel.isConnected) return;
+        loadDeliveries(false).catch((err) => deliveriesErrors.show(err));
+      }, DELIVERIES_POLL_MS);
+    }
+
+    async function showDeliveries(c: Channel) {
+      shown = c;
+      showToken++;
+      paged = false;
+      oldest = null;
+      deliveriesHeading.textContent = `Recent deliveries: ${c.name}`;
+      deliveriesCaption.textContent = `Recent deliveries of ${c.name}`;
+      deliveriesBody.replaceChildren();
+      deliveriesTable.hidden = true;
+      deliveriesEmpty.hidden = true;
+      older.hidden = true;
+      deliveriesErrors.clear();
+      panel.hidden = false;
+      deliveriesHeading.focus();
+      panel.scrollIntoView({ block: "nearest" });
+      try {
+        await loadDeliveries(false);
+      } catch (err) {
+        deliveriesErrors.show(err);
+      }
+    }
+
+    function hideDeliveries() {
+      clearTimeout(timer);
+      shown = null;
+      showToken++;
+      panel.hidden = true;
+    }
+
+    // ---- Create -----------------------------------------------------------------------------
+    const createErrors = errorBox();
+    const reveal = h("div", { id: "new-channel", "aria-live": "polite" });
+    const providerSelect = h(
+      "select",
+      { id: "channel-provider", name: "provider", "aria-describedby": "channel-provider-about" },
+      PROVIDER_ORDER.map((p) => h("option", { value: p }, PROVIDERS[p].label)),
+    );
+    const providerAbout = h("small", { class: "hint", id: "channel-provider-about" });
+    const settings = h("fieldset", { id: "channel-settings", class: "settings" });
+
+    const provider = () => providerSelect.value as Provider;
+
+    function renderSettings() {
+      const info = PROVIDERS[provider()];
+      providerAbout.textContent = info.about;
+      mount(
+        settings,
+        h("legend", null, `${info.label} settings`),
+        info.fields.map((f) =>
+          field(
+            f.label,
+            h("input", {
+              id: `channel-cfg-${f.key}`,
+              name: `cfg_${f.key}`,
+              type: f.type,
+              required: f.required,
+              maxlength: 2048,
+              placeholder: f.placeholder ?? null,
+              autocomplete: "off",
+              spellcheck: "false",
+            }),
+            f.hint,
+          ),
+        ),
+      );
+    }
+    providerSelect.addEventListener("change", () => {
+      renderSettings();
+      testResult.replaceChildren();
+    });
+
+    /** The provider's config from the form: trimmed, optional fields left out when empty. */
+    function configFrom(data: FormData): Record<string, string> {
+      const config: Record<string, string> = {};
+      for (const f of PROVIDERS[provider()].fields) {
+        const v = str(data, `cfg_${f.key}`).trim();
+        if (v || f.required) config[f.key] = v;
+      }
+      return config;
+    }
+
+    const events = h(
+      "fieldset",
+      { id: "channel-events", class: "checks", "aria-describedby": "channel-events-hint" },
+      h("legend", null, "Events"),
+      h("small", { class: "hint", id: "channel-events-hint" }, "Success and error outcomes both arrive. Pick at least one."),
+      EVENTS.map(([name, gloss]) =>
+        h(
+          "label",
+          { class: "check", for: `channel-event-${name}` },
+          h("input", { type: "checkbox", id: `channel-event-${name}`, name: "events", value: name }),
+          h("code", null, name),
+          " ",
+          h("span", { class: "muted" }, gloss),
+        ),
+      ),
+    );
+
+    const testButton = h("button", { type: "button", class: "secondary", id: "channel-test" }, "Send test");
+    const testResult = h("div", { id: "channel-test-result", role: "status", "aria-live": "polite" });
+    const form = h(
+      "form",
+      { id: "create-channel-form" },
+      h(
+        "div",
+        { class: "channel-basics" },
+        field("Channel name", h("input", { id: "channel-name", name: "name", required: true, maxlength: 100, placeholder: "ops alerts" })),
+        h("div", { class: "field" }, h("label", { for: "channel-provider" }, "Provider"), providerSelect, providerAbout),
+      ),
+      settings,
+      events,
+      h("div", { class: "actions" }, h("button", { type: "submit" }, "Create channel"), testButton),
+      testResult,
+    );
+    renderSettings();
+
+    busy(
+      testButton,
+      async () => {
+        createErrors.clear();
+        testResult.replaceChildren();
+        // Only the destination has to be filled in for a test; the browser explains what is off.
+        for (const input of Array.from(settings.querySelectorAll("input"))) {
+          if (!input.checkValidity()) {
+            input.reportValidity();
+            return;
+          }
+        }
+        const data = new FormData(form);
+        const name = str(data, "name").trim();
+        mount(testResult, h("p", { class: "muted" }, "Sending a test message…"));
+        let result: ChannelTestResult;
+        try {
+          result = await api.post<ChannelTestResult>("/v1/channels/test", {
+            provider: provider(),
+            config: configFrom(data),
+            ...(name ? { name } : {}),
+          });
+        } catch (err) {
+          testResult.replaceChildren();
+          throw err;
+        }
+        const status = result.http_status != null ? `HTTP ${result.http_status}` : "no HTTP answer";
+        mount(
+          testResult,
+          result.delivered
+            ? h(
+                "p",
+                { class: "test-result ok" },
+                h("strong", null, "Test delivered"),
+                ` (${status} in ${result.latency_ms} ms). Check that it arrived.`,
+              )
+            : h(
+                "p",
+                { class: "test-result bad" },
+                h("strong", null, "Test failed"),
+                ` (${status} after ${result.latency_ms} ms)`,
+                result.error ? [": ", h("span", { class: "test-error" }, result.error)] : ".",
+              ),
+        );
+      },
+      (err) => createErrors.show(err),
+    );
+
+    onSubmit(form, createErrors, async (data) => {
+      const chosen = data.getAll("events").filter((v): v is string => typeof v === "string");
+      if (chosen.length === 0) throw new Error("Pick at least one event for the channel.");
+      const created = await api.post<CreatedChannel>("/v1/channels", {
+        name: str(data, "name").trim(),
+        provider: provider(),
+        config: configFrom(data),
+        events: chosen,
+      });
+      form.reset();
+      renderSettings();
+      testResult.replaceChildren();
+      if (created.signing_secret) showOnce(created, created.signing_secret);
+      else {
+        reveal.replaceChildren();
+        app.notify("success", `Channel “${created.name}” created.`);
+      }
+      await load();
+    });
+
+    function showOnce(created: Channel, secret: string) {
+      const secretEl = h("code", { id: "signing-secret-value", class: "secret" }, secret);
+      const copy = h("button", { type: "button", class: "secondary" }, "Copy");
+      copy.addEventListener("click", async () => {
+        try {
+          await navigator.clipboard.writeText(secret);
+          copy.textContent = "Copied";
+        } catch {
+          // Clipboard needs a secure context; select the text so it can be copied by hand.
+          const range = document.createRange();
+          range.selectNodeContents(secretEl);
+          getSelection()?.removeAllRanges();
+          getSelection()?.addRange(range);
+        }
+      });
+      const done = h("button", { type: "button" }, "I have saved it");
+      done.addEventListener("click", () => reveal.replaceChildren());
+      mount(
+        reveal,
+        h(
+          "div",
+          { class: "callout", role: "status" },
+          h(
+            "p",
+            null,
+            h("strong", null, `Channel “${created.name}” created.`),
+            " This is its signing secret. Copy it now: you will not see it again.",
+          ),
+          h("div", { class: "secret-row" }, secretEl, copy),
+          h(
+            "p",
+            { class: "hint" },
+            "Verify each delivery: ",
+            h("code", null, "X-WRENN-SIGNATURE"),
+            " is ",
+            h("code", null, "sha256=<hex HMAC-SHA256(secret, X-Wrenn-Timestamp + \".\" + body)>"),
+            ".",
+          ),
+          done,
+        ),
+      );
+    }
+
+    // ---- Page -------------------------------------------------------------------------------
+    mount(
+      root,
+      h("h1", { tabindex: "-1" }, "Channels"),
+      h(
+        "p",
+        { class: "lede" },
+        "Where the lifecycle events of ",
+        h("strong", null, currentTeam(app)?.name ?? "the team"),
+        " go: a signed webhook, Slack, Discord, Teams, Google Chat, Telegram or Matrix.",
+      ),
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "channels-h" },
+        h("h2", { id: "channels-h" }, "Your channels"),
+        listErrors,
+        retry,
+        table,
+        empty,
+      ),
+      panel,
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "new-channel-h" },
+        h("h2", { id: "new-channel-h" }, "New channel"),
+        reveal,
+        createErrors,
+        form,
+      ),
+    );
+    await load();
+  },
+};
