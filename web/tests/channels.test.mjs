@@ -114,6 +114,18 @@ describe("channels page in Chromium against wrenn-cp", { skip: missing ?? false,
 
   const forResource = (id) => (r) => parse(r)?.resource?.id === id;
 
+  /** The headers of a webhook delivery, and its signature under `secret`. */
+  function assertSigned(got, secret) {
+    assert.equal(got.method, "POST");
+    assert.match(got.headers["content-type"], /^application\/json/);
+    assert.match(got.headers["x-wrenn-delivery"] ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+    const timestamp = got.headers["x-wrenn-timestamp"];
+    assert.match(timestamp ?? "", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    assert.ok(Math.abs(Date.parse(timestamp) - Date.now()) < 60_000, `a current timestamp: ${timestamp}`);
+    const expected = `sha256=${createHmac("sha256", secret).update(`${timestamp}.${got.body}`).digest("hex")}`;
+    assert.equal(got.headers["x-wrenn-signature"], expected, "X-WRENN-SIGNATURE is HMAC-SHA256(secret, timestamp.body)");
+  }
+
   /** Opens a channel's Recent deliveries and refreshes until `selector` shows up in the table. */
   async function deliveriesUntil(name, selector, timeoutMs = 15_000) {
     await channelRow(name).getByRole("button", { name: `Deliveries of ${name}` }).click();
@@ -304,16 +316,8 @@ describe("channels page in Chromium against wrenn-cp", { skip: missing ?? false,
       [gotCreate, createdPayload],
       [gotPause, pausedPayload],
     ]) {
-      assert.equal(got.method, "POST");
-      assert.match(got.headers["content-type"], /^application\/json/);
       assert.deepEqual(JSON.parse(got.body), JSON.parse(published), "the payload as published");
-      const delivery = got.headers["x-wrenn-delivery"];
-      assert.match(delivery ?? "", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
-      const timestamp = got.headers["x-wrenn-timestamp"];
-      assert.match(timestamp ?? "", /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
-      assert.ok(Math.abs(Date.parse(timestamp) - Date.now()) < 60_000, `a current timestamp: ${timestamp}`);
-      const expected = `sha256=${createHmac("sha256", signingSecret).update(`${timestamp}.${got.body}`).digest("hex")}`;
-      assert.equal(got.headers["x-wrenn-signature"], expected, "X-WRENN-SIGNATURE is HMAC-SHA256(secret, timestamp.body)");
+      assertSigned(got, signingSecret);
     }
     assert.notEqual(gotCreate.headers["x-wrenn-delivery"], gotPause.headers["x-wrenn-delivery"]);
     assert.equal(receiver.requests.filter(forResource(destroyed)).length, 0, "an unsubscribed event is not delivered");
@@ -379,6 +383,47 @@ describe("channels page in Chromium against wrenn-cp", { skip: missing ?? false,
     await receiver.waitFor((r) => r.path === "/hook" && forResource(whileOn)(r), { what: "the event after enabling" });
   });
 
+  it("edits a channel: name, events, and new settings with a new signing secret", async () => {
+    await page.goto(url("/channels"));
+    await channelRow("ops webhook").getByRole("button", { name: "Edit ops webhook" }).click();
+    const panel = page.locator("#edit-panel");
+    await panel.getByRole("heading", { name: "Edit channel: ops webhook" }).waitFor();
+    assert.equal(await panel.getByLabel(/capsule\.create/).isChecked(), true);
+    assert.equal(await panel.getByLabel(/capsule\.pause/).isChecked(), true);
+    assert.equal(await panel.getByLabel(/capsule\.resume/).isChecked(), false);
+    await panel.getByLabel("Name", { exact: true }).fill("ops events");
+    await panel.getByLabel(/capsule\.pause/).uncheck();
+    await panel.getByLabel(/capsule\.resume/).check();
+    await panel.getByRole("button", { name: "Save changes" }).click();
+    await page.locator(".notice-success", { hasText: "“ops events” saved" }).waitFor();
+    const row = channelRow("ops events");
+    await row.waitFor();
+    assert.match(await row.innerText(), /capsule\.create, capsule\.resume/);
+    assert.equal(await panel.isHidden(), true);
+    const stored = (await apiGet("/v1/channels")).body.find((c) => c.name === "ops events");
+    assert.deepEqual(stored.events, ["capsule.create", "capsule.resume"]);
+
+    // Secrets cannot be read back: the whole config is entered again, here with a new secret.
+    await row.getByRole("button", { name: "Edit ops events" }).click();
+    await panel.getByLabel("Receiver URL").fill(`${receiver.url}/hook2`);
+    await panel.getByLabel(/Issue a new signing secret/).check();
+    await panel.getByRole("button", { name: "Replace settings" }).click();
+    const fresh = page.locator("#rotated-secret-value");
+    await fresh.waitFor();
+    const newSecret = (await fresh.innerText()).trim();
+    assert.match(newSecret, /^whsec_[0-9a-f]{64}$/);
+    assert.notEqual(newSecret, signingSecret);
+    assert.match(await page.locator("#rotated-secret").innerText(), /you will not see it again/);
+
+    const resumed = `sb_resume${randomBytes(4).toString("hex")}`;
+    const payload = publish("capsule.resume", resumed);
+    const [got] = await receiver.waitFor((r) => r.path === "/hook2" && forResource(resumed)(r), { what: "capsule.resume at the new URL" });
+    assert.deepEqual(JSON.parse(got.body), JSON.parse(payload));
+    assertSigned(got, newSecret);
+    assert.equal(receiver.requests.filter((r) => r.path === "/hook" && forResource(resumed)(r)).length, 0, "not at the old URL");
+    signingSecret = newSecret;
+  });
+
   it("has no serious accessibility violations (axe-core) on the Channels page", async () => {
     const audit = async (label) => {
       await page.evaluate(axeSource);
@@ -391,19 +436,22 @@ describe("channels page in Chromium against wrenn-cp", { skip: missing ?? false,
       assert.deepEqual(violations, [], `${label}:\n${violations.join("\n")}`);
     };
     await page.goto(url("/channels"));
-    await channelRow("ops webhook").waitFor();
-    await deliveriesUntil("ops webhook", "#deliveries tbody tr[data-status=delivered]");
+    const create = page.locator("#create-channel-form");
+    await channelRow("ops events").waitFor();
+    await deliveriesUntil("ops events", "#deliveries tbody tr[data-status=delivered]");
+    await channelRow("ops events").getByRole("button", { name: "Edit ops events" }).click();
+    await page.locator("#edit-panel").getByRole("heading", { name: "Edit channel: ops events" }).waitFor();
     // An error on screen, and the settings of a provider with several fields.
-    await page.getByLabel("Channel name").fill("audit");
-    await page.getByLabel("Receiver URL").fill(`${receiver.url}/never`);
-    await page.getByRole("button", { name: "Create channel" }).click();
+    await create.getByLabel("Channel name").fill("audit");
+    await create.getByLabel("Receiver URL").fill(`${receiver.url}/never`);
+    await create.getByRole("button", { name: "Create channel" }).click();
     await page.locator("#create-channel-form").locator("xpath=..").locator("[role=alert]", { hasText: "at least one event" }).waitFor();
-    await page.getByLabel("Provider").selectOption("matrix");
+    await create.getByLabel("Provider").selectOption("matrix");
     await audit("/channels, light");
     await page.emulateMedia({ colorScheme: "dark" });
-    await page.getByLabel("Provider").selectOption("webhook");
-    await page.getByLabel("Receiver URL").fill(`${receiver.url}/fail-audit`);
-    await page.getByRole("button", { name: "Send test" }).click();
+    await create.getByLabel("Provider").selectOption("webhook");
+    await create.getByLabel("Receiver URL").fill(`${receiver.url}/fail-audit`);
+    await create.getByRole("button", { name: "Send test" }).click();
     await page.locator("#channel-test-result").filter({ hasText: "Test failed" }).waitFor();
     await audit("/channels, dark");
     await page.emulateMedia({ colorScheme: "light" });
@@ -413,11 +461,14 @@ describe("channels page in Chromium against wrenn-cp", { skip: missing ?? false,
     await page.goto(url("/channels"));
     const ids = (await apiGet("/v1/channels")).body.map((c) => c.id);
     assert.equal(ids.length, 2);
-    await deliveriesUntil("ops webhook", "#deliveries tbody tr");
-    await channelRow("ops webhook").getByRole("button", { name: "Delete ops webhook" }).click();
-    await page.locator(".notice-success", { hasText: "“ops webhook” deleted" }).waitFor();
-    await channelRow("ops webhook").waitFor({ state: "detached" });
+    await deliveriesUntil("ops events", "#deliveries tbody tr");
+    await channelRow("ops events").getByRole("button", { name: "Edit ops events" }).click();
+    await page.locator("#edit-panel").getByRole("heading", { level: 2 }).waitFor();
+    await channelRow("ops events").getByRole("button", { name: "Delete ops events" }).click();
+    await page.locator(".notice-success", { hasText: "“ops events” deleted" }).waitFor();
+    await channelRow("ops events").waitFor({ state: "detached" });
     assert.equal(await page.locator("#deliveries-panel").isHidden(), true, "its deliveries view closes with it");
+    assert.equal(await page.locator("#edit-panel").isHidden(), true, "and so does its edit view");
     await channelRow("flaky receiver").getByRole("button", { name: "Delete flaky receiver" }).click();
     await page.locator("#channels-empty").waitFor();
     for (const id of ids) assert.equal((await apiGet(`/v1/channels/${id}`)).status, 404);

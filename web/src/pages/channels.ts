@@ -1,7 +1,8 @@
 // Notification channels of the current team: where capsule, snapshot and host lifecycle events
 // go (a signed webhook or a chat provider). List with enable/disable and delete, a create form
 // whose settings follow the provider, "Send test" with the form's values, the webhook signing
-// secret shown once, and a channel's recent delivery attempts.
+// secret shown once, editing (name, events, replacing the config and rotating the secret), and a
+// channel's recent delivery attempts.
 
 import {
   api,
@@ -144,6 +145,105 @@ function preciseTime(value: string): Node {
 
 const dash = () => h("span", { class: "muted" }, "—");
 
+/** A provider's labelled settings inputs in `fieldset` (ids start with `prefix`). */
+function fillSettings(fieldset: HTMLFieldSetElement, provider: Provider, prefix: string, legend: string) {
+  mount(
+    fieldset,
+    h("legend", null, legend),
+    PROVIDERS[provider].fields.map((f) =>
+      field(
+        f.label,
+        h("input", {
+          id: `${prefix}-${f.key}`,
+          name: `cfg_${f.key}`,
+          type: f.type,
+          required: f.required,
+          maxlength: 2048,
+          placeholder: f.placeholder ?? null,
+          autocomplete: "off",
+          spellcheck: "false",
+        }),
+        f.hint,
+      ),
+    ),
+  );
+}
+
+/** The provider's config from a form: trimmed, optional fields left out when empty. */
+function configFrom(data: FormData, provider: Provider): Record<string, string> {
+  const config: Record<string, string> = {};
+  for (const f of PROVIDERS[provider].fields) {
+    const v = str(data, `cfg_${f.key}`).trim();
+    if (v || f.required) config[f.key] = v;
+  }
+  return config;
+}
+
+/** Checkboxes named `events`, one per subscribable event type. */
+function eventChecks(prefix: string, selected: string[] = []) {
+  return h(
+    "fieldset",
+    { id: prefix, class: "checks", "aria-describedby": `${prefix}-hint` },
+    h("legend", null, "Events"),
+    h("small", { class: "hint", id: `${prefix}-hint` }, "Success and error outcomes both arrive. Pick at least one."),
+    EVENTS.map(([name, gloss]) =>
+      h(
+        "label",
+        { class: "check", for: `${prefix}-${name}` },
+        h("input", { type: "checkbox", id: `${prefix}-${name}`, name: "events", value: name, checked: selected.includes(name) }),
+        h("code", null, name),
+        " ",
+        h("span", { class: "muted" }, gloss),
+      ),
+    ),
+  );
+}
+
+function chosenEvents(data: FormData): string[] {
+  const chosen = data.getAll("events").filter((v): v is string => typeof v === "string");
+  if (chosen.length === 0) throw new Error("Pick at least one event for the channel.");
+  return chosen;
+}
+
+/** The webhook signing secret, shown once, with a copy button. */
+function secretCallout(container: HTMLElement, title: string, secret: string, valueId: string) {
+  const secretEl = h("code", { id: valueId, class: "secret" }, secret);
+  const copy = h("button", { type: "button", class: "secondary" }, "Copy");
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(secret);
+      copy.textContent = "Copied";
+    } catch {
+      // Clipboard needs a secure context; select the text so it can be copied by hand.
+      const range = document.createRange();
+      range.selectNodeContents(secretEl);
+      getSelection()?.removeAllRanges();
+      getSelection()?.addRange(range);
+    }
+  });
+  const done = h("button", { type: "button" }, "I have saved it");
+  done.addEventListener("click", () => container.replaceChildren());
+  mount(
+    container,
+    h(
+      "div",
+      { class: "callout", role: "status" },
+      h("p", null, h("strong", null, title), " This is its signing secret. Copy it now: you will not see it again."),
+      h("div", { class: "secret-row" }, secretEl, copy),
+      h(
+        "p",
+        { class: "hint" },
+        "Verify each delivery: ",
+        h("code", null, "X-WRENN-SIGNATURE"),
+        " is ",
+        h("code", null, "sha256=<hex HMAC-SHA256(secret, X-Wrenn-Timestamp + \".\" + body)>"),
+        ".",
+      ),
+      done,
+    ),
+  );
+}
+
 const DELIVERIES_PAGE = 50;
 const DELIVERIES_POLL_MS = 5000;
 
@@ -187,6 +287,7 @@ export const channelsPage: Page = {
       empty.hidden = channels.length > 0;
       mount(tbody, channels.map(row));
       if (shown && !channels.some((c) => c.id === shown!.id)) hideDeliveries();
+      if (editing && !channels.some((c) => c.id === editing!.id)) closeEdit();
     }
 
     function row(c: Channel) {
@@ -218,6 +319,9 @@ export const channelsPage: Page = {
       );
       show.addEventListener("click", () => void showDeliveries(c));
 
+      const edit = h("button", { type: "button", class: "secondary small", "aria-label": `Edit ${c.name}`, "aria-controls": "edit-panel" }, "Edit");
+      edit.addEventListener("click", () => openEdit(c));
+
       const remove = h("button", { type: "button", class: "danger small", "aria-label": `Delete ${c.name}` }, "Delete");
       busy(
         remove,
@@ -226,6 +330,7 @@ export const channelsPage: Page = {
           await api.del(`/v1/channels/${seg(c.id)}`);
           app.notify("success", `Channel “${c.name}” deleted.`);
           if (shown?.id === c.id) hideDeliveries();
+          if (editing?.id === c.id) closeEdit();
           await load();
         },
         (err) => listErrors.show(err),
@@ -240,8 +345,98 @@ export const channelsPage: Page = {
         h("td", { class: "event-list" }, c.events.length === EVENTS.length ? "all events" : c.events.join(", ")),
         h("td", { class: "toggle" }, toggle, " ", state),
         h("td", null, time(c.created_at)),
-        h("td", { class: "actions" }, show, remove),
+        h("td", { class: "actions" }, show, edit, remove),
       );
+    }
+
+    // ---- Edit: name and events, or the whole config (secrets cannot be read back) -----------
+    let editing: Channel | null = null;
+    const editPanel = h("section", { id: "edit-panel", class: "card", "aria-labelledby": "edit-h", hidden: true });
+
+    function closeEdit() {
+      editing = null;
+      editPanel.hidden = true;
+      editPanel.replaceChildren();
+    }
+
+    function openEdit(c: Channel) {
+      editing = c;
+      const heading = h("h2", { id: "edit-h", tabindex: "-1" }, `Edit channel: ${c.name}`);
+      const closeButton = h("button", { type: "button", class: "secondary small" }, "Close");
+      closeButton.addEventListener("click", closeEdit);
+
+      const errors = errorBox();
+      const form = h(
+        "form",
+        { id: "edit-channel-form" },
+        field("Name", h("input", { id: "edit-channel-name", name: "name", required: true, maxlength: 100, value: c.name })),
+        eventChecks("edit-event", c.events),
+        h("div", { class: "actions" }, h("button", { type: "submit" }, "Save changes")),
+      );
+      onSubmit(form, errors, async (data) => {
+        const updated = await api.patch<Channel>(`/v1/channels/${seg(c.id)}`, {
+          name: str(data, "name").trim(),
+          events: chosenEvents(data),
+        });
+        app.notify("success", `“${updated.name}” saved.`);
+        closeEdit();
+        await load();
+      });
+
+      const info = PROVIDERS[c.provider] ?? PROVIDERS.webhook;
+      const settingsSet = h("fieldset", { class: "settings" });
+      fillSettings(settingsSet, c.provider, "edit-cfg", `New ${info.label} settings`);
+      const webhook = c.provider === "webhook";
+      const rotate = webhook
+        ? h(
+            "label",
+            { class: "check", for: "edit-rotate" },
+            h("input", { type: "checkbox", id: "edit-rotate", name: "rotate_secret" }),
+            h("span", null, "Issue a new signing secret"),
+            " ",
+            h("span", { class: "muted" }, "the current one stops working at once"),
+          )
+        : null;
+      const configErrors = errorBox();
+      const rotated = h("div", { id: "rotated-secret", "aria-live": "polite" });
+      const configForm = h(
+        "form",
+        { id: "replace-config-form" },
+        h(
+          "p",
+          { class: "hint" },
+          "Secrets are never shown again, so enter the whole configuration to replace it.",
+          webhook ? " The signing secret is kept unless you ask for a new one." : null,
+        ),
+        settingsSet,
+        rotate,
+        h("div", { class: "actions" }, h("button", { type: "submit", class: "secondary" }, "Replace settings")),
+      );
+      onSubmit(configForm, configErrors, async (data) => {
+        const body: Record<string, unknown> = { config: configFrom(data, c.provider) };
+        if (webhook) body.rotate_secret = data.get("rotate_secret") === "on";
+        const replaced = await api.put<CreatedChannel>(`/v1/channels/${seg(c.id)}/config`, body);
+        configForm.reset();
+        if (replaced.signing_secret) {
+          secretCallout(rotated, `Settings of “${replaced.name}” replaced.`, replaced.signing_secret, "rotated-secret-value");
+        } else rotated.replaceChildren();
+        app.notify("success", `Settings of “${replaced.name}” replaced.`);
+        await load();
+      });
+
+      mount(
+        editPanel,
+        h("div", { class: "panel-head" }, heading, h("div", { class: "actions" }, closeButton)),
+        errors,
+        form,
+        h("h3", null, "Destination and secrets"),
+        configErrors,
+        rotated,
+        configForm,
+      );
+      editPanel.hidden = false;
+      heading.focus();
+      editPanel.scrollIntoView({ block: "nearest" });
     }
 
     // ---- Recent deliveries ------------------------------------------------------------------
@@ -382,58 +577,14 @@ export const channelsPage: Page = {
     function renderSettings() {
       const info = PROVIDERS[provider()];
       providerAbout.textContent = info.about;
-      mount(
-        settings,
-        h("legend", null, `${info.label} settings`),
-        info.fields.map((f) =>
-          field(
-            f.label,
-            h("input", {
-              id: `channel-cfg-${f.key}`,
-              name: `cfg_${f.key}`,
-              type: f.type,
-              required: f.required,
-              maxlength: 2048,
-              placeholder: f.placeholder ?? null,
-              autocomplete: "off",
-              spellcheck: "false",
-            }),
-            f.hint,
-          ),
-        ),
-      );
+      fillSettings(settings, provider(), "channel-cfg", `${info.label} settings`);
     }
     providerSelect.addEventListener("change", () => {
       renderSettings();
       testResult.replaceChildren();
     });
 
-    /** The provider's config from the form: trimmed, optional fields left out when empty. */
-    function configFrom(data: FormData): Record<string, string> {
-      const config: Record<string, string> = {};
-      for (const f of PROVIDERS[provider()].fields) {
-        const v = str(data, `cfg_${f.key}`).trim();
-        if (v || f.required) config[f.key] = v;
-      }
-      return config;
-    }
-
-    const events = h(
-      "fieldset",
-      { id: "channel-events", class: "checks", "aria-describedby": "channel-events-hint" },
-      h("legend", null, "Events"),
-      h("small", { class: "hint", id: "channel-events-hint" }, "Success and error outcomes both arrive. Pick at least one."),
-      EVENTS.map(([name, gloss]) =>
-        h(
-          "label",
-          { class: "check", for: `channel-event-${name}` },
-          h("input", { type: "checkbox", id: `channel-event-${name}`, name: "events", value: name }),
-          h("code", null, name),
-          " ",
-          h("span", { class: "muted" }, gloss),
-        ),
-      ),
-    );
+    const events = eventChecks("channel-event");
 
     const testButton = h("button", { type: "button", class: "secondary", id: "channel-test" }, "Send test");
     const testResult = h("div", { id: "channel-test-result", role: "status", "aria-live": "polite" });
@@ -472,7 +623,7 @@ export const channelsPage: Page = {
         try {
           result = await api.post<ChannelTestResult>("/v1/channels/test", {
             provider: provider(),
-            config: configFrom(data),
+            config: configFrom(data, provider()),
             ...(name ? { name } : {}),
           });
         } catch (err) {
@@ -502,67 +653,23 @@ export const channelsPage: Page = {
     );
 
     onSubmit(form, createErrors, async (data) => {
-      const chosen = data.getAll("events").filter((v): v is string => typeof v === "string");
-      if (chosen.length === 0) throw new Error("Pick at least one event for the channel.");
+      const chosen = chosenEvents(data);
       const created = await api.post<CreatedChannel>("/v1/channels", {
         name: str(data, "name").trim(),
         provider: provider(),
-        config: configFrom(data),
+        config: configFrom(data, provider()),
         events: chosen,
       });
       form.reset();
       renderSettings();
       testResult.replaceChildren();
-      if (created.signing_secret) showOnce(created, created.signing_secret);
+      if (created.signing_secret) secretCallout(reveal, `Channel “${created.name}” created.`, created.signing_secret, "signing-secret-value");
       else {
         reveal.replaceChildren();
         app.notify("success", `Channel “${created.name}” created.`);
       }
       await load();
     });
-
-    function showOnce(created: Channel, secret: string) {
-      const secretEl = h("code", { id: "signing-secret-value", class: "secret" }, secret);
-      const copy = h("button", { type: "button", class: "secondary" }, "Copy");
-      copy.addEventListener("click", async () => {
-        try {
-          await navigator.clipboard.writeText(secret);
-          copy.textContent = "Copied";
-        } catch {
-          // Clipboard needs a secure context; select the text so it can be copied by hand.
-          const range = document.createRange();
-          range.selectNodeContents(secretEl);
-          getSelection()?.removeAllRanges();
-          getSelection()?.addRange(range);
-        }
-      });
-      const done = h("button", { type: "button" }, "I have saved it");
-      done.addEventListener("click", () => reveal.replaceChildren());
-      mount(
-        reveal,
-        h(
-          "div",
-          { class: "callout", role: "status" },
-          h(
-            "p",
-            null,
-            h("strong", null, `Channel “${created.name}” created.`),
-            " This is its signing secret. Copy it now: you will not see it again.",
-          ),
-          h("div", { class: "secret-row" }, secretEl, copy),
-          h(
-            "p",
-            { class: "hint" },
-            "Verify each delivery: ",
-            h("code", null, "X-WRENN-SIGNATURE"),
-            " is ",
-            h("code", null, "sha256=<hex HMAC-SHA256(secret, X-Wrenn-Timestamp + \".\" + body)>"),
-            ".",
-          ),
-          done,
-        ),
-      );
-    }
 
     // ---- Page -------------------------------------------------------------------------------
     mount(
@@ -584,6 +691,7 @@ export const channelsPage: Page = {
         table,
         empty,
       ),
+      editPanel,
       panel,
       h(
         "section",
