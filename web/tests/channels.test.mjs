@@ -153,7 +153,7 @@ describe("channels page in Chromium against wrenn-cp", { skip: missing ?? false,
     await stack?.stop();
   });
 
-  it("signs up and finds the Channels page empty", async () => {
+  it("signs up; the Channels page shows its empty and error states", async () => {
     await page.goto(url("/signup"));
     await page.getByLabel("Name").fill(user.name);
     await page.getByLabel("Email").fill(user.email);
@@ -172,6 +172,27 @@ describe("channels page in Chromium against wrenn-cp", { skip: missing ?? false,
     await page.locator("#channels-empty").waitFor();
     assert.match(await page.locator("#channels-empty").innerText(), /No channels yet/);
     assert.equal(await page.locator("#channels").isHidden(), true);
+
+    // The error state, with the API's code and a way to try again. The failure is injected in the
+    // browser (this server has no honest way to fail the list); the retry goes to wrenn-cp.
+    const listUrl = (u) => new URL(u).pathname === "/v1/channels";
+    await page.route(listUrl, (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: "application/json",
+        body: JSON.stringify({ error: { code: "service_unavailable", message: "the database is unavailable" } }),
+      }),
+    );
+    await page.reload();
+    const listAlert = page.locator("section[aria-labelledby=channels-h] [role=alert]");
+    await listAlert.waitFor();
+    assert.match(await listAlert.innerText(), /the database is unavailable/);
+    assert.match(await listAlert.innerText(), /service_unavailable/);
+    assert.equal(await page.locator("#channels-empty").isHidden(), true);
+    await page.unroute(listUrl);
+    await page.getByRole("button", { name: "Try again" }).click();
+    await page.locator("#channels-empty").waitFor();
+    assert.equal(await listAlert.isHidden(), true);
 
     const teams = await apiGet("/v1/teams");
     assert.equal(teams.status, 200);
