@@ -18,4 +18,5 @@ run() { # package binary
 run wrenn-envd envd-bench envd
 run wrenn-agent agent-bench agent
 run wrenn-core cp-bench core
+run wrenn-core events-bench core
 exit $status

@@ -79,6 +79,9 @@ pub struct Config {
     #[command(flatten)]
     pub github: GithubConfig,
 
+    #[command(flatten)]
+    pub events: EventsConfig,
+
     /// Seconds between runs of the account purge worker (hard-deletes accounts soft-deleted
     /// more than 15 days ago).
     #[arg(long, env = "WRENN_PURGE_INTERVAL_SECS", default_value_t = 3600)]
@@ -153,6 +156,107 @@ pub struct GithubConfig {
     pub api_url: String,
 }
 
+/// The event stream's consumers and notification channel delivery.
+#[derive(Debug, Clone, Args)]
+pub struct EventsConfig {
+    /// A stream entry left pending this long (its consumer died, or its handler failed) is
+    /// claimed and handled again, in milliseconds.
+    #[arg(long, env = "WRENN_EVENTS_CLAIM_IDLE_MS", default_value_t = 30_000)]
+    pub claim_idle_ms: u64,
+
+    /// After this many failed attempts a stream entry is logged and dropped by a consumer
+    /// (extension hooks; channels retry on their own schedule).
+    #[arg(long, env = "WRENN_EVENTS_MAX_ATTEMPTS", default_value_t = 100)]
+    pub max_attempts: u64,
+
+    /// Seconds before each retry of a failed channel delivery, comma separated; after the
+    /// last retry fails the event is dropped for that channel (and logged).
+    #[arg(long, env = "WRENN_CHANNELS_RETRY_DELAYS", default_value = "10,30")]
+    pub channel_retry_delays: String,
+
+    /// Timeout of one channel delivery request, in milliseconds.
+    #[arg(long, env = "WRENN_CHANNELS_TIMEOUT_MS", default_value_t = 10_000)]
+    pub channel_timeout_ms: u64,
+
+    /// Let channels deliver to loopback, private and link-local addresses (cloud metadata
+    /// addresses stay refused). Off by default: receivers must be on the public internet.
+    #[arg(long, env = "WRENN_CHANNELS_ALLOW_INTERNAL", default_value_t = false)]
+    pub channel_allow_internal: bool,
+
+    /// Channel delivery attempts in flight at once, per control plane.
+    #[arg(long, env = "WRENN_CHANNELS_CONCURRENCY", default_value_t = 64)]
+    pub channel_concurrency: usize,
+
+    /// Days delivery attempts are kept for `GET /v1/channels/{id}/deliveries`.
+    #[arg(
+        long,
+        env = "WRENN_CHANNELS_DELIVERY_RETENTION_DAYS",
+        default_value_t = 7
+    )]
+    pub channel_retention_days: i64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            claim_idle_ms: 30_000,
+            max_attempts: 100,
+            channel_retry_delays: "10,30".into(),
+            channel_timeout_ms: 10_000,
+            channel_allow_internal: false,
+            channel_concurrency: 64,
+            channel_retention_days: 7,
+        }
+    }
+}
+
+impl EventsConfig {
+    /// The retry delays, or what is wrong with them.
+    pub fn retry_delays(&self) -> Result<Vec<std::time::Duration>, String> {
+        let bad = || {
+            format!(
+                "WRENN_CHANNELS_RETRY_DELAYS {:?} must be comma-separated seconds, e.g. 10,30",
+                self.channel_retry_delays
+            )
+        };
+        if self.channel_retry_delays.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        self.channel_retry_delays
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0 && *v <= 86_400.0)
+                    .map(std::time::Duration::from_secs_f64)
+                    .ok_or_else(bad)
+            })
+            .collect()
+    }
+
+    /// The consumer settings every stream consumer uses.
+    pub fn consumer(&self) -> crate::events::consumer::ConsumerSettings {
+        crate::events::consumer::ConsumerSettings {
+            claim_idle: std::time::Duration::from_millis(self.claim_idle_ms),
+            max_attempts: self.max_attempts,
+            ..Default::default()
+        }
+    }
+
+    /// The channel delivery settings (call after [`Config::validate`]).
+    pub fn channels(&self) -> crate::channels::ChannelSettings {
+        crate::channels::ChannelSettings {
+            retry_delays: self.retry_delays().unwrap_or_default(),
+            timeout: std::time::Duration::from_millis(self.channel_timeout_ms),
+            allow_internal: self.channel_allow_internal,
+            concurrency: self.channel_concurrency,
+            ..Default::default()
+        }
+        .with_retention(self.channel_retention_days)
+    }
+}
+
 impl Config {
     /// Parses configuration from the environment only (no command-line), e.g. for embedders.
     pub fn from_env() -> Self {
@@ -186,6 +290,21 @@ impl Config {
         if self.github.client_id.is_some() && self.github.client_secret.is_none() {
             problems.push(
                 "OAUTH_GITHUB_CLIENT_SECRET is required when OAUTH_GITHUB_CLIENT_ID is set"
+                    .to_string(),
+            );
+        }
+        if let Err(e) = self.events.retry_delays() {
+            problems.push(e);
+        }
+        if self.events.claim_idle_ms < 100 {
+            problems.push("WRENN_EVENTS_CLAIM_IDLE_MS must be at least 100".to_string());
+        }
+        if self.events.max_attempts == 0 {
+            problems.push("WRENN_EVENTS_MAX_ATTEMPTS must be at least 1".to_string());
+        }
+        if self.events.channel_concurrency == 0 || self.events.channel_timeout_ms == 0 {
+            problems.push(
+                "WRENN_CHANNELS_CONCURRENCY and WRENN_CHANNELS_TIMEOUT_MS must be positive"
                     .to_string(),
             );
         }

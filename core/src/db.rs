@@ -6,6 +6,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod capsules;
+pub mod channels;
 pub mod hosts;
 pub mod oauth;
 pub mod sessions;

@@ -7,7 +7,12 @@
 //!   enters the stream).
 //! - [`live::LiveEvents`] holds one Redis subscription per process and fans it out to SSE
 //!   clients ([`crate::http::events`]).
+//! - [`consumer`] is the one durable reader of the stream: consumer groups, batches, ack after
+//!   handling, claiming a dead consumer's entries. Every reader uses it: the notification
+//!   channels ([`crate::channels`]) and each extension's [`hooks`] group.
 
+pub mod consumer;
+pub mod hooks;
 pub mod live;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -28,19 +33,19 @@ pub const LIVE_CHANNEL: &str = "wrenn:events:live";
 /// The transient event type sent over SSE only.
 pub const CAPSULE_STATE_CHANGED: &str = "capsule.state.changed";
 
-/// `success` or `failure`; omitted for host events.
+/// `success` or `error` (exactly these strings); omitted for host events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Success,
-    Failure,
+    Error,
 }
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
-            Outcome::Failure => "failure",
+            Outcome::Error => "error",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod capsules;
+pub mod channels;
 pub mod dashboard;
 pub mod docs;
 pub mod events;
@@ -43,6 +44,7 @@ pub fn api_router() -> Router<ServerContext> {
         .merge(api_keys::router())
         .merge(users::router())
         .merge(capsules::router())
+        .merge(channels::router())
         .merge(exec::router())
         .merge(files::router())
         .merge(snapshots::router())

@@ -18,7 +18,11 @@
 //!   in process (`sessions/api_keys.rs`), revocations broadcast over Redis.
 //! - [`accounts`]: signup/activation/provisioning and the 15-day purge worker.
 //! - [`hosts`]: host registry, registration + internal CA, mTLS agent pool, scheduler and
-//!   host monitor; [`events`] (the `wrenn:events` stream and live SSE feed) and [`audit`].
+//!   host monitor; [`events`] (the `wrenn:events` stream, its durable consumer runtime, the
+//!   extension hook consumers and the live SSE feed) and [`audit`].
+//! - [`channels`]: notification channels (webhook, Discord, Slack, Teams, Google Chat,
+//!   Telegram, Matrix): config validation and sealing, formatters, SSRF-safe delivery, the
+//!   `wrenn-channels-v1` dispatcher and its retry queue.
 //! - [`passwords`], [`tokens`] (one-time tokens hashed in Redis), [`mail`] (SMTP or the sink
 //!   directory), [`oauth`] (GitHub and the provider registry).
 //! - [`test_support`]: spawns a real server on 127.0.0.1:0 with a fresh database and a
@@ -30,6 +34,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod capsules;
+pub mod channels;
 pub mod config;
 pub mod db;
 pub mod events;

@@ -60,6 +60,7 @@ pub struct Builder {
     inventory: bool,
     listener: Option<std::net::TcpListener>,
     hosts: Option<crate::hosts::HostsConfig>,
+    formatters: Option<crate::channels::format::Formatters>,
 }
 
 impl Default for Builder {
@@ -77,7 +78,15 @@ impl Builder {
             inventory: true,
             listener: None,
             hosts: None,
+            formatters: None,
         }
+    }
+
+    /// Named chat formatters channels may use (`config.formatter`); default: the built-in
+    /// text only.
+    pub fn formatters(mut self, formatters: crate::channels::format::Formatters) -> Self {
+        self.formatters = Some(formatters);
+        self
     }
 
     /// Host-side tunables (monitor intervals, scheduler reserves); default: from the
@@ -199,6 +208,11 @@ impl Builder {
                 });
             }
         }
+        let hook_consumers: Vec<(String, Arc<dyn wrenn_extension_api::SandboxEventHook>)> = hooks
+            .sandbox_events
+            .iter()
+            .map(|n| (n.extension.clone(), n.hook.clone()))
+            .collect();
         let oauth = OAuthProviders::from_config(&config)
             .map_err(|e| StartError::Config(vec![e.to_string()]))?;
         ctx.insert_service(api_keys);
@@ -223,8 +237,14 @@ impl Builder {
             .map_err(|e| StartError::Config(vec![format!("internal CA: {e}")]))?;
         ctx.insert_service(hosts.clone());
         ctx.insert_service(hosts.pool.clone());
-        let live_events = crate::events::live::LiveEvents::new(redis_client);
+        let live_events = crate::events::live::LiveEvents::new(redis_client.clone());
         ctx.insert_service(live_events.clone());
+        let channels = Arc::new(crate::channels::Channels::new(
+            encryption_key,
+            config.events.channels(),
+            self.formatters.take().unwrap_or_default(),
+        ));
+        ctx.insert_service(channels.clone());
 
         let router = build_router(&ctx, &extensions);
 
@@ -260,6 +280,33 @@ impl Builder {
         });
 
         for worker in core_workers(&ctx, &config) {
+            spawn_worker(&tracker, &shutdown, worker);
+        }
+        // Groups exist before the server answers, so no event published from now on is missed
+        // by a consumer that has not connected yet.
+        let mut groups = vec![crate::channels::dispatch::GROUP.to_string()];
+        groups.extend(
+            hook_consumers
+                .iter()
+                .map(|(e, _)| crate::events::hooks::group_name(e)),
+        );
+        for group in &groups {
+            crate::events::consumer::Consumer::ensure_group(&mut ctx.redis(), group).await?;
+        }
+        let dispatcher =
+            crate::channels::dispatch::Dispatcher::new(channels, ctx.db().clone(), ctx.redis());
+        for worker in dispatcher.workers(redis_client.clone(), config.events.consumer()) {
+            spawn_worker(&tracker, &shutdown, worker);
+        }
+        for (extension, hook) in hook_consumers {
+            tracing::info!(extension = %extension, "Starting the sandbox event hook consumer.");
+            let worker = crate::events::hooks::worker(
+                &ctx,
+                redis_client.clone(),
+                config.events.consumer(),
+                &extension,
+                hook,
+            );
             spawn_worker(&tracker, &shutdown, worker);
         }
         for ext in &extensions {

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod github;
+pub mod receiver;
 pub mod redis_server;
 
 pub use client::{TestClient, TestResponse};
@@ -121,6 +122,13 @@ pub fn test_config(
             authorize_url: "http://127.0.0.1:9/authorize".into(),
             token_url: "http://127.0.0.1:9/token".into(),
             api_url: "http://127.0.0.1:9".into(),
+        },
+        events: crate::config::EventsConfig {
+            claim_idle_ms: 1_000,
+            channel_retry_delays: "0.2,0.6".into(),
+            channel_timeout_ms: 3_000,
+            channel_allow_internal: true,
+            ..Default::default()
         },
         purge_interval_secs: 3600,
         insecure_test_password_hashing: true,

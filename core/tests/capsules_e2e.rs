@@ -665,11 +665,11 @@ async fn capsule_lifecycle_end_to_end() {
     for (event, outcome) in [
         ("capsule.create", "success"),
         ("capsule.pause", "success"),
-        ("capsule.pause", "failure"),
+        ("capsule.pause", "error"),
         ("capsule.resume", "success"),
         ("capsule.destroy", "success"),
         ("template.snapshot.create", "success"),
-        ("template.snapshot.create", "failure"),
+        ("template.snapshot.create", "error"),
         ("template.snapshot.delete", "success"),
     ] {
         assert!(

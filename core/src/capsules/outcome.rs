@@ -51,7 +51,7 @@ pub async fn report(ctx: &ServerContext, r: Report<'_>) {
     let outcome = if r.result.is_ok() {
         Outcome::Success
     } else {
-        Outcome::Failure
+        Outcome::Error
     };
     let mut event =
         Event::new(r.event, r.team_id, r.actor.clone(), r.resource.clone()).outcome(outcome);

@@ -56,6 +56,7 @@ pub fn document(version: &str) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::capsules::CapsulesApi::openapi());
     doc.merge(super::hosts::HostsApi::openapi());
+    doc.merge(super::channels::ChannelsApi::openapi());
     doc.info.version = version.to_string();
     doc
 }

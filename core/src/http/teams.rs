@@ -197,6 +197,7 @@ pub async fn remove(
     let mut tx = ctx.db().begin().await?;
     db::teams::soft_delete(&mut *tx, team_id).await?;
     db::api_keys::revoke_all_for_team(&mut *tx, team_id).await?;
+    db::channels::delete_all_for_team(&mut *tx, team_id).await?;
     tx.commit().await?;
     ctx.sessions().api_keys_revoked(team_id).await;
     tracing::info!(%team_id, "Team deleted.");

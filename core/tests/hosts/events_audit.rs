@@ -150,7 +150,7 @@ async fn audit_log_scopes_filters_and_cursor() {
             Resource::sandbox(Uuid::new_v4()),
         )
         .outcome(if i == 4 {
-            Outcome::Failure
+            Outcome::Error
         } else {
             Outcome::Success
         })
@@ -190,7 +190,7 @@ async fn audit_log_scopes_filters_and_cursor() {
         ids::encode(ids::AUDIT_LOG, id),
         "newest first"
     );
-    assert_eq!(all[1]["outcome"], "failure");
+    assert_eq!(all[1]["outcome"], "error");
     assert_eq!(all[1]["error"], "boom");
     let r = member.get("/v1/audit-logs").send().await;
     let seen = r.json()["audit_logs"].as_array().unwrap().clone();
