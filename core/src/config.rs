@@ -180,7 +180,8 @@ pub struct EventsConfig {
 
     /// Let channels deliver to loopback, private and link-local addresses (cloud metadata
     /// addresses stay refused). Off by default: receivers must be on the public internet.
-    #[arg(long, env = "WRENN_CHANNELS_ALLOW_INTERNAL", default_value_t = false)]
+    #[arg(long, env = "WRENN_CHANNELS_ALLOW_INTERNAL", default_value_t = false,
+          value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::Set)]
     pub channel_allow_internal: bool,
 
     /// Channel delivery attempts in flight at once, per control plane.
