@@ -82,6 +82,9 @@ pub struct Config {
     #[command(flatten)]
     pub events: EventsConfig,
 
+    #[command(flatten)]
+    pub formatters: FormattersConfig,
+
     /// Seconds between runs of the account purge worker (hard-deletes accounts soft-deleted
     /// more than 15 days ago).
     #[arg(long, env = "WRENN_PURGE_INTERVAL_SECS", default_value_t = 3600)]
@@ -197,6 +200,57 @@ pub struct EventsConfig {
     pub channel_retention_days: i64,
 }
 
+/// WebAssembly notification formatters loaded at run time.
+#[derive(Debug, Clone, Args, Default)]
+pub struct FormattersConfig {
+    /// Directory of formatters, one subdirectory each (`manifest.json` + component); watched
+    /// for changes. Unset: only the built-in text.
+    #[arg(long = "formatters-dir", env = "WRENN_FORMATTERS_DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// How often the formatters directory is checked for changes, in milliseconds.
+    #[arg(
+        long = "formatters-poll-ms",
+        env = "WRENN_FORMATTERS_POLL_MS",
+        default_value_t = 2000
+    )]
+    pub poll_ms: u64,
+
+    /// Fuel (about one unit per wasm instruction) one formatter call may use.
+    #[arg(
+        long = "formatter-fuel",
+        env = "WRENN_FORMATTER_FUEL",
+        default_value_t = 200_000_000
+    )]
+    pub fuel: u64,
+
+    /// Wall-clock deadline of one formatter call, in milliseconds.
+    #[arg(
+        long = "formatter-deadline-ms",
+        env = "WRENN_FORMATTER_DEADLINE_MS",
+        default_value_t = 100
+    )]
+    pub deadline_ms: u64,
+
+    /// Linear memory one formatter call may use, in MiB.
+    #[arg(
+        long = "formatter-memory-mb",
+        env = "WRENN_FORMATTER_MEMORY_MB",
+        default_value_t = 32
+    )]
+    pub memory_mb: usize,
+}
+
+impl FormattersConfig {
+    pub fn limits(&self) -> crate::formatters::host::Limits {
+        crate::formatters::host::Limits {
+            fuel: self.fuel,
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
+            memory_bytes: self.memory_mb << 20,
+        }
+    }
+}
+
 impl Default for EventsConfig {
     fn default() -> Self {
         Self {
@@ -308,6 +362,25 @@ impl Config {
                 "WRENN_CHANNELS_CONCURRENCY and WRENN_CHANNELS_TIMEOUT_MS must be positive"
                     .to_string(),
             );
+        }
+        if self.formatters.fuel == 0
+            || self.formatters.deadline_ms == 0
+            || self.formatters.memory_mb == 0
+            || self.formatters.poll_ms < 100
+        {
+            problems.push(
+                "WRENN_FORMATTER_FUEL, _DEADLINE_MS and _MEMORY_MB must be positive and \
+                 WRENN_FORMATTERS_POLL_MS at least 100"
+                    .to_string(),
+            );
+        }
+        if let Some(dir) = &self.formatters.dir {
+            if !dir.is_dir() {
+                problems.push(format!(
+                    "WRENN_FORMATTERS_DIR {} is not a directory",
+                    dir.display()
+                ));
+            }
         }
         if self.smtp.host.is_some() && self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
             problems.push("SMTP_FROM is not a valid mailbox".to_string());

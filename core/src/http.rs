@@ -13,6 +13,7 @@ pub mod docs;
 pub mod events;
 pub mod exec;
 pub mod files;
+pub mod formatters;
 pub mod health;
 pub mod hosts;
 pub mod me;
@@ -45,6 +46,7 @@ pub fn api_router() -> Router<ServerContext> {
         .merge(users::router())
         .merge(capsules::router())
         .merge(channels::router())
+        .merge(formatters::router())
         .merge(exec::router())
         .merge(files::router())
         .merge(snapshots::router())

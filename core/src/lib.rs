@@ -22,7 +22,8 @@
 //!   extension hook consumers and the live SSE feed) and [`audit`].
 //! - [`channels`]: notification channels (webhook, Discord, Slack, Teams, Google Chat,
 //!   Telegram, Matrix): config validation and sealing, formatters, SSRF-safe delivery, the
-//!   `wrenn-channels-v1` dispatcher and its retry queue.
+//!   `wrenn-channels-v1` dispatcher and its retry queue; [`formatters`]: chat formatters as
+//!   WebAssembly components loaded from `WRENN_FORMATTERS_DIR` at run time (wasmtime).
 //! - [`passwords`], [`tokens`] (one-time tokens hashed in Redis), [`mail`] (SMTP or the sink
 //!   directory), [`oauth`] (GitHub and the provider registry).
 //! - [`test_support`]: spawns a real server on 127.0.0.1:0 with a fresh database and a
@@ -38,6 +39,7 @@ pub mod channels;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod formatters;
 pub mod hosts;
 pub mod http;
 pub mod mail;

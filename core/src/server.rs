@@ -239,10 +239,22 @@ impl Builder {
         ctx.insert_service(hosts.pool.clone());
         let live_events = crate::events::live::LiveEvents::new(redis_client.clone());
         ctx.insert_service(live_events.clone());
+        let mut formatters = self.formatters.take().unwrap_or_default();
+        let wasm = match &config.formatters.dir {
+            Some(dir) => {
+                let wasm = crate::formatters::WasmFormatters::new(dir, config.formatters.limits())
+                    .map_err(|e| StartError::Config(vec![format!("formatter host: {e}")]))?;
+                wasm.reload().await;
+                formatters = formatters.with_source(wasm.clone());
+                ctx.insert_service(wasm.clone());
+                Some(wasm)
+            }
+            None => None,
+        };
         let channels = Arc::new(crate::channels::Channels::new(
             encryption_key,
             config.events.channels(),
-            self.formatters.take().unwrap_or_default(),
+            formatters,
         ));
         ctx.insert_service(channels.clone());
 
@@ -297,6 +309,10 @@ impl Builder {
             crate::channels::dispatch::Dispatcher::new(channels, ctx.db().clone(), ctx.redis());
         for worker in dispatcher.workers(redis_client.clone(), config.events.consumer()) {
             spawn_worker(&tracker, &shutdown, worker);
+        }
+        if let Some(wasm) = &wasm {
+            let every = Duration::from_millis(config.formatters.poll_ms);
+            spawn_worker(&tracker, &shutdown, wasm.worker(every));
         }
         for (extension, hook) in hook_consumers {
             tracing::info!(extension = %extension, "Starting the sandbox event hook consumer.");

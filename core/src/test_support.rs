@@ -130,6 +130,13 @@ pub fn test_config(
             channel_allow_internal: true,
             ..Default::default()
         },
+        formatters: crate::config::FormattersConfig {
+            dir: None,
+            poll_ms: 200,
+            fuel: 200_000_000,
+            deadline_ms: 100,
+            memory_mb: 32,
+        },
         purge_interval_secs: 3600,
         insecure_test_password_hashing: true,
     }

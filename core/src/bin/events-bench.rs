@@ -7,8 +7,13 @@
 //!   reached the receiver; the receiver counts distinct events, so the line proves no loss.
 //!   Target ≥ 5,000 events/s.
 //!
+//! - B11: one call of the example WebAssembly formatter (`examples/slack-formatter`, warm:
+//!   compiled once, a fresh store and instance per call as in delivery), against the built-in
+//!   text formatter on the same event. Target p50 < 1 ms.
+//!
 //! It starts a control plane with a throw-away database and Redis (no agent is needed).
-//! `EVENTS_BENCH_LAT_N` (default 300) sets the latency samples per side.
+//! `EVENTS_BENCH_LAT_N` (default 300) sets the latency samples per side, `EVENTS_BENCH_ONLY`
+//! (`b8`, `b11`) runs one figure.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -76,8 +81,68 @@ fn event(team: Uuid) -> Event {
     .outcome(Outcome::Success)
 }
 
+fn selected(name: &str) -> bool {
+    match std::env::var("EVENTS_BENCH_ONLY") {
+        Ok(only) if !only.trim().is_empty() => only.split(',').any(|f| f.trim() == name),
+        _ => true,
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
+    if selected("b11") {
+        b11().await?;
+    }
+    if selected("b8") {
+        b8().await?;
+    }
+    Ok(())
+}
+
+async fn b11() -> anyhow::Result<()> {
+    use cpserver::channels::format::{BuiltinText, FormatInput, FormatterSource};
+    use cpserver::channels::provider::Provider;
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/slack-formatter");
+    let dir = tempfile::tempdir()?;
+    let d = dir.path().join("slack-blocks");
+    std::fs::create_dir_all(&d)?;
+    std::fs::copy(example.join("formatter.wasm"), d.join("formatter.wasm"))?;
+    std::fs::copy(example.join("manifest.json"), d.join("manifest.json"))?;
+    let wasm = cpserver::formatters::WasmFormatters::new(dir.path(), Default::default())?;
+    wasm.reload().await;
+    let f = wasm.get("slack-blocks").ok_or_else(|| {
+        anyhow::anyhow!("the example formatter did not load: {:?}", wasm.statuses())
+    })?;
+    let e = event(Uuid::new_v4()).meta("reason", "ttl_expired");
+    let input = FormatInput {
+        event: &e,
+        provider: Provider::Slack,
+        channel_name: "bench",
+    };
+    for _ in 0..50 {
+        f.format(input).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let n = env_num("EVENTS_BENCH_B11_N", 2000);
+    let (mut wasm_ms, mut builtin_ms) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        f.format(input).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        wasm_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        std::hint::black_box(BuiltinText::render(input));
+        builtin_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let (w50, w99) = p50_p99(wasm_ms);
+    let (b50, b99) = p50_p99(builtin_ms);
+    println!(
+        "B11 formatter call (warm): wasm p50 {w50:.3} ms p99 {w99:.3} ms | built-in p50 {b50:.4} ms p99 {b99:.4} ms | ratio p50 {:.0} (n={n}; target p50 < 1 ms)",
+        w50 / b50
+    );
+    Ok(())
+}
+
+async fn b8() -> anyhow::Result<()> {
     let server = TestServer::start_with(Builder::new().without_inventory(), |c| {
         c.events.channel_concurrency = 128;
     })

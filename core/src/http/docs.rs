@@ -57,6 +57,7 @@ pub fn document(version: &str) -> utoipa::openapi::OpenApi {
     doc.merge(super::capsules::CapsulesApi::openapi());
     doc.merge(super::hosts::HostsApi::openapi());
     doc.merge(super::channels::ChannelsApi::openapi());
+    doc.merge(super::formatters::FormattersApi::openapi());
     doc.info.version = version.to_string();
     doc
 }

@@ -17,7 +17,14 @@ async fn host_status(ts: &cpserver::test_support::TestServer, id: uuid::Uuid) ->
 
 #[tokio::test]
 async fn silent_host_goes_unreachable_and_comes_back() {
-    let ts = fast_monitor_server().await; // monitor every 200 ms, silent after 1 s
+    // Monitor every 200 ms, silent after 3 s: long enough that seeding the capsules below
+    // finishes before the host is declared unreachable, even on a loaded machine.
+    let ts = server_with(cpserver::hosts::HostsConfig {
+        monitor_interval: Duration::from_millis(200),
+        unreachable_after: Duration::from_secs(3),
+        ..cpserver::hosts::HostsConfig::default()
+    })
+    .await;
     let admin = admin(&ts).await;
     let team = wire_to_uuid(ids::TEAM, &team_of(&admin).await);
     // Timed from registration (the host's last sign of life), not from after the seeding
