@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 WIT=../../extension-api/wit/since_v0.1.0
 CLANG=${CLANG:-clang-16}
+# clang runs `wasm-ld` for the wasm32 target; Debian installs it as wasm-ld-16.
+export PATH="/usr/lib/llvm-16/bin:$PATH"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -14,7 +16,7 @@ wit-bindgen c "$WIT" --world formatter --out-dir "$out"
 # 2. A core wasm module: the bindings, the formatter and a tiny runtime (bump allocator).
 "$CLANG" --target=wasm32 -O2 -nostdlib -ffreestanding -Iinclude -I"$out" \
     -mexec-model=reactor -Wl,--no-entry -Wl,--export-dynamic -Wl,--strip-all \
-    -fuse-ld=lld-16 -o "$out/core.wasm" \
+    -o "$out/core.wasm" \
     "$out/formatter.c" "$out/formatter_component_type.o" src/slack.c src/runtime.c
 # 3. The component: the core module wrapped with the world's types.
 wasm-tools component new "$out/core.wasm" -o formatter.wasm
