@@ -44,7 +44,7 @@ pub fn router() -> Router<ServerContext> {
         super::snapshots::create, super::snapshots::list, super::snapshots::delete,
     ),
     components(schemas(
-        Capsule, CreateCapsule, CapsuleList, Stats, Usage, Metrics, AccessToken,
+        Capsule, CreateCapsule, Stats, Usage, Metrics, AccessToken,
         crate::capsules::state::CapsuleStatus, crate::capsules::model::CapsuleMetadata,
         crate::capsules::model::Template,
     )),
@@ -62,12 +62,6 @@ pub fn router() -> Router<ServerContext> {
     )
 )]
 pub struct CapsulesApi;
-
-/// `GET /v1/capsules`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CapsuleList {
-    pub capsules: Vec<Capsule>,
-}
 
 /// Creates a capsule and waits until it runs.
 #[utoipa::path(post, path = "/v1/capsules", tag = "capsules", request_body = CreateCapsule,
@@ -93,18 +87,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Capsule::from(&row))))
 }
 
-/// The team's capsules except stopped and errored ones, newest first (a team holds at most a
-/// few hundred live capsules, so the list is not paginated).
+/// The team's capsules except stopped and errored ones, newest first, as a bare JSON array
+/// (the contract existing clients parse; a team holds at most a few hundred live capsules, so
+/// the list is not paginated).
 #[utoipa::path(get, path = "/v1/capsules", tag = "capsules",
-    responses((status = 200, body = CapsuleList)))]
+    responses((status = 200, body = [Capsule])))]
 pub async fn list(
     State(ctx): State<ServerContext>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
-) -> Result<Json<CapsuleList>, ApiError> {
+) -> Result<Json<Vec<Capsule>>, ApiError> {
     let rows = db::list_for_team(ctx.db(), principal.team_id()).await?;
-    Ok(Json(CapsuleList {
-        capsules: rows.iter().map(Capsule::from).collect(),
-    }))
+    Ok(Json(rows.iter().map(Capsule::from).collect()))
 }
 
 /// One capsule.

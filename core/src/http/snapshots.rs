@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete as delete_route, get};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use wrenn_extension_api::{
     ApiError, ApiJson, ApiPath, ApiQuery, RequireSessionOrApiKey, ServerContext,
@@ -28,11 +28,6 @@ pub struct CreateSnapshot {
     /// Default `template-` + 8 hex; must match `^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`.
     #[serde(default)]
     pub name: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct TemplateList {
-    pub templates: Vec<Template>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -69,24 +64,22 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Template::from(&template))))
 }
 
-/// The team's templates and the platform's (platform first, then by name). The list is
-/// bounded by what a team creates and is not paginated.
+/// The team's templates and the platform's (platform first, then by name), as a bare JSON
+/// array. The list is bounded by what a team creates and is not paginated.
 #[utoipa::path(get, path = "/v1/snapshots", tag = "snapshots", params(TypeQuery),
-    responses((status = 200, body = TemplateList)))]
+    responses((status = 200, body = [Template])))]
 pub async fn list(
     State(ctx): State<ServerContext>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiQuery(q): ApiQuery<TypeQuery>,
-) -> Result<Json<TemplateList>, ApiError> {
+) -> Result<Json<Vec<Template>>, ApiError> {
     let kind = match q.kind.as_deref() {
         None | Some("") => None,
         Some(k @ ("base" | "snapshot")) => Some(k),
         Some(_) => return Err(ApiError::invalid("type must be base or snapshot")),
     };
     let rows = db::list_visible(ctx.db(), principal.team_id(), kind).await?;
-    Ok(Json(TemplateList {
-        templates: rows.iter().map(Template::from).collect(),
-    }))
+    Ok(Json(rows.iter().map(Template::from).collect()))
 }
 
 /// Deletes one of the team's snapshot templates from every host (403 for platform
