@@ -890,6 +890,131 @@ fn with_key<'a>(
     }
 }
 
+#[tokio::test]
+async fn a_control_plane_killed_mid_delivery_leaves_the_event_to_the_next_one() {
+    let mut setup = start().await;
+    let client = setup
+        .signed_in("killed@example.com", "Killed", "password-123")
+        .await;
+    let team = team_of(&client).await;
+    let rx = Receiver::start().await;
+    rx.answer(&[cpserver::test_support::receiver::HANG]);
+    let ch = create_channel(
+        &client,
+        "webhook",
+        json!({"url": rx.url}),
+        &["capsule.create"],
+    )
+    .await;
+    let config = setup.config.clone();
+    setup.shutdown().await;
+
+    // A real wrenn-cp process consumes the stream, and is killed (SIGKILL, by its PID) while
+    // its delivery of the event hangs on the receiver.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mail = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wrenn-cp"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir())
+        .env("DATABASE_URL", &config.database_url)
+        .env("REDIS_URL", &config.redis_url)
+        .env("JWT_SECRET", &config.jwt_secret)
+        .env("WRENN_ENCRYPTION_KEY", &config.encryption_key)
+        .env("WRENN_CP_LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("WRENN_MAIL_DIR", mail.path())
+        .env("WRENN_CHANNELS_ALLOW_INTERNAL", "1")
+        .env("WRENN_EVENTS_CLAIM_IDLE_MS", "1000")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("wrenn-cp starts");
+    let health = format!("http://127.0.0.1:{port}/health");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(&health)
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "wrenn-cp never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let redis_client = redis::Client::open(config.redis_url.as_str()).unwrap();
+    let mut redis = redis::aio::ConnectionManager::new(redis_client)
+        .await
+        .unwrap();
+    let e = Event::new(
+        "capsule.create",
+        team,
+        Actor::system(),
+        Resource::sandbox(Uuid::new_v4()),
+    )
+    .outcome(Outcome::Success);
+    cpserver::events::publish(&mut redis, &e).await.unwrap();
+    let first = rx.wait_for(1, 15).await;
+    assert_eq!(
+        first.len(),
+        1,
+        "the killed control plane's attempt reached the receiver"
+    );
+    // Its attempt is in flight: the entry is pending to it.
+    let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg("wrenn:events")
+        .arg("wrenn-channels-v1")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(pending.0, 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The next control plane claims the entry the dead one left pending and delivers it.
+    let next =
+        TestServer::start_with(Builder::new().without_inventory(), |c| share(c, &config)).await;
+    let got = rx.wait_for(2, 20).await;
+    assert_eq!(got.len(), 2, "redelivered after the kill: {got:?}");
+    assert_eq!(got[1].json()["resource"]["id"], e.resource.id.as_str());
+    assert_eq!(got[0].body, got[1].body);
+    assert_ne!(
+        got[0].header("x-wrenn-delivery"),
+        got[1].header("x-wrenn-delivery")
+    );
+    let id = ch["id"].as_str().unwrap();
+    // Sessions live in the shared database: the same cookies work on the next control plane.
+    let same = next.client();
+    for name in ["wrenn_sid", "wrenn_csrf"] {
+        same.set_cookie(name, &client.cookie(name).unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = same
+            .get(&format!("/v1/channels/{id}/deliveries"))
+            .send()
+            .await;
+        let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+            .arg("wrenn:events")
+            .arg("wrenn-channels-v1")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if pending.0 == 0 && rows.text.contains("delivered") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled: {} pending, {}",
+            pending.0,
+            rows.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A hook that fails the first time it sees each delivery, and records side effects once.
 #[derive(Default)]
 struct FlakyHook {

@@ -1,6 +1,6 @@
 //! A loopback HTTP receiver for delivery tests: records every request (method, path, headers,
 //! body, arrival time) and answers from a script of statuses (200 once the script is empty;
-//! a 3xx answer carries `Location: /elsewhere`).
+//! a 3xx answer carries `Location: /elsewhere`; [`HANG`] holds the request unanswered).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,6 +10,9 @@ use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A scripted "status" that never answers (the request is held for ten minutes).
+pub const HANG: u16 = 0;
 
 /// One received request.
 #[derive(Debug, Clone)]
@@ -107,6 +110,9 @@ async fn receive(
         .expect("lock")
         .pop_front()
         .unwrap_or(200);
+    if status == HANG {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     if status.is_redirection() {
         return (status, [("location", "/elsewhere")], "moved").into_response();
