@@ -116,6 +116,7 @@ impl Gvisor {
         let run_dir = dir.join("run");
         std::fs::create_dir_all(&bundle_dir).map_err(RuntimeError::io("creating bundle dir"))?;
         std::fs::create_dir_all(&run_dir).map_err(RuntimeError::io("creating run dir"))?;
+        mount_run_dir(&run_dir)?;
         // A stale socket from a previous run would make envd's bind fail.
         let _ = std::fs::remove_file(run_dir.join(bundle::ENVD_SOCKET));
         let netns = net::netns_path(&spec.id);
@@ -222,6 +223,7 @@ impl Gvisor {
         if let Some(net) = &self.net {
             net.teardown(id).await;
         }
+        unmount_run_dir(&self.sandbox_dir(id));
         let _ = std::fs::remove_dir_all(self.sandbox_dir(id));
     }
 
@@ -290,6 +292,7 @@ impl Runtime for Gvisor {
         if let Some(net) = &self.net {
             net.teardown(id).await;
         }
+        unmount_run_dir(&self.sandbox_dir(id));
         for dir in [self.sandbox_dir(id), self.snapshot_dir(id)] {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -484,8 +487,11 @@ impl Runtime for Gvisor {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !keep.contains(&name) {
-                    if let (Some(net), "sandboxes") = (&self.net, sub) {
-                        net.teardown(&name).await;
+                    if sub == "sandboxes" {
+                        if let Some(net) = &self.net {
+                            net.teardown(&name).await;
+                        }
+                        unmount_run_dir(&entry.path());
                     }
                     let _ = std::fs::remove_dir_all(entry.path());
                     removed.push(format!("{sub}/{name}"));
@@ -494,6 +500,40 @@ impl Runtime for Gvisor {
         }
         Ok(removed)
     }
+}
+
+/// Size of the tmpfs holding a capsule's `run/` directory (`/run/wrenn` inside): envd's
+/// socket needs none of it; the bound is what a capsule can write to the host through it.
+pub const RUN_DIR_TMPFS: &str = "size=1m,nr_inodes=64,mode=0755";
+
+/// Mounts a small tmpfs on a capsule's host `run/` directory unless one is there already
+/// (a restore, an adopted capsule), so that writes to `/run/wrenn` never reach the host disk.
+fn mount_run_dir(run_dir: &Path) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev());
+    let parent = run_dir.parent().unwrap_or(run_dir);
+    if let (Ok(a), Ok(b)) = (dev(run_dir), dev(parent)) {
+        if a != b {
+            return Ok(());
+        }
+    }
+    use nix::mount::MsFlags;
+    nix::mount::mount(
+        Some("tmpfs"),
+        run_dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(RUN_DIR_TMPFS),
+    )
+    .map_err(|e| RuntimeError::Io {
+        context: format!("mounting a tmpfs on {}", run_dir.display()),
+        source: e.into(),
+    })
+}
+
+/// Detaches the tmpfs of a capsule's `run/` directory (absent is fine).
+fn unmount_run_dir(sandbox_dir: &Path) {
+    let _ = nix::mount::umount2(&sandbox_dir.join("run"), nix::mount::MntFlags::MNT_DETACH);
 }
 
 /// Total size of the regular files directly in `dir`.

@@ -283,6 +283,10 @@ pub fn remove_networks(dir: &Path) {
                 .args(["delete", "chain", "inet", "wrenn", &chain])
                 .output();
         }
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(e.path().join("run"))
+            .output();
         for ns in [format!("wrenn-{id}"), format!("wrenn-{id}-gw")] {
             if Path::new("/run/netns").join(&ns).exists() {
                 let _ = Command::new("ip").args(["netns", "delete", &ns]).output();
