@@ -230,24 +230,41 @@ fn cmd_err(op: &str) -> impl FnOnce(String) -> RuntimeError + '_ {
     }
 }
 
-/// Holds the host-wide lock of network set-up (slot allocation, the base table).
-struct HostLock(#[allow(dead_code)] nix::fcntl::Flock<std::fs::File>);
+/// Holds the host-wide lock of network set-up (slot allocation, the base table): an
+/// in-process async mutex (so one task at a time waits for the file lock, and no tokio worker
+/// blocks while the holder needs one) and `flock` on `/run/wrenn/net.lock` (other agents),
+/// taken on a blocking thread.
+struct HostLock {
+    _file: nix::fcntl::Flock<std::fs::File>,
+    _task: tokio::sync::MutexGuard<'static, ()>,
+}
 
-fn host_lock() -> Result<HostLock, RuntimeError> {
-    let dir = Path::new("/run/wrenn");
-    std::fs::create_dir_all(dir).map_err(RuntimeError::io("creating /run/wrenn"))?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("net.lock"))
-        .map_err(RuntimeError::io("opening /run/wrenn/net.lock"))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-        .map(HostLock)
-        .map_err(|(_, e)| RuntimeError::Io {
-            context: "locking /run/wrenn/net.lock".into(),
-            source: e.into(),
+static IN_PROCESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn host_lock() -> Result<HostLock, RuntimeError> {
+    let task = IN_PROCESS.lock().await;
+    let file = tokio::task::spawn_blocking(|| {
+        let dir = Path::new("/run/wrenn");
+        std::fs::create_dir_all(dir).map_err(RuntimeError::io("creating /run/wrenn"))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("net.lock"))
+            .map_err(RuntimeError::io("opening /run/wrenn/net.lock"))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+            RuntimeError::Io {
+                context: "locking /run/wrenn/net.lock".into(),
+                source: e.into(),
+            }
         })
+    })
+    .await
+    .map_err(|e| RuntimeError::Invalid(format!("network lock task failed: {e}")))??;
+    Ok(HostLock {
+        _file: file,
+        _task: task,
+    })
 }
 
 impl Net {
@@ -333,7 +350,7 @@ impl Net {
     ) -> Result<Plumbing, RuntimeError> {
         let n = names(id);
         let plumbing = {
-            let _lock = host_lock()?;
+            let _lock = host_lock().await?;
             self.ensure_base().await?;
             let slot = self.free_slot().await?;
             let (host, _) = self.slot_addrs(slot);
