@@ -40,6 +40,8 @@ struct Internet {
     host: String,
     server: Option<Child>,
     metadata_route: bool,
+    /// What the web server serves.
+    www: std::path::PathBuf,
 }
 
 const PAGE: &str = "hello from the test internet";
@@ -59,8 +61,9 @@ impl Internet {
             host: format!("10.203.{x}.1"),
             server: None,
             metadata_route: false,
+            www: std::env::temp_dir().join(format!("wrenn-test-www-{tag}")),
         };
-        let www = std::env::temp_dir().join(format!("wrenn-test-www-{tag}"));
+        let www = net.www.clone();
         std::fs::create_dir_all(&www).unwrap();
         std::fs::write(www.join("index.html"), PAGE).unwrap();
         for args in [
@@ -123,6 +126,7 @@ impl Drop for Internet {
         }
         let _ = ip(&["link", "del", &self.veth]);
         let _ = ip(&["netns", "del", &self.netns]);
+        let _ = std::fs::remove_dir_all(&self.www);
     }
 }
 
@@ -481,5 +485,189 @@ async fn network_survives_pause_resume_and_fork() {
             !table.contains(&veth) && !table.contains(&chain),
             "rules of {id} left behind: {table}"
         );
+    }
+}
+
+/// Median create time (CreateSandbox until envd answered) of `n` capsules on `a`.
+async fn create_times(a: &mut Agent, n: usize) -> Duration {
+    let mut times = Vec::new();
+    for _ in 0..n {
+        let id = capsule_id();
+        let started = Instant::now();
+        a.client
+            .create_sandbox(create_req(&id, BUSYBOX))
+            .await
+            .expect("create");
+        times.push(started.elapsed());
+        a.client
+            .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+            .await
+            .expect("destroy");
+    }
+    times.sort();
+    times[n / 2]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_none_still_works_and_create_costs_are_reported() {
+    let test = "network_none";
+    if net_skip(test) {
+        return;
+    }
+    let mut none = Agent::start(&["--network", "none"]).await;
+    let caps = none
+        .client
+        .get_host_info(pb::GetHostInfoRequest {})
+        .await
+        .expect("host info")
+        .into_inner()
+        .capabilities
+        .unwrap_or_default();
+    assert_eq!(caps.network_mode, "none");
+    let id = capsule_id();
+    none.client
+        .create_sandbox(create_req(&id, BUSYBOX))
+        .await
+        .expect("create");
+    // No interface but loopback, and no netns on the host.
+    let links = ok(sh(
+        &mut none.client,
+        &id,
+        "ip -o link | grep -vc ': lo:' || true",
+    )
+    .await);
+    assert_eq!(links, "0");
+    assert!(!std::path::Path::new("/run/netns")
+        .join(format!("wrenn-{id}"))
+        .exists());
+    let e = none
+        .client
+        .set_sandbox_network(pb::SetSandboxNetworkRequest {
+            sandbox_id: id.clone(),
+            network: Some(policy("deny_all", &[])),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    none.client
+        .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+        .await
+        .expect("destroy");
+    let off = create_times(&mut none, 5).await;
+    drop(none);
+    let Some(mut on) = agent_with_network(test).await else {
+        return;
+    };
+    let with = create_times(&mut on, 5).await;
+    eprintln!("median create (busybox, 5 each): network none {off:?}, sandbox {with:?}");
+}
+
+/// A one-module wheel, built by hand (a wheel is a zip with a dist-info directory).
+fn write_wheel(path: &std::path::Path) {
+    let script = format!(
+        r#"
+import zipfile
+with zipfile.ZipFile("{}", "w") as z:
+    z.writestr("wrennhello/__init__.py", "GREETING = 'hello from a local index'\n")
+    z.writestr("wrennhello-0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: wrennhello\nVersion: 0.1\n")
+    z.writestr("wrennhello-0.1.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: wrenn-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr("wrennhello-0.1.dist-info/RECORD", "")
+"#,
+        path.display()
+    );
+    let status = Command::new("python3").args(["-c", &script]).status();
+    assert!(
+        status.map(|s| s.success()).unwrap_or(false),
+        "building the test wheel"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pip_installs_from_a_local_index_and_keeps_working_after_pause_and_fork() {
+    let test = "pip_local_index";
+    if net_skip(test) {
+        return;
+    }
+    if let Err(e) = support::ensure_image("debian", support::DEBIAN) {
+        eprintln!("SKIP {test}: cannot build minimal-debian: {e}");
+        return;
+    }
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIP {test}: no python3 on the host to build the test wheel");
+        return;
+    }
+    let Some(mut a) = agent_with_network(test).await else {
+        return;
+    };
+    let net = Internet::start();
+    // A PEP 503 "simple" index standing in for PyPI.
+    let project = net.www.join("simple/wrennhello");
+    std::fs::create_dir_all(&project).unwrap();
+    write_wheel(&project.join("wrennhello-0.1-py3-none-any.whl"));
+    std::fs::write(
+        project.join("index.html"),
+        r#"<html><body><a href="wrennhello-0.1-py3-none-any.whl">wrennhello-0.1-py3-none-any.whl</a></body></html>"#,
+    )
+    .unwrap();
+    let id = capsule_id();
+    a.client
+        .create_sandbox(create_req(&id, support::DEBIAN))
+        .await
+        .expect("create");
+    let index = format!("http://{}:8080/simple/", net.a);
+    let host = net.a.clone();
+    let pip = |venv: &str, pkg: &str| {
+        format!(
+            "python3 -m venv {venv} && {venv}/bin/pip install -q --no-cache-dir --index-url {index} --trusted-host {host} {pkg} && \
+             {venv}/bin/python -c 'import wrennhello; print(wrennhello.GREETING)'"
+        )
+    };
+    let out = ok(sh(&mut a.client, &id, &pip("/tmp/venv", "wrennhello")).await);
+    assert_eq!(out.lines().last(), Some("hello from a local index"));
+
+    a.client
+        .pause_sandbox(pb::PauseSandboxRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .expect("pause");
+    a.client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: id.clone(),
+            timeout_sec: 0,
+        })
+        .await
+        .expect("resume");
+    let out = ok(sh(&mut a.client, &id, &pip("/tmp/venv2", "wrennhello")).await);
+    assert_eq!(out.lines().last(), Some("hello from a local index"));
+
+    let template: String = (0..25)
+        .map(|_| std::char::from_digit(rand::random::<u32>() % 36, 36).unwrap())
+        .collect();
+    a.client
+        .create_snapshot(pb::CreateSnapshotRequest {
+            sandbox_id: id.clone(),
+            template: Some(pb::TemplateRef {
+                team_id: PLATFORM_TEAM.into(),
+                template_id: template.clone(),
+            }),
+        })
+        .await
+        .expect("snapshot");
+    let fork = capsule_id();
+    let mut req = create_req(&fork, support::DEBIAN);
+    req.snapshot = Some(pb::TemplateRef {
+        team_id: PLATFORM_TEAM.into(),
+        template_id: template,
+    });
+    a.client.create_sandbox(req).await.expect("fork");
+    // The fork has the installed package and can install again.
+    let out = ok(sh(&mut a.client, &fork, &pip("/tmp/venv3", "wrennhello")).await);
+    assert_eq!(out.lines().last(), Some("hello from a local index"));
+    for id in [id, fork] {
+        a.client
+            .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+            .await
+            .expect("destroy");
     }
 }
