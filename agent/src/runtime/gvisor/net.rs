@@ -439,22 +439,26 @@ impl Net {
         let mut script = format!(
             "add chain {TABLE} {chain}\n\
              flush chain {TABLE} {chain}\n\
-             add rule {TABLE} {chain} meta nfproto ipv6 drop\n\
-             add rule {TABLE} {chain} ip daddr {{ {METADATA_RANGE}, 127.0.0.0/8, 0.0.0.0/8, 224.0.0.0/4, {pool} }} drop\n",
-            pool = self.config.pool,
+             add rule {TABLE} {chain} meta nfproto ipv6 drop\n"
         );
+        // DNS to the configured resolvers first: cloud resolvers can sit in the link-local
+        // range (169.254.169.253), which is otherwise always dropped.
+        if policy.mode != NetworkMode::DenyAll && !self.config.dns.is_empty() {
+            let dns: Vec<String> = self.config.dns.iter().map(|a| a.to_string()).collect();
+            let dns = dns.join(", ");
+            script.push_str(&format!(
+                "add rule {TABLE} {chain} ip daddr {{ {dns} }} udp dport 53 accept\n\
+                 add rule {TABLE} {chain} ip daddr {{ {dns} }} tcp dport 53 accept\n"
+            ));
+        }
+        script.push_str(&format!(
+            "add rule {TABLE} {chain} ip daddr {{ {METADATA_RANGE}, 127.0.0.0/8, 0.0.0.0/8, 224.0.0.0/4, {pool} }} drop\n",
+            pool = self.config.pool,
+        ));
         match policy.mode {
             NetworkMode::AllowAll => script.push_str(&format!("add rule {TABLE} {chain} accept\n")),
             NetworkMode::DenyAll => script.push_str(&format!("add rule {TABLE} {chain} drop\n")),
             NetworkMode::AllowList => {
-                if !self.config.dns.is_empty() {
-                    let dns: Vec<String> = self.config.dns.iter().map(|a| a.to_string()).collect();
-                    let dns = dns.join(", ");
-                    script.push_str(&format!(
-                        "add rule {TABLE} {chain} ip daddr {{ {dns} }} udp dport 53 accept\n\
-                         add rule {TABLE} {chain} ip daddr {{ {dns} }} tcp dport 53 accept\n"
-                    ));
-                }
                 if !policy.resolved.is_empty() {
                     script.push_str(&format!(
                         "add rule {TABLE} {chain} ip daddr {{ {} }} accept\n",
