@@ -26,6 +26,7 @@ struct Internet {
     veth: String,
     addr: String,
     server: Option<Child>,
+    www: std::path::PathBuf,
 }
 
 const PAGE: &str = "hello from the test internet";
@@ -80,6 +81,7 @@ impl Internet {
             veth,
             addr,
             server: Some(server),
+            www,
         }
     }
 }
@@ -96,6 +98,7 @@ impl Drop for Internet {
         let _ = Command::new("ip")
             .args(["netns", "del", &self.netns])
             .output();
+        let _ = std::fs::remove_dir_all(&self.www);
     }
 }
 
