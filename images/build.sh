@@ -36,6 +36,9 @@ mkdir -p "$root"
 
 echo "building minimal-$distro into $template (envd: $envd)"
 "$HERE/distro/$distro.sh" "$root"
+# The recipe's hash: scripts/images-ensure.sh rebuilds an image whose recipe changed.
+mkdir -p "$root/etc"
+sha256sum "$HERE/distro/$distro.sh" | cut -d' ' -f1 > "$root/etc/wrenn-image-recipe"
 install_wrenn "$root" "$envd"
 make_ext4 "$root" "$work/rootfs.ext4"
 replace_dir "$work" "$template"

@@ -20,6 +20,7 @@ have curl          || need+=(curl)
 have psql          || need+=(postgresql postgresql-client)
 have redis-server  || need+=(redis-server)
 have file          || need+=(file)
+have nft           || need+=(nftables)
 
 updated=0
 apt_update() { [ "$updated" -eq 1 ] || { $SUDO apt-get update -q; updated=1; }; }

@@ -15,8 +15,13 @@ sum() { sha256sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
 ensure() { # distro template-id
     local dir="$WRENN_DIR/images/teams/$platform/$2"
+    local recipe
+    recipe=$(sum "images/distro/$1.sh")
     if [ ! -d "$dir/rootfs" ]; then
         echo "images: building minimal-$1" >&2
+        bash images/build.sh "$1" "$envd"
+    elif [ "$(cat "$dir/rootfs/etc/wrenn-image-recipe" 2>/dev/null)" != "$recipe" ]; then
+        echo "images: rebuilding minimal-$1 (its recipe images/distro/$1.sh changed)" >&2
         bash images/build.sh "$1" "$envd"
     elif [ "$(sum "$dir/rootfs/usr/local/bin/envd")" != "$want" ] ||
          [ "$(sum "$dir/rootfs/usr/local/bin/wrenn-init")" != "$want_init" ]; then

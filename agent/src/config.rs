@@ -51,10 +51,21 @@ pub struct Config {
     #[arg(long, env = "WRENN_GVISOR_PLATFORM", default_value = "systrap")]
     pub platform: String,
 
-    /// Capsule network mode (none, sandbox). `none` is the only one that both works and
-    /// checkpoints with runsc releases before 2024-08 on recent kernels.
-    #[arg(long, env = "WRENN_NETWORK", default_value = "none")]
+    /// Capsule network mode: `sandbox` (gVisor netstack in a per-capsule netns, NAT to
+    /// the host's uplink) or `none`. When the probe finds `sandbox` unusable here,
+    /// capsules run with `none` and the capabilities say why.
+    #[arg(long, env = "WRENN_NETWORK", default_value = "sandbox")]
     pub network: String,
+
+    /// Transfer pool of capsule networks: one /30 per capsule between its router netns
+    /// and the host. Must not overlap a network the host reaches.
+    #[arg(long, env = "WRENN_NET_POOL", default_value = "10.201.0.0/16")]
+    pub net_pool: String,
+
+    /// Resolvers written to capsules' /etc/resolv.conf (comma-separated IPv4 addresses);
+    /// default: the host's own non-loopback resolvers.
+    #[arg(long, env = "WRENN_DNS", value_delimiter = ',')]
+    pub dns: Vec<String>,
 
     /// Medium of the per-capsule root overlay: memory, self or dir=/path.
     #[arg(long, env = "WRENN_OVERLAY", default_value = "memory")]

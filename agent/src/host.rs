@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::capsules::{self, Capsule, Record, Registry, State};
 use crate::envd::{Envd, EnvdError, InitParams};
-use crate::runtime::{CapsuleSpec, Runtime, RuntimeError};
+use crate::runtime::{CapsuleSpec, NetworkMode, NetworkPolicy, Runtime, RuntimeError};
 
 /// How long a fresh or restored envd gets to answer `/health`.
 const ENVD_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,6 +78,69 @@ pub struct CreateParams {
     pub access_token: String,
     pub default_user: String,
     pub default_workdir: String,
+    /// Egress mode (`allow_all` when empty) and allow-list entries.
+    pub network_mode: String,
+    pub network_allow: Vec<String>,
+}
+
+/// Host names are resolved at most this long when a policy is set.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Checks an egress policy and resolves its host names (on the host, now).
+pub async fn network_policy(mode: &str, allow: &[String]) -> Result<NetworkPolicy, HostError> {
+    let mode = NetworkMode::parse(mode).ok_or_else(|| {
+        HostError::InvalidArgument(format!(
+            "unknown network mode {mode:?} (allow_all, deny_all, allow_list)"
+        ))
+    })?;
+    if mode != NetworkMode::AllowList && !allow.is_empty() {
+        return Err(HostError::InvalidArgument(
+            "allow entries are only valid with mode allow_list".into(),
+        ));
+    }
+    let mut resolved = Vec::new();
+    for entry in allow {
+        let entry = entry.trim();
+        if let Some(cidr) = crate::runtime::gvisor::net::Cidr::parse(entry) {
+            resolved.push(cidr.to_string());
+            continue;
+        }
+        let hostname = !entry.is_empty()
+            && entry.len() <= 253
+            && !entry.contains('/')
+            && entry
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && entry.bytes().any(|b| b.is_ascii_alphabetic());
+        if !hostname {
+            return Err(HostError::InvalidArgument(format!(
+                "allow entry {entry:?} is neither an IPv4 CIDR nor a host name"
+            )));
+        }
+        let addrs = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((entry, 0)))
+            .await
+            .map_err(|_| HostError::InvalidArgument(format!("resolving {entry:?} timed out")))?
+            .map_err(|e| HostError::InvalidArgument(format!("cannot resolve {entry:?}: {e}")))?;
+        let before = resolved.len();
+        for a in addrs {
+            if let std::net::IpAddr::V4(v4) = a.ip() {
+                let s = format!("{v4}/32");
+                if !resolved.contains(&s) {
+                    resolved.push(s);
+                }
+            }
+        }
+        if resolved.len() == before {
+            return Err(HostError::InvalidArgument(format!(
+                "{entry:?} has no IPv4 address"
+            )));
+        }
+    }
+    Ok(NetworkPolicy {
+        mode,
+        allow: allow.iter().map(|a| a.trim().to_owned()).collect(),
+        resolved,
+    })
 }
 
 /// What `create`/`resume` report back.
@@ -233,6 +296,7 @@ impl Host {
                 self.limits.memory_mb
             )));
         }
+        let network = network_policy(&p.network_mode, &p.network_allow).await?;
         let token = if p.access_token.is_empty() {
             hex::encode(rand::random::<[u8; 16]>())
         } else {
@@ -246,6 +310,7 @@ impl Host {
             memory_mb,
             disk_mb: p.disk_mb,
             env: p.env.clone(),
+            network,
         };
         let init = InitParams {
             access_token: token.clone(),
@@ -448,6 +513,23 @@ impl Host {
         }
         remove_tree_atomically(&dir)
             .map_err(|e| HostError::Internal(format!("removing template: {e}")))
+    }
+
+    /// Replaces a capsule's egress policy (running or paused) and records it.
+    pub async fn set_network(
+        &self,
+        id: &str,
+        mode: &str,
+        allow: &[String],
+    ) -> Result<NetworkPolicy, HostError> {
+        let capsule = self.capsule(id)?;
+        let policy = network_policy(mode, allow).await?;
+        let _op = capsule.op.lock().await;
+        self.runtime.set_network(id, &policy).await?;
+        capsule.lock().record.spec.network = policy.clone();
+        self.persist(&capsule);
+        info!(capsule_id = %id, mode = ?policy.mode, "egress policy set");
+        Ok(policy)
     }
 
     /// Ids auto-paused and still paused.

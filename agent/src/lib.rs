@@ -105,13 +105,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if !caps.platforms.iter().any(|p| p == &config.platform) {
         warn!(platform = %config.platform, found = ?caps.platforms, "configured gVisor platform failed the probe");
     }
+    if caps.network_mode != config.network {
+        warn!(configured = %config.network, using = %caps.network_mode, notes = ?caps.notes.get("network_mode"), "capsule network mode fell back");
+    }
+    let pool = gvisor::net::Cidr::parse(&config.net_pool)
+        .filter(|c| c.prefix <= 30)
+        .with_context(|| {
+            format!(
+                "--net-pool {:?} is not an IPv4 CIDR of /30 or wider",
+                config.net_pool
+            )
+        })?;
+    let dns = if config.dns.is_empty() {
+        gvisor::net::host_resolvers()
+    } else {
+        config
+            .dns
+            .iter()
+            .map(|a| a.trim().parse())
+            .collect::<Result<Vec<std::net::Ipv4Addr>, _>>()
+            .with_context(|| format!("--dns {:?}: not IPv4 addresses", config.dns))?
+    };
     let runtime = Arc::new(Gvisor::new(
         GvisorConfig {
             wrenn_dir: wrenn_dir.clone(),
             runsc: config.runsc.clone(),
             platform: config.platform.clone(),
-            network: config.network.clone(),
+            network: caps.network_mode.clone(),
             overlay: config.overlay.clone(),
+            net: Some(gvisor::net::NetConfig { pool, dns }),
         },
         caps.clone(),
     )?);

@@ -55,6 +55,42 @@ pub struct CapsuleSpec {
     pub memory_mb: u32,
     pub disk_mb: u32,
     pub env: BTreeMap<String, String>,
+    /// Egress policy (ignored when the host runs capsules without a network).
+    #[serde(default)]
+    pub network: NetworkPolicy,
+}
+
+/// Egress mode of a capsule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    #[default]
+    AllowAll,
+    DenyAll,
+    AllowList,
+}
+
+impl NetworkMode {
+    pub fn parse(s: &str) -> Option<NetworkMode> {
+        match s {
+            "" | "allow_all" => Some(NetworkMode::AllowAll),
+            "deny_all" => Some(NetworkMode::DenyAll),
+            "allow_list" => Some(NetworkMode::AllowList),
+            _ => None,
+        }
+    }
+}
+
+/// Egress policy of a capsule, enforced on the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkPolicy {
+    pub mode: NetworkMode,
+    /// As given: IPv4 CIDRs, addresses and host names (allow_list only).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// `allow` with host names resolved on the host when the policy was set (CIDRs).
+    #[serde(default)]
+    pub resolved: Vec<String>,
 }
 
 /// Resource usage of one capsule at one instant.
@@ -158,6 +194,14 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Liveness of a capsule (used by recovery after an agent restart).
     async fn state(&self, id: &str) -> LiveState;
+
+    /// Replaces the egress policy of a capsule (running or paused).
+    async fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError> {
+        let _ = (id, policy);
+        Err(RuntimeError::Invalid(
+            "this host runs capsules without a network".into(),
+        ))
+    }
 
     /// The envd address of a running capsule.
     fn envd_address(&self, id: &str) -> EnvdAddress;

@@ -116,6 +116,15 @@ impl HostAgentService for AgentService {
         Ok(Response::new(pb::PauseSandboxResponse { snapshot_bytes }))
     }
 
+    async fn set_sandbox_network(
+        &self,
+        r: Request<pb::SetSandboxNetworkRequest>,
+    ) -> Result<Response<pb::SetSandboxNetworkResponse>, Status> {
+        lifecycle::set_network(self, r.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     async fn resume_sandbox(
         &self,
         r: Request<pb::ResumeSandboxRequest>,

@@ -288,6 +288,14 @@ async fn debian_create_exec_files_pause_resume_snapshot_fork_destroy() {
     )
     .await);
     ok(sh(&mut a.client, &id, "command -v socat curl git tini ip ps").await);
+    // Python with pip and venv: a venv gets its own pip.
+    let out = ok(sh(
+        &mut a.client,
+        &id,
+        "python3 -m venv /tmp/venv && /tmp/venv/bin/python -m pip --version && python3 -c 'print(6*7)'",
+    )
+    .await);
+    assert!(out.contains("pip ") && out.ends_with("42"), "{out}");
     a.client
         .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
         .await
@@ -763,4 +771,56 @@ async fn metrics_rings_and_port_tunnel() {
         .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
         .await
         .expect("destroy");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_to_the_socket_dir_stay_off_the_host_disk() {
+    if skip("run_dir_bound") {
+        return;
+    }
+    let mut a = Agent::start(&[]).await;
+    let id = capsule_id();
+    a.client
+        .create_sandbox(create_req(&id, BUSYBOX))
+        .await
+        .expect("create");
+    let host_run = a.dir.join("sandboxes").join(&id).join("run");
+    let free = |p: &std::path::Path| {
+        let s = nix::sys::statvfs::statvfs(p).unwrap();
+        s.blocks_available() * s.fragment_size()
+    };
+    let before = free(&a.dir);
+    // 200 MB into /run/wrenn (the host-backed socket directory) stops at its small bound.
+    let (code, _, err) = sh(
+        &mut a.client,
+        &id,
+        "dd if=/dev/zero of=/run/wrenn/fill bs=1M count=200 2>&1; echo done",
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let written = std::fs::metadata(host_run.join("fill"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        written <= 1024 * 1024,
+        "{written} bytes reached the host through /run/wrenn"
+    );
+    let after = free(&a.dir);
+    assert!(
+        before.saturating_sub(after) < 16 * 1024 * 1024,
+        "the host disk lost {} bytes",
+        before.saturating_sub(after)
+    );
+    // The capsule keeps answering (envd's socket lives in the same directory).
+    assert_eq!(
+        ok(sh(&mut a.client, &id, "rm /run/wrenn/fill; echo ok").await),
+        "ok"
+    );
+    a.client
+        .destroy_sandbox(pb::DestroySandboxRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .expect("destroy");
+    assert!(!host_run.exists(), "run dir left behind");
 }

@@ -2,7 +2,8 @@
 # minimal-debian: Debian bookworm (minbase) with the tools every capsule image carries.
 set -euo pipefail
 root="$1"
-pkgs=socat,chrony,iproute2,tini,sudo,wget,curl,ca-certificates,git,procps
+# python3 with pip and venv: agents run Python first.
+pkgs=socat,chrony,iproute2,tini,sudo,wget,curl,ca-certificates,git,procps,python3,python3-pip,python3-venv
 args=(--variant=minbase --include="$pkgs" --skip=check/empty)
 # Reusing the host's apt sources keeps mirror configuration in one place; an explicit
 # mirror wins.

@@ -175,6 +175,9 @@ async fn main() -> anyhow::Result<()> {
         .local_addr()?
         .port();
     let addr = format!("127.0.0.1:{port}");
+    // The raw-runsc baselines run with --network=none; so does the candidate unless
+    // BENCH_NETWORK=sandbox (then the ratios include the capsule network's set-up).
+    let network = std::env::var("BENCH_NETWORK").unwrap_or_else(|_| "none".into());
     let config = wrenn_agent::config::Config::parse_from([
         "wrenn-agent",
         "--wrenn-dir",
@@ -186,6 +189,8 @@ async fn main() -> anyhow::Result<()> {
         "--insecure-dev",
         "--probe-cache",
         "/var/tmp/wrenn-agent-tests/capabilities.json",
+        "--network",
+        &network,
     ]);
     let agent = tokio::spawn(wrenn_agent::run(config));
     let mut client = loop {

@@ -12,6 +12,7 @@
 //! the shared template rootfs, which every fork's bundle names too.
 
 mod bundle;
+pub mod net;
 pub mod probe;
 mod runsc;
 
@@ -24,7 +25,11 @@ use tracing::{info, warn};
 pub use probe::probe;
 use runsc::Runsc;
 
-use super::{Capabilities, CapsuleSpec, EnvdAddress, LiveState, Runtime, RuntimeError, Stats};
+use net::Net;
+
+use super::{
+    Capabilities, CapsuleSpec, EnvdAddress, LiveState, NetworkPolicy, Runtime, RuntimeError, Stats,
+};
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -40,12 +45,16 @@ pub struct GvisorConfig {
     pub network: String,
     /// runsc `--overlay2` medium for the root: `memory`, `self` or `dir=/path`.
     pub overlay: String,
+    /// Per-capsule networking; required when `network` is `sandbox`.
+    pub net: Option<net::NetConfig>,
 }
 
 pub struct Gvisor {
     runsc: Runsc,
     wrenn_dir: PathBuf,
     capabilities: Capabilities,
+    /// Set when capsules run with `--network=sandbox`.
+    net: Option<Net>,
 }
 
 /// runsc container id of a capsule.
@@ -62,6 +71,15 @@ impl Gvisor {
                 "the root overlay cannot be disabled: capsules share the template rootfs".into(),
             ));
         }
+        let net = match (config.network.as_str(), config.net) {
+            ("sandbox", Some(c)) => Some(Net::new(c)),
+            ("sandbox", None) => {
+                return Err(RuntimeError::Invalid(
+                    "--network=sandbox needs the network settings".into(),
+                ))
+            }
+            _ => None,
+        };
         let runsc = Runsc {
             binary: config.runsc,
             root: config.wrenn_dir.join("runsc"),
@@ -73,6 +91,7 @@ impl Gvisor {
             runsc,
             wrenn_dir: config.wrenn_dir,
             capabilities,
+            net,
         })
     }
 
@@ -97,9 +116,16 @@ impl Gvisor {
         let run_dir = dir.join("run");
         std::fs::create_dir_all(&bundle_dir).map_err(RuntimeError::io("creating bundle dir"))?;
         std::fs::create_dir_all(&run_dir).map_err(RuntimeError::io("creating run dir"))?;
+        mount_run_dir(&run_dir)?;
         // A stale socket from a previous run would make envd's bind fail.
         let _ = std::fs::remove_file(run_dir.join(bundle::ENVD_SOCKET));
-        let config = bundle::config(spec, &rootfs, bundle::init_args(&rootfs), &run_dir);
+        let netns = net::netns_path(&spec.id);
+        let resolv_conf = dir.join("resolv.conf");
+        let mounts = self.net.as_ref().map(|_| bundle::NetMounts {
+            netns: &netns,
+            resolv_conf: &resolv_conf,
+        });
+        let config = bundle::config(spec, &rootfs, bundle::init_args(&rootfs), &run_dir, mounts);
         let text =
             serde_json::to_vec_pretty(&config).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         std::fs::write(bundle_dir.join("config.json"), text)
@@ -120,6 +146,15 @@ impl Gvisor {
         let mut attempt = 1;
         loop {
             let (bundle_dir, log) = self.prepare(spec)?;
+            if let Some(net) = &self.net {
+                if net::netns_path(&spec.id).exists() {
+                    net.readdress(&spec.id).await?;
+                } else {
+                    // Lost (a host reboot): build it again.
+                    net.setup(&spec.id, &self.sandbox_dir(&spec.id), &spec.network)
+                        .await?;
+                }
+            }
             let bundle_arg = format!("--bundle={}", bundle_dir.display());
             self.runsc
                 .run_detached(
@@ -185,7 +220,21 @@ impl Gvisor {
     /// Removes what a failed create left behind.
     async fn cleanup(&self, id: &str) {
         self.runsc.remove(&container_id(id)).await;
+        if let Some(net) = &self.net {
+            net.teardown(id).await;
+        }
+        unmount_run_dir(&self.sandbox_dir(id));
         let _ = std::fs::remove_dir_all(self.sandbox_dir(id));
+    }
+
+    /// Creates the sandbox dir and, with networking, the capsule's network.
+    async fn setup_network(&self, spec: &CapsuleSpec) -> Result<(), RuntimeError> {
+        let dir = self.sandbox_dir(&spec.id);
+        std::fs::create_dir_all(&dir).map_err(RuntimeError::io("creating sandbox dir"))?;
+        if let Some(net) = &self.net {
+            net.setup(&spec.id, &dir, &spec.network).await?;
+        }
+        Ok(())
     }
 }
 
@@ -200,21 +249,24 @@ impl Runtime for Gvisor {
         if self.sandbox_dir(&spec.id).exists() || self.runsc.has_state(&cid) {
             return Err(RuntimeError::AlreadyExists(spec.id.clone()));
         }
-        let result = match &spec.snapshot_dir {
-            Some(snapshot) => self.restore(spec, &snapshot.join("checkpoint")).await,
-            None => match self.prepare(spec) {
-                Ok((bundle_dir, log)) => {
-                    let bundle_arg = format!("--bundle={}", bundle_dir.display());
-                    self.runsc
-                        .run_detached(
-                            "run",
-                            &["run", "--detach", &bundle_arg, &cid],
-                            &log,
-                            RUN_TIMEOUT,
-                        )
-                        .await
-                }
-                Err(e) => Err(e),
+        let result = match self.setup_network(spec).await {
+            Err(e) => Err(e),
+            Ok(()) => match &spec.snapshot_dir {
+                Some(snapshot) => self.restore(spec, &snapshot.join("checkpoint")).await,
+                None => match self.prepare(spec) {
+                    Ok((bundle_dir, log)) => {
+                        let bundle_arg = format!("--bundle={}", bundle_dir.display());
+                        self.runsc
+                            .run_detached(
+                                "run",
+                                &["run", "--detach", &bundle_arg, &cid],
+                                &log,
+                                RUN_TIMEOUT,
+                            )
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
             },
         };
         match result {
@@ -237,6 +289,10 @@ impl Runtime for Gvisor {
             return Err(RuntimeError::NotFound(id.to_owned()));
         }
         self.runsc.remove(&cid).await;
+        if let Some(net) = &self.net {
+            net.teardown(id).await;
+        }
+        unmount_run_dir(&self.sandbox_dir(id));
         for dir in [self.sandbox_dir(id), self.snapshot_dir(id)] {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -374,6 +430,18 @@ impl Runtime for Gvisor {
         }
     }
 
+    async fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError> {
+        let Some(net) = &self.net else {
+            return Err(RuntimeError::Invalid(
+                "this host runs capsules without a network (--network=none)".into(),
+            ));
+        };
+        if !self.sandbox_dir(id).exists() {
+            return Err(RuntimeError::NotFound(id.to_owned()));
+        }
+        net.apply(id, policy).await
+    }
+
     fn envd_address(&self, id: &str) -> EnvdAddress {
         EnvdAddress::Unix {
             path: self.sandbox_dir(id).join("run").join(bundle::ENVD_SOCKET),
@@ -419,6 +487,12 @@ impl Runtime for Gvisor {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if !keep.contains(&name) {
+                    if sub == "sandboxes" {
+                        if let Some(net) = &self.net {
+                            net.teardown(&name).await;
+                        }
+                        unmount_run_dir(&entry.path());
+                    }
                     let _ = std::fs::remove_dir_all(entry.path());
                     removed.push(format!("{sub}/{name}"));
                 }
@@ -426,6 +500,40 @@ impl Runtime for Gvisor {
         }
         Ok(removed)
     }
+}
+
+/// Size of the tmpfs holding a capsule's `run/` directory (`/run/wrenn` inside): envd's
+/// socket needs none of it; the bound is what a capsule can write to the host through it.
+pub const RUN_DIR_TMPFS: &str = "size=1m,nr_inodes=64,mode=0755";
+
+/// Mounts a small tmpfs on a capsule's host `run/` directory unless one is there already
+/// (a restore, an adopted capsule), so that writes to `/run/wrenn` never reach the host disk.
+fn mount_run_dir(run_dir: &Path) -> Result<(), RuntimeError> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev());
+    let parent = run_dir.parent().unwrap_or(run_dir);
+    if let (Ok(a), Ok(b)) = (dev(run_dir), dev(parent)) {
+        if a != b {
+            return Ok(());
+        }
+    }
+    use nix::mount::MsFlags;
+    nix::mount::mount(
+        Some("tmpfs"),
+        run_dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(RUN_DIR_TMPFS),
+    )
+    .map_err(|e| RuntimeError::Io {
+        context: format!("mounting a tmpfs on {}", run_dir.display()),
+        source: e.into(),
+    })
+}
+
+/// Detaches the tmpfs of a capsule's `run/` directory (absent is fine).
+fn unmount_run_dir(sandbox_dir: &Path) {
+    let _ = nix::mount::umount2(&sandbox_dir.join("run"), nix::mount::MntFlags::MNT_DETACH);
 }
 
 /// Total size of the regular files directly in `dir`.

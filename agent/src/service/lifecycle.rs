@@ -39,6 +39,12 @@ pub async fn create(
         access_token: r.access_token,
         default_user: r.default_user,
         default_workdir: r.default_workdir,
+        network_mode: r
+            .network
+            .as_ref()
+            .map(|n| n.mode.clone())
+            .unwrap_or_default(),
+        network_allow: r.network.map(|n| n.allow).unwrap_or_default(),
     };
     let (capsule, started) = svc.host.create(params).await?;
     let created = capsule.lock().record.created_at_unix;
@@ -59,6 +65,20 @@ pub async fn resume(
     let started = svc.host.resume(&r.sandbox_id, r.timeout_sec).await?;
     Ok(pb::ResumeSandboxResponse {
         metadata: Some(metadata(svc, started.envd_version)),
+    })
+}
+
+pub async fn set_network(
+    svc: &AgentService,
+    r: pb::SetSandboxNetworkRequest,
+) -> Result<pb::SetSandboxNetworkResponse, Status> {
+    let n = r.network.unwrap_or_default();
+    let policy = svc
+        .host
+        .set_network(&r.sandbox_id, &n.mode, &n.allow)
+        .await?;
+    Ok(pb::SetSandboxNetworkResponse {
+        resolved: policy.resolved,
     })
 }
 

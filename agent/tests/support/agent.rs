@@ -263,6 +263,38 @@ pub fn runsc_list(dir: &Path) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// Removes the networks (netns pair, host veth, nftables chain) of every capsule left
+/// under `dir` (test cleanup; the agent does this itself on destroy).
+pub fn remove_networks(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir.join("sandboxes")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let veth = std::fs::read(e.path().join("net.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["veth"].as_str().map(str::to_owned));
+        if let Some(veth) = veth {
+            let element = format!("delete element inet wrenn capsules {{ \"{veth}\" }}");
+            let _ = Command::new("nft").arg(&element).output();
+            let chain = format!("c{}", &veth[2..]);
+            let _ = Command::new("nft")
+                .args(["delete", "chain", "inet", "wrenn", &chain])
+                .output();
+        }
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(e.path().join("run"))
+            .output();
+        for ns in [format!("wrenn-{id}"), format!("wrenn-{id}-gw")] {
+            if Path::new("/run/netns").join(&ns).exists() {
+                let _ = Command::new("ip").args(["netns", "delete", &ns]).output();
+            }
+        }
+    }
+}
+
 /// Removes every runsc container left under `dir` (test cleanup).
 pub fn remove_containers(dir: &Path) {
     for cid in runsc_list(dir) {
@@ -301,6 +333,7 @@ impl Drop for Agent {
         }
         if self.own_dir.is_some() {
             remove_containers(&self.dir);
+            remove_networks(&self.dir);
         }
     }
 }

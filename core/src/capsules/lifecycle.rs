@@ -4,7 +4,7 @@
 //! reason. Every outcome is reported through [`outcome`].
 
 use crate::capsules::agent::{self, status_to_api, AgentClient};
-use crate::capsules::model::{CapsuleMetadata, CreateCapsule};
+use crate::capsules::model::{CapsuleMetadata, CreateCapsule, NetworkPolicy};
 use crate::capsules::outcome::{self, Report};
 use crate::capsules::state::{self, CapsuleStatus, Transition};
 use crate::capsules::templates;
@@ -249,6 +249,8 @@ pub async fn create(
     if timeout_sec > i32::MAX as u32 {
         return Err(ApiError::invalid("timeout_sec is too large"));
     }
+    let network = req.network.clone().unwrap_or_default();
+    network.validate()?;
     check_limits(ctx, team_id, vcpus, memory_mb).await?;
 
     // A fork continues the snapshot's memory, where envd still holds the source capsule's
@@ -271,6 +273,7 @@ pub async fn create(
             access_token: inherited_token
                 .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>())),
             created_by: principal.user_id(),
+            network: serde_json::to_value(&network).unwrap_or_default(),
         },
     )
     .await?;
@@ -392,6 +395,11 @@ async fn start(
         access_token: placed.access_token.clone(),
         default_user: String::new(),
         default_workdir: String::new(),
+        network: Some(
+            serde_json::from_value::<NetworkPolicy>(row.network.clone())
+                .unwrap_or_default()
+                .to_pb(),
+        ),
     };
     match client.create_sandbox(request).await {
         Ok(resp) => {
@@ -433,6 +441,36 @@ async fn start(
             Err(err)
         }
     }
+}
+
+// ------------------------------------------------------------------------------ network
+
+/// `PATCH /v1/capsules/{id}/network`: replaces the egress policy of a running or paused
+/// capsule on its host, then records it.
+pub async fn set_network(
+    ctx: &ServerContext,
+    row: CapsuleRow,
+    policy: NetworkPolicy,
+) -> Result<CapsuleRow, ApiError> {
+    policy.validate()?;
+    if !matches!(row.status(), CapsuleStatus::Running | CapsuleStatus::Paused) {
+        return Err(invalid_state(&row, "change the network of"));
+    }
+    let host = row
+        .host_id
+        .ok_or_else(|| ApiError::internal("a placed capsule has no host"))?;
+    let mut client = agent::client(ctx, host).await?;
+    client
+        .set_sandbox_network(pb::SetSandboxNetworkRequest {
+            sandbox_id: wire(row.id),
+            network: Some(policy.to_pb()),
+        })
+        .await
+        .map_err(status_to_api)?;
+    let value = serde_json::to_value(&policy).unwrap_or_default();
+    db::set_network(ctx.db(), row.id, &value)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not_found", "capsule not found"))
 }
 
 // ------------------------------------------------------------------------------ destroy

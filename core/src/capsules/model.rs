@@ -58,6 +58,8 @@ pub struct Capsule {
     pub last_active_at: Option<DateTime<Utc>>,
     pub last_updated: DateTime<Utc>,
     pub metadata: CapsuleMetadata,
+    /// Egress policy.
+    pub network: NetworkPolicy,
 }
 
 impl From<&CapsuleRow> for Capsule {
@@ -77,6 +79,7 @@ impl From<&CapsuleRow> for Capsule {
             last_active_at: row.last_active_at,
             last_updated: row.last_updated,
             metadata: serde_json::from_value(row.metadata.clone()).unwrap_or_default(),
+            network: serde_json::from_value(row.network.clone()).unwrap_or_default(),
         }
     }
 }
@@ -98,6 +101,149 @@ pub struct CreateCapsule {
     /// Auto-pause after this many seconds without activity; 0 (default) disables.
     #[serde(default)]
     pub timeout_sec: Option<u32>,
+    /// Egress policy; default `allow_all`.
+    #[serde(default)]
+    pub network: Option<NetworkPolicy>,
+}
+
+/// Egress mode of a capsule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// Anywhere except the always-blocked destinations (default).
+    #[default]
+    AllowAll,
+    /// Nothing.
+    DenyAll,
+    /// Only the destinations in `allow` (and the host's DNS resolvers).
+    AllowList,
+}
+
+impl NetworkMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::AllowAll => "allow_all",
+            NetworkMode::DenyAll => "deny_all",
+            NetworkMode::AllowList => "allow_list",
+        }
+    }
+}
+
+/// Egress policy of a capsule, enforced on its host (never inside the capsule). The
+/// link-local range 169.254.0.0/16 (cloud metadata), the host's own addresses and other
+/// capsules are unreachable whatever the mode. Body of `PATCH /v1/capsules/{id}/network`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkPolicy {
+    #[serde(default)]
+    pub mode: NetworkMode,
+    /// `allow_list` only: IPv4 CIDRs (`10.0.0.0/8`), addresses or host names; names are
+    /// resolved on the capsule's host when the policy is set.
+    #[serde(default)]
+    #[schema(example = json!(["203.0.113.0/24", "pypi.org"]))]
+    pub allow: Vec<String>,
+}
+
+/// Most entries an allow-list may hold.
+pub const MAX_ALLOW_ENTRIES: usize = 256;
+
+fn valid_cidr(s: &str) -> bool {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, p.parse::<u8>().ok().filter(|p| *p <= 32)),
+        None => (s, Some(32)),
+    };
+    prefix.is_some() && addr.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+fn valid_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && s.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+impl NetworkPolicy {
+    /// 400 `invalid_request` for an entry that is neither an IPv4 CIDR nor a host name,
+    /// entries outside `allow_list`, or too many entries.
+    pub fn validate(&self) -> Result<(), wrenn_extension_api::ApiError> {
+        use wrenn_extension_api::ApiError;
+        if self.mode != NetworkMode::AllowList && !self.allow.is_empty() {
+            return Err(ApiError::invalid(
+                "network.allow is only valid with mode allow_list",
+            ));
+        }
+        if self.allow.len() > MAX_ALLOW_ENTRIES {
+            return Err(ApiError::invalid(format!(
+                "network.allow holds at most {MAX_ALLOW_ENTRIES} entries"
+            )));
+        }
+        for entry in &self.allow {
+            let looks_numeric = entry
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'/');
+            let ok = if looks_numeric || entry.contains('/') {
+                valid_cidr(entry)
+            } else {
+                valid_host_name(entry)
+            };
+            if !ok {
+                return Err(ApiError::invalid(format!(
+                    "network.allow entry {entry:?} is neither an IPv4 CIDR nor a host name"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The wire form for the host agent.
+    pub fn to_pb(&self) -> wrenn_proto::hostagent::v1::NetworkPolicy {
+        wrenn_proto::hostagent::v1::NetworkPolicy {
+            mode: self.mode.as_str().into(),
+            allow: self.allow.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(mode: NetworkMode, allow: &[&str]) -> NetworkPolicy {
+        NetworkPolicy {
+            mode,
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn network_policy_validation() {
+        assert!(policy(NetworkMode::AllowAll, &[]).validate().is_ok());
+        assert!(policy(
+            NetworkMode::AllowList,
+            &["10.0.0.0/8", "1.2.3.4", "pypi.org"]
+        )
+        .validate()
+        .is_ok());
+        for bad in ["10.0.0.0/33", "300.1.1.1", "a b", "-x.org", "10.0.0/8", ""] {
+            assert!(
+                policy(NetworkMode::AllowList, &[bad]).validate().is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(policy(NetworkMode::DenyAll, &["10.0.0.1"])
+            .validate()
+            .is_err());
+        let parsed: Result<NetworkPolicy, _> = serde_json::from_str(r#"{"mode": "sometimes"}"#);
+        assert!(parsed.is_err());
+    }
 }
 
 /// A template (base or snapshot).

@@ -29,6 +29,8 @@ pub struct CapsuleRow {
     pub last_active_at: Option<DateTime<Utc>>,
     pub last_updated: DateTime<Utc>,
     pub stopped_at: Option<DateTime<Utc>>,
+    /// Egress policy (`capsules::model::NetworkPolicy` as JSON).
+    pub network: serde_json::Value,
 }
 
 impl CapsuleRow {
@@ -50,11 +52,12 @@ pub struct NewCapsule {
     pub timeout_sec: i32,
     pub access_token: String,
     pub created_by: Option<Uuid>,
+    pub network: serde_json::Value,
 }
 
 const COLUMNS: &str = "id, team_id, host_id, template_id, template_name, status, status_reason, \
     vcpus, memory_mb, timeout_sec, guest_ip, host_ip, access_token, metadata, created_by, \
-    created_at, started_at, last_active_at, last_updated, stopped_at";
+    created_at, started_at, last_active_at, last_updated, stopped_at, network";
 
 fn statuses(list: &[CapsuleStatus]) -> Vec<String> {
     list.iter().map(|s| s.as_str().to_string()).collect()
@@ -64,8 +67,8 @@ fn statuses(list: &[CapsuleStatus]) -> Vec<String> {
 pub async fn insert(db: impl PgExecutor<'_>, new: &NewCapsule) -> sqlx::Result<CapsuleRow> {
     sqlx::query_as(&format!(
         "INSERT INTO capsules (id, team_id, template_id, template_name, status, vcpus, memory_mb, \
-         timeout_sec, access_token, created_by) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+         timeout_sec, access_token, created_by, network) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     ))
     .bind(new.id)
     .bind(new.team_id)
@@ -76,7 +79,23 @@ pub async fn insert(db: impl PgExecutor<'_>, new: &NewCapsule) -> sqlx::Result<C
     .bind(new.timeout_sec)
     .bind(&new.access_token)
     .bind(new.created_by)
+    .bind(&new.network)
     .fetch_one(db)
+    .await
+}
+
+/// Records a capsule's egress policy.
+pub async fn set_network(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    network: &serde_json::Value,
+) -> sqlx::Result<Option<CapsuleRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE capsules SET network = $2, last_updated = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(network)
+    .fetch_optional(db)
     .await
 }
 

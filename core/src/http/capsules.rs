@@ -11,7 +11,7 @@ use crate::db::capsules as db;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,7 @@ pub fn router() -> Router<ServerContext> {
         .route("/v1/capsules/{id}/pause", post(pause))
         .route("/v1/capsules/{id}/resume", post(resume))
         .route("/v1/capsules/{id}/ping", post(ping))
+        .route("/v1/capsules/{id}/network", patch(set_network))
         .route("/v1/capsules/{id}/metrics", get(metrics))
         .route("/v1/capsules/{id}/access-token", post(access_token))
 }
@@ -35,8 +36,8 @@ pub fn router() -> Router<ServerContext> {
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        create, list, show, destroy, pause, resume, ping, metrics, team_stats, team_usage,
-        access_token,
+        create, list, show, destroy, pause, resume, ping, set_network, metrics, team_stats,
+        team_usage, access_token,
         super::exec::exec, super::exec::list_processes, super::exec::kill_process,
         super::exec::exec_stream, super::exec::process_stream, super::exec::pty,
         super::files::write, super::files::read, super::files::stream_write,
@@ -46,7 +47,8 @@ pub fn router() -> Router<ServerContext> {
     components(schemas(
         Capsule, CreateCapsule, Stats, Usage, Metrics, AccessToken,
         crate::capsules::state::CapsuleStatus, crate::capsules::model::CapsuleMetadata,
-        crate::capsules::model::Template,
+        crate::capsules::model::Template, crate::capsules::model::NetworkPolicy,
+        crate::capsules::model::NetworkMode,
     )),
     tags(
         (name = "capsules", description = "Capsule lifecycle, metrics and usage"),
@@ -166,6 +168,29 @@ pub async fn ping(
 ) -> Result<StatusCode, ApiError> {
     lifecycle::ping(&ctx, &principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the capsule's egress policy (running or paused capsules). Enforced on the
+/// capsule's host at once; open connections the new policy forbids stop passing.
+#[utoipa::path(patch, path = "/v1/capsules/{id}/network", tag = "capsules",
+    params(("id" = String, Path)), request_body = crate::capsules::model::NetworkPolicy,
+    responses(
+        (status = 200, body = Capsule),
+        (status = 400, description = "`invalid_request`: unknown mode, bad CIDR or host name, a name that does not resolve"),
+        (status = 404, description = "not the caller's"),
+        (status = 409, description = "`invalid_state`: the capsule is not running or paused; `conflict`: its host runs capsules without a network"),
+    ))]
+pub async fn set_network(
+    State(ctx): State<ServerContext>,
+    RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
+    ApiPath(id): ApiPath<String>,
+    body: Bytes,
+) -> Result<Json<Capsule>, ApiError> {
+    let row = lifecycle::load(&ctx, &principal, &id).await?;
+    let policy: crate::capsules::model::NetworkPolicy = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid request body: {e}")))?;
+    let row = lifecycle::set_network(&ctx, row, policy).await?;
+    Ok(Json(Capsule::from(&row)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -139,6 +139,40 @@ impl Agent {
                 .stderr(Stdio::null())
                 .status();
         }
+        // Networks and socket-dir mounts the agent made for capsules it never destroyed.
+        let Ok(entries) = std::fs::read_dir(self.dir.join("sandboxes")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let veth = std::fs::read(e.path().join("net.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["veth"].as_str().map(str::to_owned));
+            if let Some(veth) = veth {
+                let _ = Command::new("nft")
+                    .arg(format!(
+                        "delete element inet wrenn capsules {{ \"{veth}\" }}"
+                    ))
+                    .output();
+                let _ = Command::new("nft")
+                    .args([
+                        "delete",
+                        "chain",
+                        "inet",
+                        "wrenn",
+                        &format!("c{}", &veth[2..]),
+                    ])
+                    .output();
+            }
+            for ns in [format!("wrenn-{id}"), format!("wrenn-{id}-gw")] {
+                let _ = Command::new("ip").args(["netns", "delete", &ns]).output();
+            }
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(e.path().join("run"))
+                .output();
+        }
     }
 }
 

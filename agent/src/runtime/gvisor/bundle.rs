@@ -49,8 +49,20 @@ pub fn init_args(rootfs: &Path) -> Vec<String> {
     }
 }
 
+/// The capsule's network, when it has one: its netns and its `/etc/resolv.conf`.
+pub struct NetMounts<'a> {
+    pub netns: &'a Path,
+    pub resolv_conf: &'a Path,
+}
+
 /// Builds `config.json` for `spec` with the given rootfs, init args and host run dir.
-pub fn config(spec: &CapsuleSpec, rootfs: &Path, args: Vec<String>, host_run_dir: &Path) -> Value {
+pub fn config(
+    spec: &CapsuleSpec,
+    rootfs: &Path,
+    args: Vec<String>,
+    host_run_dir: &Path,
+    net: Option<NetMounts<'_>>,
+) -> Value {
     let mut env: Vec<String> = vec![
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         "HOME=/root".into(),
@@ -61,6 +73,28 @@ pub fn config(spec: &CapsuleSpec, rootfs: &Path, args: Vec<String>, host_run_dir
     env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
     let caps: Vec<&str> = CAPABILITIES.to_vec();
     let memory = u64::from(spec.memory_mb) * 1024 * 1024;
+    let mut mounts = json!([
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": GUEST_RUN_DIR, "type": "bind", "source": host_run_dir,
+         "options": ["rbind", "rw"]}
+    ]);
+    // runsc without a netns path makes an empty one; with it, netstack takes its eth0.
+    let mut netns = json!({"type": "network"});
+    if let Some(net) = &net {
+        netns["path"] = json!(net.netns);
+        if let Some(list) = mounts.as_array_mut() {
+            list.push(json!({"destination": "/etc/resolv.conf", "type": "bind",
+                "source": net.resolv_conf, "options": ["bind", "ro"]}));
+        }
+    }
     json!({
         "ociVersion": "1.0.0",
         "process": {
@@ -80,26 +114,14 @@ pub fn config(spec: &CapsuleSpec, rootfs: &Path, args: Vec<String>, host_run_dir
         // template directory.
         "root": {"path": rootfs, "readonly": false},
         "hostname": "wrenn",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]},
-            {"destination": GUEST_RUN_DIR, "type": "bind", "source": host_run_dir,
-             "options": ["rbind", "rw"]}
-        ],
+        "mounts": mounts,
         "linux": {
             "resources": {
                 "cpu": {"quota": u64::from(spec.vcpus.max(1)) * CPU_PERIOD_US, "period": CPU_PERIOD_US},
                 "memory": {"limit": memory}
             },
             "namespaces": [
-                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}
+                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, netns
             ]
         }
     })

@@ -31,7 +31,9 @@ pub async fn probe(
     let kernel = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
-    let key = format!("{version}|{kernel}");
+    // "v2": the sandbox network is probed the way capsules run it (netns in the spec,
+    // /proc/sys/net masked); results of the older probe do not count.
+    let key = format!("v2|{version}|{kernel}");
     if let Some(caps) = cache.and_then(|c| read_cache(c, &key)) {
         return finish(caps, preferred_platform, preferred_network);
     }
@@ -54,7 +56,7 @@ pub async fn probe(
         platforms.push("kvm");
     }
     for platform in platforms {
-        match try_container(binary, scratch, platform, "none", None, false).await {
+        match try_container(binary, scratch, platform, "none", None, NetnsUse::None).await {
             Ok(()) => caps.platforms.push(platform.into()),
             Err(e) => {
                 caps.notes.insert(format!("platform.{platform}"), e);
@@ -78,7 +80,11 @@ pub async fn probe(
         .first()
         .cloned()
         .unwrap_or_else(|| "systrap".into());
-    for (mode, netns) in [("none", false), ("sandbox", false), ("host-in-netns", true)] {
+    for (mode, netns) in [
+        ("none", NetnsUse::None),
+        ("sandbox", NetnsUse::Spec),
+        ("host-in-netns", NetnsUse::Nsenter),
+    ] {
         let network = if mode == "host-in-netns" {
             "host"
         } else {
@@ -112,10 +118,39 @@ pub async fn probe(
     finish(caps, preferred_platform, preferred_network)
 }
 
+/// Sets the platform and network mode in use. A configured network mode that failed the
+/// probe (or cannot be checkpointed) falls back to `none`, with the reason in the notes.
 fn finish(mut caps: Capabilities, platform: &str, network: &str) -> Capabilities {
     caps.platform = platform.into();
-    caps.network_mode = network.into();
+    let works = caps.network_modes.iter().any(|m| m == network)
+        && caps.checkpoint_network_modes.iter().any(|m| m == network);
+    if works || network == "none" {
+        caps.network_mode = network.into();
+    } else {
+        let why = caps
+            .notes
+            .get(&format!("network.{network}"))
+            .or_else(|| caps.notes.get(&format!("checkpoint.{network}")))
+            .cloned()
+            .unwrap_or_else(|| "not supported by this runsc".into());
+        caps.notes.insert(
+            "network_mode".into(),
+            format!("{network} unavailable ({why}); capsules run with none"),
+        );
+        caps.network_mode = "none".into();
+    }
     caps
+}
+
+/// How a probe container gets its network namespace.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NetnsUse {
+    /// runsc makes one (empty).
+    None,
+    /// A netns created for the probe, named in the OCI spec (how capsules run).
+    Spec,
+    /// runsc runs under `nsenter --net` of a netns created for the probe.
+    Nsenter,
 }
 
 fn read_cache(path: &Path, key: &str) -> Option<Capabilities> {
@@ -144,16 +179,22 @@ async fn runsc_version(binary: &Path) -> String {
 }
 
 /// Runs a probe container; with `checkpoint`, also checkpoints it into that directory.
-/// With `netns`, runsc runs inside a network namespace created for the probe.
+/// `netns` says how it gets its network namespace.
 async fn try_container(
     binary: &Path,
     scratch: &Path,
     platform: &str,
     network: &str,
     checkpoint: Option<&Path>,
-    netns: bool,
+    netns_use: NetnsUse,
 ) -> Result<(), String> {
+    let netns = netns_use == NetnsUse::Nsenter;
     let n = rand::random::<u32>();
+    let netns_name = format!("wrenn-probe-{n:08x}");
+    let mut ns = json!({"type": "network"});
+    if netns_use == NetnsUse::Spec {
+        ns["path"] = json!(format!("/run/netns/{netns_name}"));
+    }
     let cid = format!("wrenn-probe-{}-{n:08x}", std::process::id());
     let bundle = scratch.join(&cid);
     std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
@@ -163,11 +204,10 @@ async fn try_container(
                     "env": ["PATH=/usr/bin:/bin"]},
         "root": {"path": "/", "readonly": true},
         "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
-        "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "network"}]}
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, ns]}
     });
     std::fs::write(bundle.join("config.json"), config.to_string()).map_err(|e| e.to_string())?;
-    let netns_name = format!("wrenn-probe-{n:08x}");
-    if netns {
+    if netns_use != NetnsUse::None {
         run_plain("ip", &["netns", "add", &netns_name], &bundle.join("ip.err")).await?;
     }
     let runsc = Runsc {
@@ -215,7 +255,7 @@ async fn try_container(
     }
     .await;
     runsc.remove(&cid).await;
-    if netns {
+    if netns_use != NetnsUse::None {
         let _ = run_plain(
             "ip",
             &["netns", "delete", &netns_name],

@@ -39,8 +39,13 @@ impl Runsc {
         }
         cmd.arg(format!("--root={}", self.root.display()))
             .arg(format!("--platform={}", self.platform))
-            .arg(format!("--network={}", self.network))
-            .arg(format!("--overlay2={}", self.overlay))
+            .arg(format!("--network={}", self.network));
+        if self.network == "sandbox" {
+            // Open TCP connections are reset at checkpoint instead of refusing it
+            // ("endpoint cannot be saved in connected state").
+            cmd.arg("--net-disconnect-ok");
+        }
+        cmd.arg(format!("--overlay2={}", self.overlay))
             .arg("--host-uds=all")
             .arg("--cpu-num-from-quota")
             .stdin(Stdio::null())
@@ -99,10 +104,15 @@ impl Runsc {
             .map_err(RuntimeError::io("cloning log handle"))?;
         let mut cmd = self.command();
         cmd.args(args).stdout(file).stderr(err).kill_on_drop(false);
-        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        let mask = self.network == "sandbox";
+        // SAFETY: setsid, unshare and mount are plain syscalls, async-signal-safe, and
+        // touch no memory of the parent.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if mask {
+                    mask_proc_sys_net()?;
+                }
                 Ok(())
             });
         }
@@ -218,6 +228,41 @@ impl Runsc {
         }
         kill_container_processes(container);
     }
+}
+
+/// runsc releases before 2024-08 decide "am I in the root netns?" by looking for
+/// `/proc/sys/net/core/rmem_default`, which recent kernels show in every netns, and then
+/// refuse `--network=sandbox`. A private mount namespace with a tmpfs over `/proc/sys/net`
+/// hides it from runsc alone (the host's mounts are untouched: propagation is private).
+/// Called between fork and exec.
+fn mask_proc_sys_net() -> std::io::Result<()> {
+    // SAFETY: raw syscalls with static NUL-terminated strings.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::mount(
+            c"none".as_ptr(),
+            c"/proc/sys/net".as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// SIGKILLs every runsc process whose command line names `container` as its last
