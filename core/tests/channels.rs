@@ -486,48 +486,25 @@ async fn chat_providers_receive_their_own_wire_formats() {
     let team = team_of(&client).await;
     let rx = Receiver::start().await;
     let u = &rx.url;
-    create_channel(
-        &client,
-        "slack",
-        json!({"url": format!("{u}/services/T0/B0/xyz")}),
-        &["capsule.pause"],
-    )
-    .await;
-    create_channel(
-        &client,
-        "discord",
-        json!({"url": format!("{u}/api/webhooks/1/tok")}),
-        &["capsule.pause"],
-    )
-    .await;
-    create_channel(
-        &client,
-        "teams",
-        json!({"url": format!("{u}/workflows/teams")}),
-        &["capsule.pause"],
-    )
-    .await;
-    create_channel(
-        &client,
-        "googlechat",
-        json!({"url": format!("{u}/v1/spaces/AAA/messages")}),
-        &["capsule.pause"],
-    )
-    .await;
-    create_channel(
-        &client,
-        "telegram",
-        json!({"bot_token": "123456:ABC-def_GHI", "chat_id": "-1001", "api_url": u}),
-        &["capsule.pause"],
-    )
-    .await;
-    create_channel(
-        &client,
-        "matrix",
-        json!({"homeserver_url": u, "room_id": "!room:example.org", "access_token": "syt_secret"}),
-        &["capsule.pause"],
-    )
-    .await;
+    for (provider, config) in [
+        ("slack", json!({"url": format!("{u}/services/T0/B0/xyz")})),
+        ("discord", json!({"url": format!("{u}/api/webhooks/1/tok")})),
+        ("teams", json!({"url": format!("{u}/workflows/teams")})),
+        (
+            "googlechat",
+            json!({"url": format!("{u}/v1/spaces/AAA/messages")}),
+        ),
+        (
+            "telegram",
+            json!({"bot_token": "123456:ABC-def_GHI", "chat_id": "-1001", "api_url": u}),
+        ),
+        (
+            "matrix",
+            json!({"homeserver_url": u, "room_id": "!room:example.org", "access_token": "syt_secret"}),
+        ),
+    ] {
+        create_channel(&client, provider, config, &["capsule.pause"]).await;
+    }
     let event = publish(&server, team, "capsule.pause", Some(Outcome::Success)).await;
     let got = rx.wait_for(6, 10).await;
     assert_eq!(got.len(), 6, "{got:?}");

@@ -171,6 +171,23 @@ pub struct DeliveryView {
     pub created_at: DateTime<Utc>,
 }
 
+impl From<db::channels::Delivery> for DeliveryView {
+    fn from(d: db::channels::Delivery) -> Self {
+        Self {
+            id: d.id,
+            event_id: d.event_id,
+            event: d.event,
+            attempt: d.attempt,
+            delivery_id: d.delivery_id,
+            status: d.status,
+            http_status: d.http_status,
+            error: d.error,
+            latency_ms: d.latency_ms,
+            created_at: d.created_at,
+        }
+    }
+}
+
 #[derive(Deserialize, IntoParams)]
 pub struct Page {
     /// 1–100, default 50.
@@ -452,22 +469,7 @@ pub async fn deliveries(
         ));
     }
     let rows = db::channels::deliveries(ctx.db(), row.id, page.before, limit).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|d| DeliveryView {
-                id: d.id,
-                event_id: d.event_id,
-                event: d.event,
-                attempt: d.attempt,
-                delivery_id: d.delivery_id,
-                status: d.status,
-                http_status: d.http_status,
-                error: d.error,
-                latency_ms: d.latency_ms,
-                created_at: d.created_at,
-            })
-            .collect(),
-    ))
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
 /// Send a test message to a provider config; nothing is stored. Webhooks get a signed
