@@ -114,6 +114,17 @@ fn verify_with_python(secret: &str, timestamp: &str, body: &[u8], signature: &st
     out.success()
 }
 
+/// How many stream entries `group` holds pending (read, not yet acked).
+async fn pending(redis: &mut redis::aio::ConnectionManager, group: &str) -> u64 {
+    let (count, _, _, _): (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg("wrenn:events")
+        .arg(group)
+        .query_async(redis)
+        .await
+        .unwrap();
+    count
+}
+
 /// Another control plane of the same deployment: same database, Redis and secrets.
 fn share(config: &mut cpserver::Config, with: &cpserver::Config) {
     config.database_url = with.database_url.clone();
@@ -824,13 +835,8 @@ async fn entries_left_pending_by_a_dead_control_plane_are_delivered_by_a_live_on
         .query_async(&mut redis)
         .await
         .unwrap();
-    let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
-        .arg("wrenn:events")
-        .arg("wrenn-channels-v1")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(pending.0, 20, "the dead consumer holds every entry");
+    let held = pending(&mut redis, "wrenn-channels-v1").await;
+    assert_eq!(held, 20, "the dead consumer holds every entry");
     assert!(rx.got().is_empty());
 
     // A second control plane on the same database and Redis claims and delivers them.
@@ -847,13 +853,8 @@ async fn entries_left_pending_by_a_dead_control_plane_are_delivered_by_a_live_on
     got.sort();
     published.sort();
     assert_eq!(got, published);
-    let left: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
-        .arg("wrenn:events")
-        .arg("wrenn-channels-v1")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(left.0, 0, "nothing left pending");
+    let left = pending(&mut redis, "wrenn-channels-v1").await;
+    assert_eq!(left, 0, "nothing left pending");
     drop(second);
 }
 
@@ -940,13 +941,8 @@ async fn a_control_plane_killed_mid_delivery_leaves_the_event_to_the_next_one() 
         "the killed control plane's attempt reached the receiver"
     );
     // Its attempt is in flight: the entry is pending to it.
-    let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
-        .arg("wrenn:events")
-        .arg("wrenn-channels-v1")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(pending.0, 1);
+    let held = pending(&mut redis, "wrenn-channels-v1").await;
+    assert_eq!(held, 1);
     child.kill().unwrap();
     child.wait().unwrap();
 
@@ -973,19 +969,14 @@ async fn a_control_plane_killed_mid_delivery_leaves_the_event_to_the_next_one() 
             .get(&format!("/v1/channels/{id}/deliveries"))
             .send()
             .await;
-        let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
-            .arg("wrenn:events")
-            .arg("wrenn-channels-v1")
-            .query_async(&mut redis)
-            .await
-            .unwrap();
-        if pending.0 == 0 && rows.text.contains("delivered") {
+        let held = pending(&mut redis, "wrenn-channels-v1").await;
+        if held == 0 && rows.text.contains("delivered") {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "not settled: {} pending, {}",
-            pending.0,
+            held,
             rows.text
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1084,13 +1075,8 @@ async fn a_failing_hook_is_called_again_with_the_same_delivery_id() {
     }
     // The hook's group is its own and drained.
     let mut redis = server.ctx().redis();
-    let left: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
-        .arg("wrenn:events")
-        .arg("wrenn-hook-billing")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert_eq!(left.0, 0);
+    let left = pending(&mut redis, "wrenn-hook-billing").await;
+    assert_eq!(left, 0);
     // The transient state event never entered the stream.
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
         .arg("wrenn:events")
