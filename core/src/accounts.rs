@@ -1,16 +1,14 @@
 //! Account lifecycle: provisioning a new account's default team (and the signup hooks),
 //! activation mail, and the purge worker that hard-deletes accounts 15 days after deletion.
 
+use crate::app::App;
 use crate::db;
-use crate::services::core;
 use crate::tokens::{self, TokenKind};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
 use std::time::Duration as StdDuration;
 use uuid::Uuid;
-use wrenn_extension_api::{
-    AccountDeletion, ApiError, BackgroundWorker, Email, NewAccount, Role, ServerContext,
-};
+use wrenn_extension_api::{AccountDeletion, ApiError, BackgroundWorker, Email, NewAccount, Role};
 
 /// Soft-deleted accounts are purged after this long.
 pub const PURGE_AFTER: Duration = Duration::days(15);
@@ -19,7 +17,7 @@ pub const PURGE_AFTER: Duration = Duration::days(15);
 /// `AuthHook::on_signup` inside the caller's transaction. A hook error becomes 500
 /// `signup_hook_failed`; the caller must then roll back.
 pub async fn provision(
-    ctx: &ServerContext,
+    ctx: &App,
     conn: &mut PgConnection,
     user_id: Uuid,
     email: &str,
@@ -29,14 +27,14 @@ pub async fn provision(
     let team_id = Uuid::new_v4();
     db::teams::insert(&mut *conn, team_id, &format!("{name}'s Team")).await?;
     db::teams::add_member(&mut *conn, team_id, user_id, Role::Owner).await?;
-    let account = NewAccount {
+    let account = NewAccount::new(
         user_id,
         team_id,
-        email: email.to_string(),
-        name: name.to_string(),
-        via: via.to_string(),
-    };
-    for named in &core(ctx).hooks.auth {
+        email.to_string(),
+        name.to_string(),
+        via.to_string(),
+    );
+    for named in &ctx.hooks.auth {
         if let Err(e) = named.hook.on_signup(ctx, &mut *conn, &account).await {
             tracing::warn!(extension = %named.extension, error = %e, "Signup hook failed; signup aborted.");
             return Err(ApiError::new(
@@ -51,8 +49,8 @@ pub async fn provision(
 }
 
 /// Runs every `on_login` hook; errors are logged, never returned.
-pub async fn after_login(ctx: &ServerContext, user_id: Uuid) {
-    for named in &core(ctx).hooks.auth {
+pub async fn after_login(ctx: &App, user_id: Uuid) {
+    for named in &ctx.hooks.auth {
         if let Err(e) = named.hook.on_login(ctx, user_id).await {
             tracing::warn!(extension = %named.extension, error = %e, "Login hook failed.");
         }
@@ -61,7 +59,7 @@ pub async fn after_login(ctx: &ServerContext, user_id: Uuid) {
 
 /// Issues an activation token and mails the link.
 pub async fn send_activation(
-    ctx: &ServerContext,
+    ctx: &App,
     user_id: Uuid,
     email: &str,
     name: &str,
@@ -89,7 +87,7 @@ pub async fn send_activation(
 }
 
 /// Sends mail; a transport failure is a 503 `mail_unavailable`.
-pub async fn send(ctx: &ServerContext, email: Email) -> Result<(), ApiError> {
+pub async fn send(ctx: &App, email: Email) -> Result<(), ApiError> {
     ctx.mailer().send(email).await.map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -102,7 +100,7 @@ pub async fn send(ctx: &ServerContext, email: Email) -> Result<(), ApiError> {
 
 /// Hard-deletes accounts soft-deleted before `now - 15 days`; runs `on_account_hard_delete`
 /// for each. Returns how many were purged.
-pub async fn purge_deleted(ctx: &ServerContext, now: DateTime<Utc>) -> Result<usize, ApiError> {
+pub async fn purge_deleted(ctx: &App, now: DateTime<Utc>) -> Result<usize, ApiError> {
     let mut purged = 0;
     loop {
         let batch = db::users::purgeable(ctx.db(), now - PURGE_AFTER, 100).await?;
@@ -113,12 +111,9 @@ pub async fn purge_deleted(ctx: &ServerContext, now: DateTime<Utc>) -> Result<us
             db::users::hard_delete(ctx.db(), user.id).await?;
             purged += 1;
             tracing::info!(user_id = %user.id, "Purged deleted account.");
-            let deletion = AccountDeletion {
-                user_id: user.id,
-                email: user.email.clone(),
-                deleted_at: user.deleted_at.unwrap_or(now),
-            };
-            for named in &core(ctx).hooks.auth {
+            let deletion =
+                AccountDeletion::new(user.id, user.email.clone(), user.deleted_at.unwrap_or(now));
+            for named in &ctx.hooks.auth {
                 if let Err(e) = named.hook.on_account_hard_delete(ctx, &deletion).await {
                     tracing::warn!(extension = %named.extension, error = %e, "Hard-delete hook failed.");
                 }
@@ -128,7 +123,7 @@ pub async fn purge_deleted(ctx: &ServerContext, now: DateTime<Utc>) -> Result<us
 }
 
 /// The purge worker: runs [`purge_deleted`] every `WRENN_PURGE_INTERVAL_SECS`.
-pub fn purge_worker(ctx: &ServerContext, config: &crate::Config) -> BackgroundWorker {
+pub fn purge_worker(ctx: &App, config: &crate::Config) -> BackgroundWorker {
     let ctx = ctx.clone();
     let every = StdDuration::from_secs(config.purge_interval_secs.max(1));
     BackgroundWorker::new("account-purge", move |token| async move {

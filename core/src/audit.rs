@@ -5,11 +5,11 @@
 //! plus the same facts published as an [`Event`] on `wrenn:events`. Rows are read back by
 //! `GET /v1/audit-logs` ([`crate::http::audit`]).
 
+use crate::app::App;
 use crate::db;
 use crate::events::{self, Actor, Event, Outcome, Resource};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-use wrenn_extension_api::ServerContext;
 
 /// Who may read a row: every team member, or only the team's owners and admins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub enum RecordError {
 /// logged and does not fail the call: the audit row is the record of truth, and the outcome
 /// it describes has already happened.
 pub async fn record_and_publish(
-    ctx: &ServerContext,
+    ctx: &App,
     event: &Event,
     scope: AuditScope,
 ) -> Result<Uuid, RecordError> {

@@ -23,8 +23,10 @@
 //! [`lifecycle`] / [`exec`] → `crate::db::capsules` for state and [`agent`] for the host, with
 //! [`outcome`] reporting each result.
 
+pub mod admission;
 pub mod agent;
 pub mod exec;
+pub mod facade;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;

@@ -85,6 +85,21 @@ pub struct Config {
     #[command(flatten)]
     pub formatters: FormattersConfig,
 
+    #[command(flatten)]
+    pub capsules: crate::capsules::settings::CapsuleSettings,
+
+    #[command(flatten)]
+    pub hosts: crate::hosts::HostsArgs,
+
+    /// Directory of the dashboard build; default: `web/dist` in the working directory or
+    /// next to the binary, whichever holds an `index.html`.
+    #[arg(long, env = "WRENN_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// Seconds shutdown waits for background work (workers, in-flight agent calls) to finish.
+    #[arg(long, env = "WRENN_SHUTDOWN_DRAIN_SECS", default_value_t = 30)]
+    pub shutdown_drain_secs: u64,
+
     /// Seconds between runs of the account purge worker (hard-deletes accounts soft-deleted
     /// more than 15 days ago).
     #[arg(long, env = "WRENN_PURGE_INTERVAL_SECS", default_value_t = 3600)]
@@ -318,6 +333,11 @@ impl Config {
         Cli::parse_from(["wrenn-cp"]).config
     }
 
+    /// How long shutdown waits for background work.
+    pub fn drain_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.shutdown_drain_secs)
+    }
+
     /// Checks every setting; returns all problems at once.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
@@ -382,6 +402,7 @@ impl Config {
                 ));
             }
         }
+        problems.extend(self.hosts.problems());
         if self.smtp.host.is_some() && self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
             problems.push("SMTP_FROM is not a valid mailbox".to_string());
         }

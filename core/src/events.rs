@@ -77,6 +77,15 @@ impl Actor {
         }
     }
 
+    /// An extension acting through the capsule facade.
+    pub fn extension(name: &str) -> Self {
+        Self {
+            kind: "extension".into(),
+            id: name.to_string(),
+            name: name.to_string(),
+        }
+    }
+
     pub fn system() -> Self {
         Self {
             kind: "system".into(),

@@ -28,7 +28,6 @@ pub mod token;
 use chrono::Duration as ChronoDuration;
 use std::sync::Arc;
 use std::time::Duration;
-use wrenn_extension_api::{ApiError, ServerContext};
 
 /// Tunables of the host side. Defaults are production values; tests shorten the intervals.
 #[derive(Debug, Clone)]
@@ -80,52 +79,95 @@ impl Default for HostsConfig {
     }
 }
 
-impl HostsConfig {
-    /// Defaults overridden by environment variables:
-    /// `WRENN_HOST_MONITOR_INTERVAL_SECS`, `WRENN_HOST_UNREACHABLE_AFTER_SECS`,
-    /// `WRENN_SCHED_CPU_OVERCOMMIT`, `WRENN_SCHED_RESERVE_CPUS`,
-    /// `WRENN_SCHED_RESERVE_MEMORY_MB`, `WRENN_SCHED_PAUSED_WEIGHT`; `WRENN_DEV_MODE=1`
-    /// allows insecure-dev agents on loopback. Unparsable values are reported together.
-    pub fn from_env() -> Result<Self, String> {
-        let mut c = Self::default();
+/// The host-side settings of the clap [`Config`](crate::Config) tree; turned into a
+/// [`HostsConfig`] by [`HostsArgs::to_config`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostsArgs {
+    /// How often the monitor looks for silent hosts, in seconds.
+    #[arg(long = "host-monitor-interval-secs", env = "WRENN_HOST_MONITOR_INTERVAL_SECS",
+          default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    pub monitor_interval_secs: u64,
+    /// Silence after which a host is `unreachable`, in seconds.
+    #[arg(long = "host-unreachable-after-secs", env = "WRENN_HOST_UNREACHABLE_AFTER_SECS",
+          default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..))]
+    pub unreachable_after_secs: u64,
+    /// vCPUs a host may promise per physical core.
+    #[arg(
+        long = "sched-cpu-overcommit",
+        env = "WRENN_SCHED_CPU_OVERCOMMIT",
+        default_value_t = 4.0
+    )]
+    pub cpu_overcommit: f64,
+    /// Cores kept for the host itself (agent, runtime, OS).
+    #[arg(
+        long = "sched-reserve-cpus",
+        env = "WRENN_SCHED_RESERVE_CPUS",
+        default_value_t = 0.5
+    )]
+    pub reserve_cpus: f64,
+    /// Memory kept for the host itself, in MiB.
+    #[arg(
+        long = "sched-reserve-memory-mb",
+        env = "WRENN_SCHED_RESERVE_MEMORY_MB",
+        default_value_t = 1024
+    )]
+    pub reserve_memory_mb: u64,
+    /// Share of a paused capsule's vCPUs and memory counted against its host.
+    #[arg(
+        long = "sched-paused-weight",
+        env = "WRENN_SCHED_PAUSED_WEIGHT",
+        default_value_t = 0.25
+    )]
+    pub paused_weight: f64,
+    /// Development mode: accept plaintext (`insecure-dev`) agents on loopback addresses.
+    #[arg(long = "dev-mode", env = "WRENN_DEV_MODE", default_value = "false",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub dev_mode: bool,
+}
+
+impl Default for HostsArgs {
+    fn default() -> Self {
+        let d = HostsConfig::default();
+        Self {
+            monitor_interval_secs: d.monitor_interval.as_secs(),
+            unreachable_after_secs: d.unreachable_after.as_secs(),
+            cpu_overcommit: d.cpu_overcommit,
+            reserve_cpus: d.reserve_cpus,
+            reserve_memory_mb: d.reserve_memory_mb,
+            paused_weight: d.paused_weight,
+            dev_mode: d.allow_insecure_dev,
+        }
+    }
+}
+
+impl HostsArgs {
+    /// The settings with the fixed production lifetimes of tokens and certificates.
+    pub fn to_config(&self) -> HostsConfig {
+        HostsConfig {
+            monitor_interval: Duration::from_secs(self.monitor_interval_secs),
+            unreachable_after: Duration::from_secs(self.unreachable_after_secs),
+            cpu_overcommit: self.cpu_overcommit,
+            reserve_cpus: self.reserve_cpus,
+            reserve_memory_mb: self.reserve_memory_mb,
+            paused_weight: self.paused_weight,
+            allow_insecure_dev: self.dev_mode,
+            ..HostsConfig::default()
+        }
+    }
+
+    /// Problems a type cannot express (reported with the rest of [`crate::Config::validate`]).
+    pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        fn var<T: std::str::FromStr>(name: &str, problems: &mut Vec<String>) -> Option<T> {
-            let v = std::env::var(name).ok()?;
-            match v.trim().parse() {
-                Ok(x) => Some(x),
-                Err(_) => {
-                    problems.push(format!("{name}={v:?} is not a valid value"));
-                    None
-                }
-            }
+        if !(self.cpu_overcommit > 0.0) {
+            problems.push("WRENN_SCHED_CPU_OVERCOMMIT must be greater than 0".into());
         }
-        if let Some(s) = var::<u64>("WRENN_HOST_MONITOR_INTERVAL_SECS", &mut problems) {
-            c.monitor_interval = Duration::from_secs(s.max(1));
+        if !(self.reserve_cpus >= 0.0) {
+            problems.push("WRENN_SCHED_RESERVE_CPUS must not be negative".into());
         }
-        if let Some(s) = var::<u64>("WRENN_HOST_UNREACHABLE_AFTER_SECS", &mut problems) {
-            c.unreachable_after = Duration::from_secs(s.max(1));
+        if !(0.0..=1.0).contains(&self.paused_weight) {
+            problems.push("WRENN_SCHED_PAUSED_WEIGHT must be between 0 and 1".into());
         }
-        if let Some(v) = var::<f64>("WRENN_SCHED_CPU_OVERCOMMIT", &mut problems) {
-            c.cpu_overcommit = v;
-        }
-        if let Some(v) = var::<f64>("WRENN_SCHED_RESERVE_CPUS", &mut problems) {
-            c.reserve_cpus = v;
-        }
-        if let Some(v) = var::<u64>("WRENN_SCHED_RESERVE_MEMORY_MB", &mut problems) {
-            c.reserve_memory_mb = v;
-        }
-        if let Some(v) = var::<f64>("WRENN_SCHED_PAUSED_WEIGHT", &mut problems) {
-            c.paused_weight = v;
-        }
-        c.allow_insecure_dev = matches!(
-            std::env::var("WRENN_DEV_MODE").as_deref(),
-            Ok("1") | Ok("true") | Ok("yes")
-        );
-        if problems.is_empty() {
-            Ok(c)
-        } else {
-            Err(problems.join("; "))
-        }
+        problems
     }
 }
 
@@ -147,12 +189,6 @@ impl Hosts {
         let ca = Arc::new(ca::InternalCa::load_or_create(db, encryption_key).await?);
         let pool = Arc::new(pool::HostPool::new(db.clone(), ca.clone(), &config)?);
         Ok(Arc::new(Self { config, ca, pool }))
-    }
-
-    /// The service registered in `ctx` (a 500 if start-up did not register it).
-    pub fn from_ctx(ctx: &ServerContext) -> Result<Arc<Self>, ApiError> {
-        ctx.service::<Self>()
-            .ok_or_else(|| ApiError::internal("the hosts service is not configured"))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP layer: one router per resource, merged here; server-wide layers in [`finish`].
 //!
-//! Each `http/<resource>.rs` exposes `router() -> Router<ServerContext>` (state attached once,
+//! Each `http/<resource>.rs` exposes `router() -> Router<App>` (state attached once,
 //! by the server). Adding a resource is one `.merge(...)` line in [`api_router`].
 
 pub mod api_keys;
@@ -24,6 +24,7 @@ pub mod teams;
 pub mod users;
 pub mod views;
 
+use crate::app::App;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
@@ -31,10 +32,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::trace::TraceLayer;
 use wrenn_extension_api::error::ErrorCause;
-use wrenn_extension_api::{ApiError, ServerContext};
+use wrenn_extension_api::ApiError;
 
 /// Every core route.
-pub fn api_router() -> Router<ServerContext> {
+pub fn api_router() -> Router<App> {
     Router::new()
         .merge(health::router())
         .merge(docs::router())
@@ -57,9 +58,12 @@ pub fn api_router() -> Router<ServerContext> {
 
 /// Fallbacks (the dashboard for non-API paths, else the error envelope), 5xx logging and
 /// request spans.
-pub fn finish(router: Router<ServerContext>) -> Router<ServerContext> {
+pub fn finish<S>(router: Router<S>, web_dir: Option<&std::path::Path>) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     router
-        .fallback_service(dashboard::Dashboard::from_env())
+        .fallback_service(dashboard::Dashboard::find(web_dir))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(log_server_errors))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -5,8 +5,10 @@
 //! - [`config`]: the typed, validated configuration (environment, `.env`, flags).
 //! - [`server`]: [`Builder`], [`run`], start-up order (config → PostgreSQL + migrations →
 //!   Redis → mailer → sessions → extensions → router → workers) and graceful shutdown.
-//! - [`services`]: [`services::Core`], core's own services kept inside the
-//!   [`ServerContext`] (configuration, password hashing, OAuth providers, extension hooks).
+//! - [`app`]: [`App`], the typed application state of core routes: every core service as a
+//!   field (configuration, password hashing, OAuth, extension hooks, hosts, live events,
+//!   channels, formatters, the task tracker) around the [`ServerContext`] extensions get.
+//! - [`extensions`]: applying the migrations extensions ship, in their own schemas.
 //! - [`http`]: one router per resource (`http/auth.rs`, `http/me.rs`, `http/teams.rs`,
 //!   `http/api_keys.rs`, `http/users.rs`, `http/oauth.rs`, ...) merged by [`http::api_router`];
 //!   OpenAPI and docs in `http/docs.rs`.
@@ -33,12 +35,14 @@
 //! `wrenn-extension-api` (session/API key) → `db::*` functions → `ApiError` or JSON.
 
 pub mod accounts;
+pub mod app;
 pub mod audit;
 pub mod capsules;
 pub mod channels;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod extensions;
 pub mod formatters;
 pub mod hosts;
 pub mod http;
@@ -46,11 +50,11 @@ pub mod mail;
 pub mod oauth;
 pub mod passwords;
 pub mod server;
-pub mod services;
 pub mod sessions;
 pub mod test_support;
 pub mod tokens;
 
+pub use app::App;
 pub use config::Config;
 pub use server::{run, Builder, RunningServer, StartError};
 pub use wrenn_extension_api::ServerContext;

@@ -2,6 +2,8 @@
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(cpserver::run(cpserver::Builder::new()))?;
+    runtime.block_on(cpserver::run(
+        cpserver::Builder::new().command_line().logging(),
+    ))?;
     Ok(())
 }

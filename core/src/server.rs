@@ -1,12 +1,12 @@
 //! [`Builder`] and [`run`]: start-up, serving and graceful shutdown.
 
 use crate::accounts;
+use crate::app::{App, Hooks, Services};
 use crate::config::{Cli, Command, Config};
 use crate::http;
 use crate::mail;
 use crate::oauth::OAuthProviders;
 use crate::passwords::Passwords;
-use crate::services::{Core, Hooks, Named};
 use crate::sessions::api_keys::ApiKeyCache;
 use crate::sessions::Sessions;
 use axum::extract::{Request, State};
@@ -61,6 +61,8 @@ pub struct Builder {
     listener: Option<std::net::TcpListener>,
     hosts: Option<crate::hosts::HostsConfig>,
     formatters: Option<crate::channels::format::Formatters>,
+    command_line: bool,
+    logging: bool,
 }
 
 impl Default for Builder {
@@ -79,7 +81,23 @@ impl Builder {
             listener: None,
             hosts: None,
             formatters: None,
+            command_line: false,
+            logging: false,
         }
+    }
+
+    /// [`run`] reads `.env` and the process's command line (subcommands `serve`, `migrate`,
+    /// `dev-host-token`, and every flag of [`Config`]) as `wrenn-cp` does. Off by default.
+    pub fn command_line(mut self) -> Self {
+        self.command_line = true;
+        self
+    }
+
+    /// [`run`] installs a global `tracing` subscriber (`RUST_LOG`, default `info`). Off by
+    /// default: an embedding program usually has its own.
+    pub fn logging(mut self) -> Self {
+        self.logging = true;
+        self
     }
 
     /// Named chat formatters channels may use (`config.formatter`); default: the built-in
@@ -166,48 +184,24 @@ impl Builder {
             api_keys.clone(),
         ));
         let shutdown = CancellationToken::new();
-        let mut ctx = ServerContext::new(ServerContextParts {
+        let capsules = Arc::new(crate::capsules::facade::CoreCapsules::default());
+        let ctx = ServerContext::new(ServerContextParts {
             db,
             redis,
             mailer: mail::from_config(&config),
             sessions,
+            capsules: capsules.clone(),
             jwt_secret: Arc::from(config.jwt_secret.as_bytes()),
-            config: PublicConfig {
-                version: self.version.clone(),
-                public_url: config.public_base().to_string(),
-                domain: config.domain.clone(),
-            },
+            config: PublicConfig::new(
+                self.version.clone(),
+                config.public_base().to_string(),
+                config.domain.clone(),
+            ),
             shutdown: shutdown.clone(),
         });
+        crate::extensions::migrate(ctx.db(), &extensions).await?;
 
-        let mut hooks = Hooks::default();
-        for ext in &extensions {
-            let name = ext.name().to_string();
-            if let Some(hook) = ext.auth_hook() {
-                hooks.auth.push(Named {
-                    extension: name.clone(),
-                    hook,
-                });
-            }
-            if let Some(hook) = ext.sandbox_event_hook() {
-                hooks.sandbox_events.push(Named {
-                    extension: name.clone(),
-                    hook,
-                });
-            }
-            if let Some(hook) = ext.limits_provider() {
-                hooks.limits.push(Named {
-                    extension: name.clone(),
-                    hook,
-                });
-            }
-            if let Some(hook) = ext.usage_provider() {
-                hooks.usage.push(Named {
-                    extension: name,
-                    hook,
-                });
-            }
-        }
+        let hooks = Hooks::of(&extensions);
         let hook_consumers: Vec<(String, Arc<dyn wrenn_extension_api::SandboxEventHook>)> = hooks
             .sandbox_events
             .iter()
@@ -215,19 +209,9 @@ impl Builder {
             .collect();
         let oauth = OAuthProviders::from_config(&config)
             .map_err(|e| StartError::Config(vec![e.to_string()]))?;
-        ctx.insert_service(api_keys);
-        ctx.insert_service(Arc::new(Core {
-            passwords: Passwords::new(config.insecure_test_password_hashing),
-            oauth,
-            hooks,
-            config: config.clone(),
-        }));
-
         let hosts_config = match self.hosts.take() {
             Some(h) => h,
-            None => {
-                crate::hosts::HostsConfig::from_env().map_err(|e| StartError::Config(vec![e]))?
-            }
+            None => config.hosts.to_config(),
         };
         let encryption_key = config
             .encryption_key_bytes()
@@ -235,10 +219,7 @@ impl Builder {
         let hosts = crate::hosts::Hosts::init(ctx.db(), &encryption_key, hosts_config)
             .await
             .map_err(|e| StartError::Config(vec![format!("internal CA: {e}")]))?;
-        ctx.insert_service(hosts.clone());
-        ctx.insert_service(hosts.pool.clone());
-        let live_events = crate::events::live::LiveEvents::new(redis_client.clone());
-        ctx.insert_service(live_events.clone());
+        let live = crate::events::live::LiveEvents::new(redis_client.clone());
         let mut formatters = self.formatters.take().unwrap_or_default();
         let wasm = match &config.formatters.dir {
             Some(dir) => {
@@ -246,7 +227,6 @@ impl Builder {
                     .map_err(|e| StartError::Config(vec![format!("formatter host: {e}")]))?;
                 wasm.reload().await;
                 formatters = formatters.with_source(wasm.clone());
-                ctx.insert_service(wasm.clone());
                 Some(wasm)
             }
             None => None,
@@ -256,9 +236,24 @@ impl Builder {
             config.events.channels(),
             formatters,
         ));
-        ctx.insert_service(channels.clone());
+        let tasks = TaskTracker::new();
+        let app = App::new(Services {
+            ctx,
+            passwords: Passwords::new(config.insecure_test_password_hashing),
+            oauth,
+            hooks,
+            api_keys,
+            hosts,
+            live,
+            channels: channels.clone(),
+            formatters: wasm.clone(),
+            capsules: config.capsules.clone(),
+            tasks: tasks.clone(),
+            config: config.clone(),
+        });
+        capsules.bind(&app);
 
-        let router = build_router(&ctx, &extensions);
+        let router = build_router(&app, &extensions);
 
         let listener = match self.listener.take() {
             Some(l) => {
@@ -280,7 +275,7 @@ impl Builder {
         let addr = listener.local_addr().map_err(StartError::Serve)?;
         tracing::info!(%addr, version = %self.version, extensions = extensions.len(), "Control plane listening.");
 
-        let tracker = TaskTracker::new();
+        let tracker = tasks;
         let token = shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(
@@ -291,7 +286,8 @@ impl Builder {
             .await
         });
 
-        for worker in core_workers(&ctx, &config) {
+        let ctx = app.ctx.clone();
+        for worker in core_workers(&app, &config) {
             spawn_worker(&tracker, &shutdown, worker);
         }
         // Groups exist before the server answers, so no event published from now on is missed
@@ -317,7 +313,7 @@ impl Builder {
         for (extension, hook) in hook_consumers {
             tracing::info!(extension = %extension, "Starting the sandbox event hook consumer.");
             let worker = crate::events::hooks::worker(
-                &ctx,
+                &app,
                 redis_client.clone(),
                 config.events.consumer(),
                 &extension,
@@ -331,12 +327,10 @@ impl Builder {
                 spawn_worker(&tracker, &shutdown, worker);
             }
         }
-        tracker.close();
-
         Ok(RunningServer {
             extension_names: extensions.iter().map(|e| e.name().to_string()).collect(),
             addr,
-            ctx,
+            app,
             shutdown,
             tracker,
             server,
@@ -345,7 +339,7 @@ impl Builder {
 }
 
 /// Core's own background workers (one line each); extension workers start after these.
-fn core_workers(ctx: &ServerContext, config: &Config) -> Vec<BackgroundWorker> {
+fn core_workers(ctx: &App, config: &Config) -> Vec<BackgroundWorker> {
     vec![
         accounts::purge_worker(ctx, config),
         crate::capsules::stats::sampler_worker(ctx),
@@ -390,20 +384,20 @@ async fn connect_db(config: &Config) -> Result<sqlx::PgPool, StartError> {
         .map_err(StartError::Database)
 }
 
-/// The core application (no extensions) over `ctx`, for in-process tests with
+/// The core application (no extensions) over `app`, for in-process tests with
 /// `tower::ServiceExt::oneshot`.
-pub fn core_app(ctx: &ServerContext) -> axum::Router {
-    build_router(ctx, &[])
+pub fn core_app(app: &App) -> axum::Router {
+    build_router(app, &[])
 }
 
-/// Core routes wrapped by extension middleware (first extension outermost), then extension
-/// routes, then the server-wide layers.
-fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum::Router {
+/// Core routes wrapped by extension middleware (first extension outermost), beside each
+/// extension's own routes (their state attached here, once), then the server-wide layers.
+fn build_router(app: &App, extensions: &[Box<dyn Extension>]) -> axum::Router {
     let mut router = http::api_router();
     for ext in extensions.iter().rev() {
         if let Some(mw) = ext.middleware() {
             router = router.layer(axum::middleware::from_fn_with_state(
-                ctx.clone(),
+                app.ctx.clone(),
                 move |State(ctx): State<ServerContext>, req: Request, next: Next| {
                     let mw = mw.clone();
                     async move { mw.handle(&ctx, req, next).await }
@@ -411,14 +405,15 @@ fn build_router(ctx: &ServerContext, extensions: &[Box<dyn Extension>]) -> axum:
             ));
         }
     }
+    let mut router = router.with_state(app.clone());
     for ext in extensions {
-        router = ext.register_routes(router, ctx);
+        let routes = ext.register_routes(axum::Router::new(), &app.ctx);
+        router = router.merge(routes.with_state(app.ctx.clone()));
     }
-    http::finish(router)
-        .with_state(ctx.clone())
+    http::finish(router, app.config.web_dir.as_deref())
         // Outermost: capsule port-proxy hosts never reach the API routes.
         .layer(axum::middleware::from_fn_with_state(
-            ctx.clone(),
+            app.clone(),
             http::proxy::intercept,
         ))
 }
@@ -428,7 +423,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Extension names in the order they were applied.
     pub extension_names: Vec<String>,
-    pub ctx: ServerContext,
+    pub app: App,
     shutdown: CancellationToken,
     tracker: TaskTracker,
     server: JoinHandle<std::io::Result<()>>,
@@ -446,12 +441,26 @@ impl RunningServer {
         self.wait().await
     }
 
+    /// What extensions see of the running server.
+    pub fn ctx(&self) -> &ServerContext {
+        &self.app.ctx
+    }
+
     /// Waits until the server stopped (after the token is cancelled).
     pub async fn wait(self) -> Result<(), StartError> {
         let served = self.server.await;
         self.shutdown.cancel();
-        self.tracker.wait().await;
-        self.ctx.db().close().await;
+        self.tracker.close();
+        if tokio::time::timeout(self.app.config.drain_deadline(), self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.tracker.len(),
+                "Background tasks did not finish within the drain deadline; exiting anyway."
+            );
+        }
+        self.app.db().close().await;
         match served {
             Ok(r) => r.map_err(StartError::Serve),
             Err(e) => Err(StartError::Serve(std::io::Error::other(e))),
@@ -459,17 +468,21 @@ impl RunningServer {
     }
 }
 
-/// Runs the control plane until SIGINT/SIGTERM: reads `.env`, the command line (`serve`,
-/// `migrate`) and the environment unless the builder carries a configuration.
+/// Runs the control plane until SIGINT/SIGTERM. The configuration is the builder's, else the
+/// environment's; only with [`Builder::command_line`] are `.env` and the process's arguments
+/// (`serve`, `migrate`, flags) read, and only with [`Builder::logging`] is a global tracing
+/// subscriber installed, so an embedding program keeps both.
 pub async fn run(mut builder: Builder) -> Result<(), StartError> {
-    let _ = dotenvy::dotenv();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .try_init();
-    if builder.config.is_none() {
+    if builder.logging {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info,sqlx=warn".into()),
+            )
+            .try_init();
+    }
+    if builder.config.is_none() && builder.command_line {
+        let _ = dotenvy::dotenv();
         let cli = Cli::parse();
         match cli.command {
             Some(Command::Migrate) => return migrate(&cli.config).await,
@@ -494,8 +507,7 @@ pub async fn run(mut builder: Builder) -> Result<(), StartError> {
 /// `wrenn-cp dev-host-token`: migrates, creates a regular host and prints its registration
 /// token on stdout (development mode only).
 pub async fn dev_host_token(config: &Config) -> Result<(), StartError> {
-    let hosts_config =
-        crate::hosts::HostsConfig::from_env().map_err(|e| StartError::Config(vec![e]))?;
+    let hosts_config = config.hosts.to_config();
     if !hosts_config.allow_insecure_dev {
         return Err(StartError::Config(vec![
             "dev-host-token needs WRENN_DEV_MODE=1".into(),

@@ -142,14 +142,14 @@ impl SessionService for Sessions {
         // Re-cache on every hit: this slides the Redis idle TTL.
         self.cache(&sid_hash, &c).await?;
         let role = db::teams::role_of(&self.db, c.team_id, c.user_id).await?;
-        Ok(Some(SessionPrincipal {
-            session_id: c.id,
-            user_id: c.user_id,
-            team_id: c.team_id,
+        Ok(Some(SessionPrincipal::new(
+            c.id,
+            c.user_id,
+            c.team_id,
             role,
-            csrf_digest: c.csrf_digest,
-            expires_at: (now + IDLE_WINDOW).min(c.absolute_expires_at),
-        }))
+            c.csrf_digest,
+            (now + IDLE_WINDOW).min(c.absolute_expires_at),
+        )))
     }
 
     async fn resolve_api_key(&self, key: &str) -> Result<Option<ApiKeyPrincipal>, ApiError> {
@@ -163,11 +163,7 @@ impl SessionService for Sessions {
         let ticket = self.api_keys.ticket();
         let found = db::api_keys::use_by_hash(&self.db, &hash).await?;
         Ok(found.map(|k| {
-            let principal = ApiKeyPrincipal {
-                key_id: k.id,
-                team_id: k.team_id,
-                created_by: k.created_by,
-            };
+            let principal = ApiKeyPrincipal::new(k.id, k.team_id, k.created_by);
             self.api_keys.store(ticket, hash, principal.clone());
             principal
         }))

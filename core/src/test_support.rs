@@ -21,7 +21,6 @@ use crate::server::{Builder, RunningServer};
 use sqlx::Connection;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use wrenn_extension_api::ServerContext;
 
 /// Base URL of the PostgreSQL server tests create their databases in.
 pub fn admin_database_url() -> String {
@@ -137,6 +136,10 @@ pub fn test_config(
             deadline_ms: 100,
             memory_mb: 32,
         },
+        capsules: crate::capsules::settings::CapsuleSettings::default(),
+        hosts: crate::hosts::HostsArgs::default(),
+        web_dir: None,
+        shutdown_drain_secs: 10,
         purge_interval_secs: 3600,
         insecure_test_password_hashing: true,
     }
@@ -192,11 +195,16 @@ impl TestServer {
         }
     }
 
-    pub fn ctx(&self) -> &ServerContext {
-        &self.server.as_ref().expect("server running").ctx
+    pub fn ctx(&self) -> &wrenn_extension_api::ServerContext {
+        self.server.as_ref().expect("server running").ctx()
     }
 
     /// A new client with an empty cookie jar.
+    /// Core's typed services.
+    pub fn app(&self) -> &crate::App {
+        &self.server.as_ref().expect("server running").app
+    }
+
     pub fn client(&self) -> TestClient {
         TestClient::new(&self.base)
     }

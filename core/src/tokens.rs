@@ -1,10 +1,11 @@
 //! One-time tokens (activation, password reset): random, stored hashed in Redis with a TTL,
 //! consumed atomically with `GETDEL` so each works once.
 
+use crate::app::App;
 use crate::sessions::{random_token, sha256};
 use redis::AsyncCommands;
 use std::time::Duration;
-use wrenn_extension_api::{ApiError, ServerContext};
+use wrenn_extension_api::ApiError;
 
 /// What a token is for; part of the Redis key so kinds never cross.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +31,7 @@ pub const RESET_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Issues a token bound to `subject`; returns the plaintext (only ever sent by mail).
 pub async fn issue(
-    ctx: &ServerContext,
+    ctx: &App,
     kind: TokenKind,
     subject: &str,
     ttl: Duration,
@@ -44,11 +45,7 @@ pub async fn issue(
 }
 
 /// Consumes a token; its subject if it was valid and unused.
-pub async fn consume(
-    ctx: &ServerContext,
-    kind: TokenKind,
-    token: &str,
-) -> Result<Option<String>, ApiError> {
+pub async fn consume(ctx: &App, kind: TokenKind, token: &str) -> Result<Option<String>, ApiError> {
     if token.len() != 64 {
         return Ok(None);
     }
@@ -59,7 +56,7 @@ pub async fn consume(
 
 /// Puts a consumed token back (when the operation it started was rolled back).
 pub async fn restore(
-    ctx: &ServerContext,
+    ctx: &App,
     kind: TokenKind,
     token: &str,
     subject: &str,

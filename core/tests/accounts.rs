@@ -13,7 +13,7 @@ const PW: &str = "correct horse battery";
 #[tokio::test]
 async fn malformed_json_and_wrong_types_are_400_envelopes() {
     let server = TestServer::start().await;
-    let app = cpserver::server::core_app(server.ctx());
+    let app = cpserver::server::core_app(server.app());
     for (content_type, body) in [
         ("application/json", "{not json"),
         (
@@ -580,7 +580,7 @@ async fn delete_me_soft_deletes_and_purge_removes_after_15_days() {
     let db = server.ctx().db();
     let now = chrono::Utc::now();
     assert_eq!(
-        cpserver::accounts::purge_deleted(server.ctx(), now)
+        cpserver::accounts::purge_deleted(server.app(), now)
             .await
             .unwrap(),
         0
@@ -590,7 +590,7 @@ async fn delete_me_soft_deletes_and_purge_removes_after_15_days() {
         .await
         .unwrap();
     assert_eq!(
-        cpserver::accounts::purge_deleted(server.ctx(), now)
+        cpserver::accounts::purge_deleted(server.app(), now)
             .await
             .unwrap(),
         1

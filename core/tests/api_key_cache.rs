@@ -20,14 +20,13 @@ async fn new_key(c: &TestClient) -> Value {
     r.json()
 }
 
-fn cache(ctx: &cpserver::ServerContext) -> std::sync::Arc<ApiKeyCache> {
-    ctx.service::<ApiKeyCache>()
-        .expect("core registers the cache")
+fn cache(app: &cpserver::App) -> std::sync::Arc<ApiKeyCache> {
+    app.api_keys.clone()
 }
 
 /// Waits until the control plane holds its revocation subscription (the cache is in use).
-async fn wait_active(ctx: &cpserver::ServerContext) {
-    let cache = cache(ctx);
+async fn wait_active(app: &cpserver::App) {
+    let cache = cache(app);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cache.is_active() {
         assert!(Instant::now() < deadline, "the cache never became active");
@@ -61,7 +60,7 @@ async fn second_control_plane(server: &TestServer) -> (RunningServer, TestClient
 #[tokio::test]
 async fn a_cached_key_is_refused_right_after_revocation() {
     let server = TestServer::start().await;
-    wait_active(server.ctx()).await;
+    wait_active(server.app()).await;
     let alice = server.signed_in("alice@example.com", "Alice", PW).await;
     let key = new_key(&alice).await;
     let plaintext = key["key"].as_str().unwrap();
@@ -72,7 +71,7 @@ async fn a_cached_key_is_refused_right_after_revocation() {
         assert_eq!(r.status, 200, "{}", r.text);
     }
     assert_eq!(
-        cache(server.ctx()).len(),
+        cache(server.app()).len(),
         1,
         "the key is served from the cache"
     );
@@ -98,7 +97,7 @@ async fn a_cached_key_is_refused_right_after_revocation() {
 #[tokio::test]
 async fn a_key_revoking_itself_is_refused_next() {
     let server = TestServer::start().await;
-    wait_active(server.ctx()).await;
+    wait_active(server.app()).await;
     let alice = server.signed_in("alice@example.com", "Alice", PW).await;
     let key = new_key(&alice).await;
     let plaintext = key["key"].as_str().unwrap();
@@ -120,7 +119,7 @@ async fn a_key_revoking_itself_is_refused_next() {
 #[tokio::test]
 async fn deleting_a_team_or_an_account_refuses_its_cached_keys() {
     let server = TestServer::start().await;
-    wait_active(server.ctx()).await;
+    wait_active(server.app()).await;
     let anon = server.client();
 
     // Team deletion.
@@ -170,7 +169,7 @@ async fn deleting_a_team_or_an_account_refuses_its_cached_keys() {
 #[tokio::test]
 async fn cached_keys_stay_in_their_own_team() {
     let server = TestServer::start().await;
-    wait_active(server.ctx()).await;
+    wait_active(server.app()).await;
     let alice = server.signed_in("alice@example.com", "Alice", PW).await;
     let bob = server.signed_in("bob@example.com", "Bob", PW).await;
     let team_a = alice.get("/v1/teams").send().await.json()[0]["id"].clone();
@@ -195,7 +194,7 @@ async fn cached_keys_stay_in_their_own_team() {
             .await
             .assert_error(404, "team_not_found");
     }
-    assert_eq!(cache(server.ctx()).len(), 2);
+    assert_eq!(cache(server.app()).len(), 2);
     // Revoking team B's key leaves team A's key working.
     let r = bob
         .delete(&format!("/v1/api-keys/{}", key_b["id"].as_str().unwrap()))
@@ -214,8 +213,8 @@ async fn cached_keys_stay_in_their_own_team() {
 async fn another_control_plane_refuses_a_revoked_key_within_moments() {
     let server = TestServer::start().await;
     let (second, other) = second_control_plane(&server).await;
-    wait_active(server.ctx()).await;
-    wait_active(&second.ctx).await;
+    wait_active(server.app()).await;
+    wait_active(&second.app).await;
     let alice = server.signed_in("alice@example.com", "Alice", PW).await;
     let key = new_key(&alice).await;
     let plaintext = key["key"].as_str().unwrap();
@@ -225,7 +224,7 @@ async fn another_control_plane_refuses_a_revoked_key_within_moments() {
         key_team(&anon, plaintext).await;
         key_team(&other, plaintext).await;
     }
-    assert_eq!(cache(&second.ctx).len(), 1);
+    assert_eq!(cache(&second.app).len(), 1);
 
     let r = alice
         .delete(&format!("/v1/api-keys/{}", key["id"].as_str().unwrap()))

@@ -448,7 +448,7 @@ async fn capsule_lifecycle_end_to_end() {
         .unwrap();
     assert_eq!(r.status(), 400);
     // The flush worker's pass stores what the agent gathered (once per second, all tiers).
-    let stored = cpserver::capsules::metrics::flush_all(stack.ctx())
+    let stored = cpserver::capsules::metrics::flush_all(stack.app())
         .await
         .expect("metrics flush");
     assert!(stored > 0, "no metric points flushed");
@@ -466,7 +466,7 @@ async fn capsule_lifecycle_end_to_end() {
     // A second flush lands in the same 30 s / 5 min buckets: they merge, so every tier still
     // accounts for every sample.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    cpserver::capsules::metrics::flush_all(stack.ctx())
+    cpserver::capsules::metrics::flush_all(stack.app())
         .await
         .expect("second metrics flush");
     let sums: Vec<(String, i64)> = sqlx::query_as(

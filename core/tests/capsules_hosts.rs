@@ -10,7 +10,7 @@
 mod capsules_support;
 
 use capsules_support::{Account, Stack};
-use cpserver::hosts::{monitor, Hosts};
+use cpserver::hosts::monitor;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -56,8 +56,8 @@ async fn heartbeat(stack: &Stack, host: Uuid) {
 }
 
 async fn tick(stack: &Stack) -> monitor::TickReport {
-    let hosts = stack.ctx().service::<Hosts>().expect("hosts service");
-    monitor::tick(stack.ctx(), &hosts)
+    let hosts = stack.app().hosts.clone();
+    monitor::tick(stack.app(), &hosts)
         .await
         .expect("monitor tick")
 }

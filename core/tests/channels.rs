@@ -66,7 +66,7 @@ async fn publish(server: &TestServer, team: Uuid, name: &str, outcome: Option<Ou
     if let Some(o) = outcome {
         e = e.outcome(o);
     }
-    audit::record_and_publish(server.ctx(), &e, AuditScope::Team)
+    audit::record_and_publish(server.app(), &e, AuditScope::Team)
         .await
         .expect("publish");
     e

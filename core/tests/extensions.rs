@@ -376,7 +376,7 @@ async fn auth_hooks_see_signup_login_and_deletion() {
         .execute(server.ctx().db())
         .await
         .unwrap();
-    let purged = cpserver::accounts::purge_deleted(server.ctx(), chrono::Utc::now())
+    let purged = cpserver::accounts::purge_deleted(server.app(), chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(purged, 1);

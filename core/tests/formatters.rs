@@ -71,7 +71,7 @@ async fn publish(server: &TestServer, team: Uuid, outcome: Outcome) -> Event {
     )
     .outcome(outcome)
     .meta("reason", "ttl_expired");
-    audit::record_and_publish(server.ctx(), &e, AuditScope::Team)
+    audit::record_and_publish(server.app(), &e, AuditScope::Team)
         .await
         .unwrap();
     e

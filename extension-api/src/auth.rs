@@ -63,6 +63,7 @@ impl Role {
 
 /// A signed-in user acting within their session's current team.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SessionPrincipal {
     /// Database id of the session row (`ses_` on the wire).
     pub session_id: Uuid,
@@ -75,13 +76,44 @@ pub struct SessionPrincipal {
     pub expires_at: DateTime<Utc>,
 }
 
+impl SessionPrincipal {
+    pub fn new(
+        session_id: Uuid,
+        user_id: Uuid,
+        team_id: Uuid,
+        role: Option<Role>,
+        csrf_digest: String,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            session_id,
+            user_id,
+            team_id,
+            role,
+            csrf_digest,
+            expires_at,
+        }
+    }
+}
+
 /// A request authenticated with an API key: team-scoped, no user.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ApiKeyPrincipal {
     pub key_id: Uuid,
     pub team_id: Uuid,
     /// The user who created the key (if still present).
     pub created_by: Option<Uuid>,
+}
+
+impl ApiKeyPrincipal {
+    pub fn new(key_id: Uuid, team_id: Uuid, created_by: Option<Uuid>) -> Self {
+        Self {
+            key_id,
+            team_id,
+            created_by,
+        }
+    }
 }
 
 /// Either kind of caller.
@@ -368,6 +400,82 @@ where
                 "admin_required",
                 "platform administrator rights required",
             ))
+        }
+    }
+}
+
+/// Minimum team roles for [`RequireTeamRole`].
+pub mod roles {
+    use super::Role;
+
+    /// A role threshold: the guard admits `Role`s that satisfy [`MinimumRole::admits`].
+    pub trait MinimumRole: Send + Sync + 'static {
+        /// Named in the 403 message.
+        const NAME: &'static str;
+        fn admits(role: Role) -> bool;
+    }
+
+    /// Any member of the team.
+    #[derive(Debug)]
+    pub enum Member {}
+    /// Owners and admins (those who manage the team).
+    #[derive(Debug)]
+    pub enum Admin {}
+    /// The team's owner only.
+    #[derive(Debug)]
+    pub enum Owner {}
+
+    impl MinimumRole for Member {
+        const NAME: &'static str = "member";
+        fn admits(_: Role) -> bool {
+            true
+        }
+    }
+    impl MinimumRole for Admin {
+        const NAME: &'static str = "admin";
+        fn admits(role: Role) -> bool {
+            role.can_manage()
+        }
+    }
+    impl MinimumRole for Owner {
+        const NAME: &'static str = "owner";
+        fn admits(role: Role) -> bool {
+            role == Role::Owner
+        }
+    }
+}
+
+/// Guard: a session whose user holds at least role `R` in the session's current team,
+/// re-read from the database on every request. API keys are refused (403
+/// `session_required`); a lower role, or a user who left the team, is 403
+/// `team_role_required`. Use the aliases [`RequireTeamAdmin`] and [`RequireTeamOwner`].
+#[derive(Debug, Clone)]
+pub struct RequireTeamRole<R: roles::MinimumRole>(
+    pub SessionPrincipal,
+    std::marker::PhantomData<fn() -> R>,
+);
+
+/// Owners and admins of the current team.
+pub type RequireTeamAdmin = RequireTeamRole<roles::Admin>;
+/// The owner of the current team.
+pub type RequireTeamOwner = RequireTeamRole<roles::Owner>;
+
+impl<S, R> FromRequestParts<S> for RequireTeamRole<R>
+where
+    ServerContext: FromRef<S>,
+    S: Send + Sync,
+    R: roles::MinimumRole,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let RequireSession(session) = RequireSession::from_request_parts(parts, state).await?;
+        match session.role {
+            Some(role) if R::admits(role) => Ok(Self(session, std::marker::PhantomData)),
+            _ => Err(ApiError::forbidden(
+                "team_role_required",
+                format!("this needs the {} role in the current team", R::NAME),
+            )),
         }
     }
 }

@@ -1,13 +1,16 @@
 //! The [`Extension`] trait, background workers, middleware and `inventory` registration.
 
 use crate::context::ServerContext;
-use crate::hooks::{AuthHook, LimitsProvider, SandboxEventHook, UsageProvider};
+use crate::hooks::HookError;
+use crate::hooks::{AdmissionHook, AuthHook, LimitsProvider, SandboxEventHook, UsageProvider};
+use crate::migrations::Migration;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
 use futures::future::BoxFuture;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// A long-running task started once the server is up. The future receives a token that is
@@ -27,6 +30,34 @@ impl BackgroundWorker {
             name: name.into(),
             run: Box::new(move |token| Box::pin(f(token))),
         }
+    }
+}
+
+impl BackgroundWorker {
+    /// A worker that runs `pass` every `period` (the first run right away) until shutdown.
+    /// A pass that fails is logged with the worker's name and retried at the next tick; a
+    /// pass in flight when shutdown comes is allowed to finish.
+    pub fn every<F, Fut>(name: impl Into<String>, period: Duration, mut pass: F) -> Self
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), HookError>> + Send + 'static,
+    {
+        let name = name.into();
+        let label = name.clone();
+        Self::new(name, move |token| async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = interval.tick() => {
+                        if let Err(e) = pass().await {
+                            tracing::warn!(worker = %label, error = %e, "Worker pass failed.");
+                        }
+                    }
+                }
+            }
+        })
     }
 }
 
@@ -52,7 +83,11 @@ pub trait Extension: Send + Sync + 'static {
     /// Unique name; two extensions with the same name stop the server at start-up.
     fn name(&self) -> &str;
 
-    /// Adds routes after the core ones. Default: returns `router` unchanged.
+    /// The extension's routes. `router` is empty: core attaches the [`ServerContext`] state
+    /// to what this returns and merges it beside the core routes (a path that collides with
+    /// a core route stops the server at start-up). Extension routes are not wrapped by
+    /// [`Extension::middleware`]; they get the server-wide layers (request spans, 5xx
+    /// logging). Guard them with the extractors of [`crate::auth`]. Default: no routes.
     fn register_routes(
         &self,
         router: Router<ServerContext>,
@@ -61,7 +96,9 @@ pub trait Extension: Send + Sync + 'static {
         router
     }
 
-    /// Tasks started once the server listens and cancelled on shutdown. Default: none.
+    /// Tasks started once the server listens and cancelled on shutdown: the token fires,
+    /// and the server waits for the task up to its drain deadline before exiting. Default:
+    /// none.
     fn background_workers(&self, _ctx: &ServerContext) -> Vec<BackgroundWorker> {
         Vec::new()
     }
@@ -89,6 +126,18 @@ pub trait Extension: Send + Sync + 'static {
     /// Per-team usage. Default: none (core counts capsules in the database).
     fn usage_provider(&self) -> Option<Arc<dyn UsageProvider>> {
         None
+    }
+
+    /// Decides capsule creates inside the insert transaction (see [`AdmissionHook`]).
+    /// Default: none.
+    fn admission_hook(&self) -> Option<Arc<dyn AdmissionHook>> {
+        None
+    }
+
+    /// Schema changes applied at start-up before the extension's routes and workers run
+    /// (see [`crate::migrations`]). Default: none.
+    fn migrations(&self) -> Vec<Migration> {
+        Vec::new()
     }
 }
 

@@ -3,13 +3,18 @@
 //! methods.
 
 use crate::context::ServerContext;
+use axum::http;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use uuid::Uuid;
 
 /// An error returned by a hook; its message is logged, never shown to clients.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
+///
+/// Any error type converts into it, so hooks use `?` on database, Redis and their own errors.
+/// (It deliberately does not implement `std::error::Error` itself: that is what makes the
+/// blanket `From` possible, as with `anyhow::Error`.)
+#[derive(Debug)]
 pub struct HookError(pub String);
 
 impl HookError {
@@ -18,8 +23,21 @@ impl HookError {
     }
 }
 
+impl std::fmt::Display for HookError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HookError {
+    fn from(err: E) -> Self {
+        Self(err.to_string())
+    }
+}
+
 /// A newly provisioned account: its user, its default team, its email.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NewAccount {
     pub user_id: Uuid,
     pub team_id: Uuid,
@@ -29,12 +47,35 @@ pub struct NewAccount {
     pub via: String,
 }
 
+impl NewAccount {
+    pub fn new(user_id: Uuid, team_id: Uuid, email: String, name: String, via: String) -> Self {
+        Self {
+            user_id,
+            team_id,
+            email,
+            name,
+            via,
+        }
+    }
+}
+
 /// An account being deleted.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AccountDeletion {
     pub user_id: Uuid,
     pub email: String,
     pub deleted_at: DateTime<Utc>,
+}
+
+impl AccountDeletion {
+    pub fn new(user_id: Uuid, email: String, deleted_at: DateTime<Utc>) -> Self {
+        Self {
+            user_id,
+            email,
+            deleted_at,
+        }
+    }
 }
 
 /// Account lifecycle hooks.
@@ -81,6 +122,7 @@ pub trait AuthHook: Send + Sync + 'static {
 
 /// A capsule lifecycle success, as read from the `wrenn:events` stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SandboxEvent {
     /// `capsule.create`, `capsule.pause`, `capsule.resume` or `capsule.destroy`.
     pub event: String,
@@ -91,6 +133,26 @@ pub struct SandboxEvent {
     pub delivery_id: String,
     #[serde(default)]
     pub metadata: serde_json::Value,
+}
+
+impl SandboxEvent {
+    pub fn new(
+        event: String,
+        capsule_id: Uuid,
+        team_id: Uuid,
+        timestamp: DateTime<Utc>,
+        delivery_id: String,
+        metadata: serde_json::Value,
+    ) -> Self {
+        Self {
+            event,
+            capsule_id,
+            team_id,
+            timestamp,
+            delivery_id,
+            metadata,
+        }
+    }
 }
 
 /// Receives capsule lifecycle successes from its own consumer group (wired by the events issue).
@@ -105,20 +167,43 @@ pub trait SandboxEventHook: Send + Sync + 'static {
     ) -> Result<(), HookError>;
 }
 
-/// Per-team ceilings; `None` means unlimited.
+/// Per-team ceilings; `None` means unlimited. Build with [`EffectiveLimits::unlimited`] and
+/// the `with_*` methods.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EffectiveLimits {
     pub max_concurrent_sandboxes: Option<u32>,
     pub max_vcpus: Option<u32>,
     pub max_memory_mb: Option<u64>,
 }
 
-/// What a team currently uses (running + paused-but-reserved capsules).
+/// What a team currently uses (every capsule that holds resources: all but `stopped` and
+/// `error`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TeamUsage {
     pub concurrent_sandboxes: u32,
     pub vcpus: u32,
     pub memory_mb: u64,
+}
+
+impl TeamUsage {
+    pub fn new(concurrent_sandboxes: u32, vcpus: u32, memory_mb: u64) -> Self {
+        Self {
+            concurrent_sandboxes,
+            vcpus,
+            memory_mb,
+        }
+    }
+
+    /// The larger of each figure: two sources of usage combine to the stricter reading.
+    pub fn max(self, other: TeamUsage) -> TeamUsage {
+        TeamUsage {
+            concurrent_sandboxes: self.concurrent_sandboxes.max(other.concurrent_sandboxes),
+            vcpus: self.vcpus.max(other.vcpus),
+            memory_mb: self.memory_mb.max(other.memory_mb),
+        }
+    }
 }
 
 /// The result of checking a request against limits: an enum, not a bool, so the reason and
@@ -146,7 +231,47 @@ impl LimitVerdict {
     }
 }
 
+fn stricter<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 impl EffectiveLimits {
+    /// No ceiling at all.
+    pub fn unlimited() -> Self {
+        Self::default()
+    }
+
+    pub fn with_concurrent_sandboxes(mut self, max: u32) -> Self {
+        self.max_concurrent_sandboxes = Some(max);
+        self
+    }
+
+    pub fn with_vcpus(mut self, max: u32) -> Self {
+        self.max_vcpus = Some(max);
+        self
+    }
+
+    pub fn with_memory_mb(mut self, max: u64) -> Self {
+        self.max_memory_mb = Some(max);
+        self
+    }
+
+    /// The smaller of each ceiling: several providers combine to the strictest.
+    pub fn stricter(self, other: EffectiveLimits) -> EffectiveLimits {
+        EffectiveLimits {
+            max_concurrent_sandboxes: stricter(
+                self.max_concurrent_sandboxes,
+                other.max_concurrent_sandboxes,
+            ),
+            max_vcpus: stricter(self.max_vcpus, other.max_vcpus),
+            max_memory_mb: stricter(self.max_memory_mb, other.max_memory_mb),
+        }
+    }
+
     /// Checks adding one capsule of `vcpus`/`memory_mb` to `usage`.
     pub fn check(&self, usage: &TeamUsage, vcpus: u32, memory_mb: u64) -> LimitVerdict {
         if let Some(max) = self.max_concurrent_sandboxes {
@@ -169,6 +294,10 @@ impl EffectiveLimits {
 }
 
 /// Supplies a team's limits, consulted by `POST /v1/capsules` before scheduling.
+///
+/// When: inside the create's admission transaction, after the team's admission lock is held.
+/// Several providers: every one is consulted and the strictest ceiling of each kind wins.
+/// Default (no provider): no limits.
 #[async_trait::async_trait]
 pub trait LimitsProvider: Send + Sync + 'static {
     /// Error: the request fails with 402 `usage_unavailable` (limits cannot be established).
@@ -179,7 +308,12 @@ pub trait LimitsProvider: Send + Sync + 'static {
     ) -> Result<EffectiveLimits, HookError>;
 }
 
-/// Supplies a team's current usage for the limits check; the default is a database count.
+/// Supplies a team's current usage for the limits check.
+///
+/// When: with [`LimitsProvider`], under the team's admission lock. Core's own count of the
+/// team's capsules (every capsule admitted before, committed) is always taken; each provider's
+/// figures combine with it to the larger ([`TeamUsage::max`]), so a provider can only make
+/// the check stricter.
 #[async_trait::async_trait]
 pub trait UsageProvider: Send + Sync + 'static {
     /// Error: 402 `usage_unavailable`.
@@ -190,9 +324,132 @@ pub trait UsageProvider: Send + Sync + 'static {
     ) -> Result<TeamUsage, HookError>;
 }
 
+/// A capsule about to be admitted (`POST /v1/capsules`, or a fork of a snapshot).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AdmissionRequest {
+    pub team_id: Uuid,
+    /// The acting user (`None` for API keys).
+    pub user_id: Option<Uuid>,
+    /// Template name as resolved (`minimal-debian`, or a snapshot's name).
+    pub template: String,
+    pub vcpus: u32,
+    pub memory_mb: u64,
+    /// The team's usage before this capsule, counted under the admission lock.
+    pub usage: TeamUsage,
+}
+
+impl AdmissionRequest {
+    pub fn new(
+        team_id: Uuid,
+        user_id: Option<Uuid>,
+        template: String,
+        vcpus: u32,
+        memory_mb: u64,
+        usage: TeamUsage,
+    ) -> Self {
+        Self {
+            team_id,
+            user_id,
+            template,
+            vcpus,
+            memory_mb,
+            usage,
+        }
+    }
+}
+
+/// Why a capsule was refused: the HTTP status, error code and message the client receives
+/// (in the standard envelope).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refusal {
+    pub status: http::StatusCode,
+    pub code: Cow<'static, str>,
+    pub message: Cow<'static, str>,
+}
+
+/// The answer of an [`AdmissionHook`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Admission {
+    Allow,
+    Deny(Refusal),
+}
+
+impl Admission {
+    /// Refuses with `status`, `code` and a client-facing `message`.
+    pub fn deny(
+        status: http::StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Admission::Deny(Refusal {
+            status,
+            code: code.into(),
+            message: message.into(),
+        })
+    }
+
+    /// Refuses with 402 Payment Required (a plan or quota), the usual status of a limit.
+    pub fn over_limit(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::deny(http::StatusCode::PAYMENT_REQUIRED, code, message)
+    }
+}
+
+/// Decides whether a capsule may be created.
+///
+/// When: for every `POST /v1/capsules` that passed validation and the limits check, inside
+/// the transaction that inserts the capsule, while core holds the team's admission lock
+/// (`pg_advisory_xact_lock`): creates of one team are admitted one at a time, and
+/// [`AdmissionRequest::usage`] counts every capsule admitted before this one, so a quota
+/// checked here holds under concurrent creates. `conn` is that transaction: rows the hook
+/// writes (a reservation, a meter) commit with the capsule or not at all.
+/// Several hooks: all run in registration order until one denies; that refusal is answered.
+/// Default (no hook): allowed.
+#[async_trait::async_trait]
+pub trait AdmissionHook: Send + Sync + 'static {
+    /// Error: the create fails with 503 `admission_unavailable` and nothing is inserted.
+    async fn admit(
+        &self,
+        ctx: &ServerContext,
+        conn: &mut sqlx::PgConnection,
+        request: &AdmissionRequest,
+    ) -> Result<Admission, HookError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_providers_combine_to_the_strictest() {
+        let a = EffectiveLimits::unlimited()
+            .with_concurrent_sandboxes(5)
+            .with_vcpus(8);
+        let b = EffectiveLimits::unlimited().with_concurrent_sandboxes(3);
+        let both = a.stricter(b);
+        assert_eq!(both.max_concurrent_sandboxes, Some(3));
+        assert_eq!(both.max_vcpus, Some(8));
+        assert_eq!(both.max_memory_mb, None);
+        let usage = TeamUsage::new(1, 4, 10).max(TeamUsage::new(2, 1, 0));
+        assert_eq!(usage, TeamUsage::new(2, 4, 10));
+    }
+
+    #[test]
+    fn any_error_converts_into_a_hook_error() {
+        fn parse(s: &str) -> Result<u32, HookError> {
+            Ok(s.parse::<u32>()?)
+        }
+        assert_eq!(parse("7").unwrap(), 7);
+        assert!(parse("x")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid digit"));
+    }
 
     #[test]
     fn limits_check_reports_the_first_exceeded_ceiling() {

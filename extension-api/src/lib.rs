@@ -21,29 +21,34 @@
 //! Extensions depend on this crate only, never on core internals.
 
 pub mod auth;
+pub mod capsules;
 pub mod context;
 pub mod error;
 pub mod extension;
 pub mod hooks;
 pub mod ids;
 pub mod mail;
+pub mod migrations;
 
 pub use async_trait::async_trait;
 pub use auth::{
-    ApiKeyPrincipal, IssuedSession, Principal, RequireAdmin, RequireSession,
-    RequireSessionOrApiKey, Role, SessionPrincipal, SessionService, API_KEY_HEADER, CSRF_COOKIE,
-    CSRF_HEADER, SESSION_COOKIE,
+    roles, ApiKeyPrincipal, IssuedSession, Principal, RequireAdmin, RequireSession,
+    RequireSessionOrApiKey, RequireTeamAdmin, RequireTeamOwner, RequireTeamRole, Role,
+    SessionPrincipal, SessionService, API_KEY_HEADER, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE,
 };
+pub use capsules::{CapsuleService, CapsuleSummary};
 pub use context::{PublicConfig, ServerContext, ServerContextParts};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery};
 pub use extension::{
     collect_registered, BackgroundWorker, Extension, ExtensionFactory, Middleware,
 };
 pub use hooks::{
-    AccountDeletion, AuthHook, EffectiveLimits, HookError, LimitVerdict, LimitsProvider,
-    NewAccount, SandboxEvent, SandboxEventHook, TeamUsage, UsageProvider,
+    AccountDeletion, Admission, AdmissionHook, AdmissionRequest, AuthHook, EffectiveLimits,
+    HookError, LimitVerdict, LimitsProvider, NewAccount, Refusal, SandboxEvent, SandboxEventHook,
+    TeamUsage, UsageProvider,
 };
 pub use mail::{Email, MailError, Mailer};
+pub use migrations::Migration;
 
 /// Re-exported so extensions name the same versions core uses.
-pub use {axum, inventory, redis, sqlx, tokio_util, uuid};
+pub use {axum, chrono, inventory, redis, serde, serde_json, sqlx, tokio_util, uuid};

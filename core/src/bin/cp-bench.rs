@@ -67,8 +67,8 @@ fn p50_p99(mut xs: Vec<f64>) -> (f64, f64) {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     // The bench places many small capsules on one development host.
-    std::env::set_var("WRENN_SCHED_CPU_OVERCOMMIT", "64");
-    let Some(stack) = Stack::start().await else {
+    let Some(stack) = Stack::start_configured(|b| b, |c| c.hosts.cpu_overcommit = 64.0).await
+    else {
         println!("cp-bench: skipped (see the reason above)");
         return Ok(());
     };
@@ -591,7 +591,7 @@ async fn b9(stack: &Stack, who: &Account) -> anyhow::Result<()> {
         .join("sandboxes")
         .join(&id)
         .join("run/envd.sock");
-    let mut agent = cpserver::capsules::agent::client(stack.ctx(), stack.host_id)
+    let mut agent = cpserver::capsules::agent::client(stack.app(), stack.host_id)
         .await
         .map_err(|e| anyhow!("agent client: {e:?}"))?;
     let direct_path = stack.tmp.path().join("b9.bin");

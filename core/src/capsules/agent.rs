@@ -1,25 +1,17 @@
 //! Reaching a capsule's host agent, and turning agent errors into API errors.
 
-use crate::hosts::pool::HostPool;
+use crate::app::App;
 use axum::http::StatusCode;
-use std::sync::Arc;
 use tonic::Code;
 use uuid::Uuid;
-use wrenn_extension_api::{ApiError, ServerContext};
+use wrenn_extension_api::ApiError;
 
 /// A gRPC client of one host's agent (cheap to clone).
 pub use crate::hosts::pool::AgentClient;
 
-/// The host pool registered on the context.
-pub fn pool(ctx: &ServerContext) -> Result<Arc<HostPool>, ApiError> {
-    ctx.service::<HostPool>()
-        .ok_or_else(|| ApiError::internal("the host pool is not registered"))
-}
-
 /// A client of `host_id`'s agent; an unknown or unreachable host is 503 `no_hosts_available`.
-pub async fn client(ctx: &ServerContext, host_id: Uuid) -> Result<AgentClient, ApiError> {
-    let pool = pool(ctx)?;
-    pool.client(host_id).await.map_err(ApiError::from)
+pub async fn client(ctx: &App, host_id: Uuid) -> Result<AgentClient, ApiError> {
+    ctx.hosts.pool.client(host_id).await.map_err(ApiError::from)
 }
 
 /// Maps an agent error (API.md "Host agent gRPC"): NotFound 404 `not_found`, InvalidArgument

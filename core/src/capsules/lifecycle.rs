@@ -3,6 +3,8 @@
 //! final state — or, on failure, in the state the agent reports (reverting) or `error` with a
 //! reason. Every outcome is reported through [`outcome`].
 
+use crate::app::App;
+use crate::capsules::admission;
 use crate::capsules::agent::{self, status_to_api, AgentClient};
 use crate::capsules::model::{CapsuleMetadata, CreateCapsule, NetworkPolicy};
 use crate::capsules::outcome::{self, Report};
@@ -11,9 +13,8 @@ use crate::capsules::templates;
 use crate::db::capsules::{self as db, CapsuleRow, NewCapsule, Started};
 use crate::events::{Actor, Resource};
 use crate::hosts::scheduler::Requirements;
-use axum::http::StatusCode;
 use uuid::Uuid;
-use wrenn_extension_api::{ids, ApiError, EffectiveLimits, Principal, ServerContext, TeamUsage};
+use wrenn_extension_api::{ids, ApiError, Principal};
 use wrenn_proto::hostagent::v1 as pb;
 
 /// Largest request a capsule may make (a host may refuse less).
@@ -23,11 +24,7 @@ pub const MIN_MEMORY_MB: u32 = 64;
 
 /// The caller's capsule by wire id; anything else (malformed, missing, another team's) is
 /// the same 404.
-pub async fn load(
-    ctx: &ServerContext,
-    principal: &Principal,
-    wire_id: &str,
-) -> Result<CapsuleRow, ApiError> {
+pub async fn load(ctx: &App, principal: &Principal, wire_id: &str) -> Result<CapsuleRow, ApiError> {
     let not_found = || ApiError::not_found("not_found", "capsule not found");
     let id = ids::decode(ids::CAPSULE, wire_id).ok_or_else(not_found)?;
     db::get_for_team(ctx.db(), id, principal.team_id())
@@ -45,7 +42,7 @@ pub fn invalid_state(row: &CapsuleRow, what: &str) -> ApiError {
 
 /// The caller's capsule, which must be running, and its agent (for exec, files, proxy...).
 pub async fn usable(
-    ctx: &ServerContext,
+    ctx: &App,
     principal: &Principal,
     wire_id: &str,
     what: &str,
@@ -63,7 +60,7 @@ pub async fn usable(
 
 /// Records activity: resets the agent's inactivity timer and `last_active_at`, in the
 /// background so the request that caused it is not delayed.
-pub fn touch(ctx: &ServerContext, row: &CapsuleRow, mut client: AgentClient) {
+pub fn touch(ctx: &App, row: &CapsuleRow, mut client: AgentClient) {
     let ctx = ctx.clone();
     let id = row.id;
     let wire = ids::encode(ids::CAPSULE, id);
@@ -95,7 +92,7 @@ fn template_ref(team_id: Uuid, template_id: Uuid) -> pb::TemplateRef {
 
 /// Moves `row` through `from → to` and announces it; `None` when the guard failed.
 async fn step(
-    ctx: &ServerContext,
+    ctx: &App,
     row: &CapsuleRow,
     from: &[CapsuleStatus],
     to: CapsuleStatus,
@@ -112,7 +109,7 @@ async fn step(
 /// After a failed agent call on a capsule in transitional state `via`: ask the agent what
 /// the capsule really is and settle there (running / paused), or in `error` with `reason`.
 async fn settle_after_failure(
-    ctx: &ServerContext,
+    ctx: &App,
     row: &CapsuleRow,
     via: CapsuleStatus,
     reason: &str,
@@ -160,71 +157,9 @@ fn public_message(e: &ApiError) -> String {
 
 // ------------------------------------------------------------------------------ create
 
-async fn check_limits(
-    ctx: &ServerContext,
-    team_id: Uuid,
-    vcpus: u32,
-    memory_mb: u32,
-) -> Result<(), ApiError> {
-    // The first extension supplying each hook wins (registration order).
-    let core = ctx.service::<crate::services::Core>();
-    let limits_hook = core
-        .as_ref()
-        .and_then(|c| c.hooks.limits.first().map(|n| n.hook.clone()));
-    let usage_hook = core
-        .as_ref()
-        .and_then(|c| c.hooks.usage.first().map(|n| n.hook.clone()));
-    let unavailable = |e: &dyn std::fmt::Display| {
-        ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "usage_unavailable",
-            "usage limits cannot be established right now",
-        )
-        .with_cause(e.to_string())
-    };
-    let limits: EffectiveLimits = match limits_hook {
-        Some(p) => p
-            .effective_limits(ctx, team_id)
-            .await
-            .map_err(|e| unavailable(&e))?,
-        None => return Ok(()),
-    };
-    let usage = match usage_hook {
-        Some(p) => p
-            .current_usage(ctx, team_id)
-            .await
-            .map_err(|e| unavailable(&e))?,
-        None => {
-            let (count, vcpus, memory) = db::team_usage(ctx.db(), team_id)
-                .await
-                .map_err(|e| unavailable(&e))?;
-            TeamUsage {
-                concurrent_sandboxes: count as u32,
-                vcpus: vcpus as u32,
-                memory_mb: memory as u64,
-            }
-        }
-    };
-    match limits
-        .check(&usage, vcpus, u64::from(memory_mb))
-        .error_code()
-    {
-        None => Ok(()),
-        Some(code) => Err(ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            code,
-            match code {
-                "concurrent_sandbox_limit" => "the team's concurrent capsule limit is reached",
-                "vcpu_limit" => "the team's vCPU limit would be exceeded",
-                _ => "the team's memory limit would be exceeded",
-            },
-        )),
-    }
-}
-
 /// `POST /v1/capsules`.
 pub async fn create(
-    ctx: &ServerContext,
+    ctx: &App,
     principal: &Principal,
     req: CreateCapsule,
 ) -> Result<CapsuleRow, ApiError> {
@@ -251,7 +186,6 @@ pub async fn create(
     }
     let network = req.network.clone().unwrap_or_default();
     network.validate()?;
-    check_limits(ctx, team_id, vcpus, memory_mb).await?;
 
     // A fork continues the snapshot's memory, where envd still holds the source capsule's
     // access token: the fork keeps that token (envd refuses `/init` with another one).
@@ -260,8 +194,22 @@ pub async fn create(
         _ => None,
     };
     let actor = outcome::actor_of(ctx, Some(principal)).await;
+    // Admission and insert in one transaction, under the team's admission lock.
+    let mut tx = ctx.db().begin().await?;
+    admission::admit(
+        ctx,
+        &mut tx,
+        &admission::Candidate {
+            team_id,
+            user_id: principal.user_id(),
+            template: &template.name,
+            vcpus,
+            memory_mb,
+        },
+    )
+    .await?;
     let row = db::insert(
-        ctx.db(),
+        &mut *tx,
         &NewCapsule {
             id: Uuid::new_v4(),
             team_id,
@@ -277,6 +225,7 @@ pub async fn create(
         },
     )
     .await?;
+    tx.commit().await?;
     tracing::info!(capsule_id = %row.id, team_id = %team_id, template = %template.name, "Creating a capsule.");
 
     let result = start(ctx, &row, &template, vcpus, memory_mb, timeout_sec, &actor).await;
@@ -317,7 +266,7 @@ pub async fn create(
 
 /// Places the pending capsule and starts it; on failure leaves it in `error` with a reason.
 async fn start(
-    ctx: &ServerContext,
+    ctx: &App,
     row: &CapsuleRow,
     template: &crate::db::templates::TemplateRow,
     vcpus: u32,
@@ -448,7 +397,7 @@ async fn start(
 /// `PATCH /v1/capsules/{id}/network`: replaces the egress policy of a running or paused
 /// capsule on its host, then records it.
 pub async fn set_network(
-    ctx: &ServerContext,
+    ctx: &App,
     row: CapsuleRow,
     policy: NetworkPolicy,
 ) -> Result<CapsuleRow, ApiError> {
@@ -476,12 +425,13 @@ pub async fn set_network(
 // ------------------------------------------------------------------------------ destroy
 
 /// `DELETE /v1/capsules/{id}`: → `stopped`.
-pub async fn destroy(
-    ctx: &ServerContext,
-    principal: &Principal,
-    row: CapsuleRow,
-) -> Result<(), ApiError> {
+pub async fn destroy(ctx: &App, principal: &Principal, row: CapsuleRow) -> Result<(), ApiError> {
     let actor = outcome::actor_of(ctx, Some(principal)).await;
+    destroy_reported(ctx, row, actor).await
+}
+
+/// Destroys `row` on behalf of `actor` and reports the outcome (event + audit).
+pub async fn destroy_reported(ctx: &App, row: CapsuleRow, actor: Actor) -> Result<(), ApiError> {
     let result = destroy_as(ctx, &row, &actor, None).await;
     outcome::report(
         ctx,
@@ -500,7 +450,7 @@ pub async fn destroy(
 
 /// Destroys a capsule on behalf of `actor` (also used by team deletion and cleanup).
 pub async fn destroy_as(
-    ctx: &ServerContext,
+    ctx: &App,
     row: &CapsuleRow,
     actor: &Actor,
     reason: Option<&str>,
@@ -553,7 +503,7 @@ pub async fn destroy_as(
 
 /// Runs one agent call under a guarded transition and reports it.
 async fn guarded<F, Fut>(
-    ctx: &ServerContext,
+    ctx: &App,
     actor: Actor,
     row: CapsuleRow,
     t: Transition,
@@ -625,13 +575,19 @@ where
 
 /// `POST /v1/capsules/{id}/pause`.
 pub async fn pause(
-    ctx: &ServerContext,
+    ctx: &App,
     principal: &Principal,
     row: CapsuleRow,
 ) -> Result<CapsuleRow, ApiError> {
+    let actor = outcome::actor_of(ctx, Some(principal)).await;
+    pause_as(ctx, row, actor).await
+}
+
+/// Pauses `row` on behalf of `actor`.
+pub async fn pause_as(ctx: &App, row: CapsuleRow, actor: Actor) -> Result<CapsuleRow, ApiError> {
     guarded(
         ctx,
-        outcome::actor_of(ctx, Some(principal)).await,
+        actor,
         row,
         state::PAUSE,
         "capsule.pause",
@@ -651,7 +607,7 @@ pub async fn pause(
 
 /// `POST /v1/capsules/{id}/resume`.
 pub async fn resume(
-    ctx: &ServerContext,
+    ctx: &App,
     principal: &Principal,
     row: CapsuleRow,
 ) -> Result<CapsuleRow, ApiError> {
@@ -660,11 +616,7 @@ pub async fn resume(
 }
 
 /// Resumes `row` on behalf of `actor` (the port proxy's auto-resume acts as the system).
-pub async fn resume_as(
-    ctx: &ServerContext,
-    row: CapsuleRow,
-    actor: Actor,
-) -> Result<CapsuleRow, ApiError> {
+pub async fn resume_as(ctx: &App, row: CapsuleRow, actor: Actor) -> Result<CapsuleRow, ApiError> {
     guarded(
         ctx,
         actor,
@@ -690,11 +642,7 @@ pub async fn resume_as(
 }
 
 /// `POST /v1/capsules/{id}/ping`: resets the inactivity timer.
-pub async fn ping(
-    ctx: &ServerContext,
-    principal: &Principal,
-    wire_id: &str,
-) -> Result<(), ApiError> {
+pub async fn ping(ctx: &App, principal: &Principal, wire_id: &str) -> Result<(), ApiError> {
     let (row, mut client) = usable(ctx, principal, wire_id, "ping").await?;
     client
         .ping_sandbox(pb::PingSandboxRequest {
@@ -711,7 +659,7 @@ pub async fn ping(
 /// `POST /v1/snapshots`: writes a snapshot template of a running or paused capsule, which is
 /// paused afterwards.
 pub async fn snapshot(
-    ctx: &ServerContext,
+    ctx: &App,
     principal: &Principal,
     row: CapsuleRow,
     name: String,
@@ -822,7 +770,7 @@ pub async fn snapshot(
 /// `DELETE /v1/snapshots/{name}`: removes the snapshot from every host that may hold it,
 /// then the row.
 pub async fn delete_snapshot(
-    ctx: &ServerContext,
+    ctx: &App,
     principal: &Principal,
     template: crate::db::templates::TemplateRow,
 ) -> Result<(), ApiError> {

@@ -9,6 +9,7 @@
 //! after 1 h, `2h` after 1 day, `24h` after 7 days. Destroying a capsule flushes its last
 //! points first ([`flush_capsule`]).
 
+use crate::app::App;
 use crate::capsules::agent;
 use crate::db::capsules::MetricPoint;
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ use sqlx::PgExecutor;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
-use wrenn_extension_api::{ids, BackgroundWorker, ServerContext};
+use wrenn_extension_api::{ids, BackgroundWorker};
 use wrenn_proto::hostagent::v1 as pb;
 
 /// The tiers: name, bucket width in seconds, retention.
@@ -36,7 +37,7 @@ fn flush_interval() -> Duration {
 }
 
 /// The flush worker.
-pub fn flush_worker(ctx: &ServerContext) -> BackgroundWorker {
+pub fn flush_worker(ctx: &App) -> BackgroundWorker {
     let ctx = ctx.clone();
     BackgroundWorker::new("capsule-metrics-flush", move |token| async move {
         let mut ticker = tokio::time::interval(flush_interval());
@@ -57,7 +58,7 @@ pub fn flush_worker(ctx: &ServerContext) -> BackgroundWorker {
 
 /// One pass: flushes every online host with capsules on it and prunes old points. Returns how
 /// many points (of the finest tier) were stored.
-pub async fn flush_all(ctx: &ServerContext) -> sqlx::Result<usize> {
+pub async fn flush_all(ctx: &App) -> sqlx::Result<usize> {
     let hosts: Vec<Uuid> = sqlx::query_scalar(
         "SELECT DISTINCT c.host_id FROM capsules c JOIN hosts h ON h.id = c.host_id \
          WHERE h.status = 'online' AND c.status NOT IN ('stopped', 'error', 'missing', 'pending')",
@@ -76,7 +77,7 @@ pub async fn flush_all(ctx: &ServerContext) -> sqlx::Result<usize> {
 }
 
 /// Flushes one capsule's points (best effort, before it is destroyed).
-pub async fn flush_capsule(ctx: &ServerContext, host_id: Uuid, capsule_id: Uuid) {
+pub async fn flush_capsule(ctx: &App, host_id: Uuid, capsule_id: Uuid) {
     let wire = ids::encode(ids::CAPSULE, capsule_id);
     match tokio::time::timeout(Duration::from_secs(2), flush_host(ctx, host_id, &wire)).await {
         Ok(Ok(_)) => {}
@@ -87,7 +88,7 @@ pub async fn flush_capsule(ctx: &ServerContext, host_id: Uuid, capsule_id: Uuid)
     }
 }
 
-async fn flush_host(ctx: &ServerContext, host_id: Uuid, sandbox_id: &str) -> anyhow::Result<usize> {
+async fn flush_host(ctx: &App, host_id: Uuid, sandbox_id: &str) -> anyhow::Result<usize> {
     let mut client = agent::client(ctx, host_id)
         .await
         .map_err(|e| anyhow::anyhow!(e.message))?;

@@ -2,15 +2,16 @@
 //! every outcome (success and failure), and `capsule.state.changed` on the live feed (SSE
 //! only) for every state change.
 
+use crate::app::App;
 use crate::audit::{self, AuditScope};
 use crate::capsules::state::CapsuleStatus;
 use crate::events::{self, Actor, Event, Outcome, Resource};
 use uuid::Uuid;
-use wrenn_extension_api::{Principal, ServerContext};
+use wrenn_extension_api::Principal;
 
 /// Who asked: the event actor of a principal (`user` with the email, `api_key` with the
 /// key's name), or the system.
-pub async fn actor_of(ctx: &ServerContext, principal: Option<&Principal>) -> Actor {
+pub async fn actor_of(ctx: &App, principal: Option<&Principal>) -> Actor {
     match principal {
         None => Actor::system(),
         Some(Principal::Session(s)) => {
@@ -47,7 +48,7 @@ pub struct Report<'a> {
 
 /// Writes the audit row and publishes the event. Never fails the caller: the operation has
 /// already happened; a reporting failure is logged.
-pub async fn report(ctx: &ServerContext, r: Report<'_>) {
+pub async fn report(ctx: &App, r: Report<'_>) {
     let outcome = if r.result.is_ok() {
         Outcome::Success
     } else {
@@ -69,7 +70,7 @@ pub async fn report(ctx: &ServerContext, r: Report<'_>) {
 
 /// Announces a capsule's state change to dashboards (SSE only, never the stream).
 pub async fn state_changed(
-    ctx: &ServerContext,
+    ctx: &App,
     team_id: Uuid,
     capsule_id: Uuid,
     from: CapsuleStatus,

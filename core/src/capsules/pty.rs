@@ -6,6 +6,7 @@
 //! a capsule someone is streaming from never auto-pauses. A client that goes away only drops
 //! the agent stream: processes and PTY sessions keep running and can be re-attached.
 
+use crate::app::App;
 use crate::capsules::agent::{status_to_api, AgentClient};
 use crate::capsules::exec::{self, ExecClientFrame};
 use crate::capsules::lifecycle;
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use std::time::Duration;
 use tonic::Streaming;
-use wrenn_extension_api::{ids, ServerContext};
+use wrenn_extension_api::ids;
 use wrenn_proto::hostagent::v1 as pb;
 
 /// Interval of the PTY `ping` frame and of activity refreshes while streaming.
@@ -67,7 +68,7 @@ async fn next_frame<T: for<'de> Deserialize<'de>>(
 /// Forwards process events to the client until exit or the client leaves. `stop` frames kill
 /// the process.
 async fn pump_process(
-    ctx: &ServerContext,
+    ctx: &App,
     row: &CapsuleRow,
     mut client: AgentClient,
     mut socket: WebSocket,
@@ -126,7 +127,7 @@ async fn pump_process(
 
 /// `WS /v1/capsules/{id}/exec/stream`.
 pub async fn exec_stream(
-    ctx: ServerContext,
+    ctx: App,
     row: CapsuleRow,
     mut client: AgentClient,
     mut socket: WebSocket,
@@ -174,7 +175,7 @@ pub async fn exec_stream(
 
 /// `WS /v1/capsules/{id}/processes/{selector}/stream`.
 pub async fn process_stream(
-    ctx: ServerContext,
+    ctx: App,
     row: CapsuleRow,
     mut client: AgentClient,
     selector: String,
@@ -231,12 +232,7 @@ pub enum PtyClientFrame {
 }
 
 /// `WS /v1/capsules/{id}/pty`.
-pub async fn pty(
-    ctx: ServerContext,
-    row: CapsuleRow,
-    mut client: AgentClient,
-    mut socket: WebSocket,
-) {
+pub async fn pty(ctx: App, row: CapsuleRow, mut client: AgentClient, mut socket: WebSocket) {
     let sandbox_id = ids::encode(ids::CAPSULE, row.id);
     let b64 = base64::engine::general_purpose::STANDARD;
     let target = match next_frame::<PtyClientFrame>(&mut socket).await {

@@ -1,20 +1,31 @@
-//! Capsule settings from the environment. (The port-proxy domain is `WRENN_DOMAIN`, read by
-//! core's configuration and exposed as `ctx.config().domain`.)
+//! Settings of the capsule subsystem, part of the clap [`Config`](crate::Config) tree. (The
+//! port-proxy domain is `WRENN_DOMAIN`, exposed as `ctx.config().domain`.)
 
-use std::sync::{Arc, OnceLock};
-use wrenn_extension_api::ServerContext;
+use clap::Args;
 
 /// Settings of the capsule subsystem.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Args)]
 pub struct CapsuleSettings {
-    /// `WRENN_DEFAULT_TEMPLATE`: the base template used when a create request names none (and
-    /// what `minimal` means). Default `minimal-ubuntu`, as in the seed.
+    /// The base template used when a create request names none (and what `minimal` means).
+    #[arg(
+        long = "default-template",
+        env = "WRENN_DEFAULT_TEMPLATE",
+        default_value = "minimal-ubuntu"
+    )]
     pub default_template: String,
-    /// `WRENN_MAX_UPLOAD_BYTES`: cap of `POST /files/write` (default 100 MB).
+    /// Largest body of `POST /files/write`, in bytes.
+    #[arg(long = "max-upload-bytes", env = "WRENN_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub max_upload_bytes: u64,
-    /// `WRENN_STATS_INTERVAL_SEC`: how often the stats sampler runs (default 60 s).
+    /// How often the stats sampler runs, in seconds.
+    #[arg(long = "stats-interval-sec", env = "WRENN_STATS_INTERVAL_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub stats_interval_sec: u64,
-    /// `WRENN_PROXY_TOKEN_TTL_SEC`: lifetime of per-capsule access tokens (default 1 h).
+    /// Lifetime of per-capsule access tokens, in seconds.
+    #[arg(
+        long = "proxy-token-ttl-sec",
+        env = "WRENN_PROXY_TOKEN_TTL_SEC",
+        default_value_t = 3600
+    )]
     pub proxy_token_ttl_sec: u64,
 }
 
@@ -26,41 +37,5 @@ impl Default for CapsuleSettings {
             stats_interval_sec: 60,
             proxy_token_ttl_sec: 3600,
         }
-    }
-}
-
-impl CapsuleSettings {
-    /// Reads the settings from the environment, defaults where unset or unparsable.
-    pub fn from_env() -> Self {
-        let d = Self::default();
-        let num = |name: &str, default: u64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
-        let text = |name: &str, default: String| {
-            std::env::var(name)
-                .ok()
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .unwrap_or(default)
-        };
-        Self {
-            default_template: text("WRENN_DEFAULT_TEMPLATE", d.default_template),
-            max_upload_bytes: num("WRENN_MAX_UPLOAD_BYTES", d.max_upload_bytes),
-            stats_interval_sec: num("WRENN_STATS_INTERVAL_SEC", d.stats_interval_sec).max(1),
-            proxy_token_ttl_sec: num("WRENN_PROXY_TOKEN_TTL_SEC", d.proxy_token_ttl_sec),
-        }
-    }
-
-    /// The settings registered on the context, or (once) the environment's.
-    pub fn of(ctx: &ServerContext) -> Arc<CapsuleSettings> {
-        static FROM_ENV: OnceLock<Arc<CapsuleSettings>> = OnceLock::new();
-        ctx.service::<CapsuleSettings>().unwrap_or_else(|| {
-            FROM_ENV
-                .get_or_init(|| Arc::new(CapsuleSettings::from_env()))
-                .clone()
-        })
     }
 }

@@ -7,8 +7,8 @@
 //! MiB-minutes). Metrics of running capsules come from the agent's rings; once a capsule
 //! stopped running, from the points stored in the database.
 
+use crate::app::App;
 use crate::capsules::agent::{self, status_to_api};
-use crate::capsules::settings::CapsuleSettings;
 use crate::capsules::state::CapsuleStatus;
 use crate::db::capsules::{self as db, CapsuleRow};
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use wrenn_extension_api::{ids, ApiError, BackgroundWorker, ServerContext};
+use wrenn_extension_api::{ids, ApiError, BackgroundWorker};
 use wrenn_proto::hostagent::v1 as pb;
 
 /// The stats sampler as a background worker.
-pub fn sampler_worker(ctx: &ServerContext) -> BackgroundWorker {
+pub fn sampler_worker(ctx: &App) -> BackgroundWorker {
     let ctx = ctx.clone();
     BackgroundWorker::new("capsule-stats-sampler", move |token| async move {
-        let interval = Duration::from_secs(CapsuleSettings::of(&ctx).stats_interval_sec);
+        let interval = Duration::from_secs(ctx.capsules.stats_interval_sec);
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -43,7 +43,7 @@ pub fn sampler_worker(ctx: &ServerContext) -> BackgroundWorker {
 }
 
 /// Takes one sample of every team with running capsules, accounting `interval` of usage.
-pub async fn sample(ctx: &ServerContext, interval: Duration) -> sqlx::Result<()> {
+pub async fn sample(ctx: &App, interval: Duration) -> sqlx::Result<()> {
     let now = Utc::now();
     let minutes = interval.as_secs_f64() / 60.0;
     let mut tx = ctx.db().begin().await?;
@@ -122,7 +122,7 @@ pub const MAX_POINTS: usize = 120;
 
 /// The team's stats over `range` (already validated).
 pub async fn team_stats(
-    ctx: &ServerContext,
+    ctx: &App,
     team_id: Uuid,
     range: &str,
     span: ChronoDuration,
@@ -202,7 +202,7 @@ pub struct Usage {
 
 /// The team's usage per day in `[from, to]`; days without usage are included as zeros.
 pub async fn team_usage(
-    ctx: &ServerContext,
+    ctx: &App,
     team_id: Uuid,
     from: NaiveDate,
     to: NaiveDate,
@@ -265,7 +265,7 @@ pub struct Metrics {
 /// A capsule's metrics over `range` (already validated): live from the agent while the
 /// capsule is on a host, else the points the flush worker stored ([`super::metrics`]).
 pub async fn capsule_metrics(
-    ctx: &ServerContext,
+    ctx: &App,
     row: &CapsuleRow,
     range: &str,
 ) -> Result<Metrics, ApiError> {

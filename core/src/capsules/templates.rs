@@ -1,9 +1,9 @@
 //! Template resolution and naming rules.
 
-use crate::capsules::settings::CapsuleSettings;
+use crate::app::App;
 use crate::db::templates::{self as db, TemplateRow};
 use uuid::Uuid;
-use wrenn_extension_api::{ApiError, ServerContext};
+use wrenn_extension_api::ApiError;
 
 /// What older clients send for "the default base template".
 pub const DEFAULT_ALIAS: &str = "minimal";
@@ -11,11 +11,11 @@ pub const DEFAULT_ALIAS: &str = "minimal";
 /// The template a create request names: omitted or `minimal` → the configured default; the
 /// team's own templates shadow the platform's. Unknown → 404 `template_not_found`.
 pub async fn resolve(
-    ctx: &ServerContext,
+    ctx: &App,
     team_id: Uuid,
     requested: Option<&str>,
 ) -> Result<TemplateRow, ApiError> {
-    let settings = CapsuleSettings::of(ctx);
+    let settings = &ctx.capsules;
     let name = match requested.map(str::trim) {
         None | Some("") | Some(DEFAULT_ALIAS) => settings.default_template.as_str(),
         Some(n) => n,

@@ -4,13 +4,14 @@
 //! ones `stopped`, each reported as a system `capsule.pause` / `capsule.destroy` event with
 //! `metadata.reason = ttl_expired`. The stats sampler runs it on every tick.
 
+use crate::app::App;
 use crate::capsules::agent;
 use crate::capsules::outcome::{self, Report};
 use crate::capsules::state::CapsuleStatus;
 use crate::db::capsules as db;
 use crate::events::{Actor, Resource};
 use uuid::Uuid;
-use wrenn_extension_api::{ids, ServerContext};
+use wrenn_extension_api::ids;
 use wrenn_proto::hostagent::v1 as pb;
 
 /// Reason recorded for auto-paused capsules (API.md `metadata.reason`).
@@ -18,7 +19,7 @@ pub const TTL_EXPIRED: &str = "ttl_expired";
 
 /// Syncs every host that has running capsules with a timeout; returns how many capsules
 /// changed.
-pub async fn sync(ctx: &ServerContext) -> sqlx::Result<usize> {
+pub async fn sync(ctx: &App) -> sqlx::Result<usize> {
     let hosts: Vec<Uuid> = sqlx::query_scalar(
         "SELECT DISTINCT host_id FROM capsules WHERE status = 'running' AND timeout_sec > 0 \
          AND host_id IS NOT NULL",
@@ -54,7 +55,7 @@ pub async fn sync(ctx: &ServerContext) -> sqlx::Result<usize> {
 }
 
 async fn settle(
-    ctx: &ServerContext,
+    ctx: &App,
     host: Uuid,
     wire: &str,
     to: CapsuleStatus,

@@ -8,8 +8,9 @@
 
 use super::consumer::{BatchHandler, Consumer, ConsumerSettings, Delivery, HandleError};
 use super::Outcome;
+use crate::app::App;
 use std::sync::Arc;
-use wrenn_extension_api::{ids, BackgroundWorker, SandboxEvent, SandboxEventHook, ServerContext};
+use wrenn_extension_api::{ids, BackgroundWorker, SandboxEvent, SandboxEventHook};
 
 /// The event types a [`SandboxEventHook`] receives.
 pub const HOOK_EVENTS: [&str; 4] = [
@@ -35,20 +36,20 @@ pub fn sandbox_event(d: &Delivery) -> Option<SandboxEvent> {
     }
     let capsule_id = ids::decode(ids::CAPSULE, &e.resource.id)?;
     let team_id = e.team_uuid()?;
-    Some(SandboxEvent {
-        event: e.event.clone(),
+    Some(SandboxEvent::new(
+        e.event.clone(),
         capsule_id,
         team_id,
-        timestamp: e.timestamp,
-        delivery_id: d.id.clone(),
-        metadata: serde_json::to_value(&e.metadata).unwrap_or_default(),
-    })
+        e.timestamp,
+        d.id.clone(),
+        serde_json::to_value(&e.metadata).unwrap_or_default(),
+    ))
 }
 
 struct HookHandler {
     extension: String,
     hook: Arc<dyn SandboxEventHook>,
-    ctx: ServerContext,
+    ctx: App,
 }
 
 #[async_trait::async_trait]
@@ -71,7 +72,7 @@ impl BatchHandler for HookHandler {
 
 /// The worker feeding `hook` of `extension`.
 pub fn worker(
-    ctx: &ServerContext,
+    ctx: &App,
     redis: redis::Client,
     settings: ConsumerSettings,
     extension: &str,

@@ -2,6 +2,7 @@
 //! every SSE client. A slow client lags and skips events; it never holds up the others.
 
 use super::{Event, LIVE_CHANNEL};
+use crate::app::App;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,12 +78,9 @@ impl LiveEvents {
 }
 
 /// The live feed as a server background worker (needs a [`LiveEvents`] in the context).
-pub fn worker(ctx: &wrenn_extension_api::ServerContext) -> wrenn_extension_api::BackgroundWorker {
-    let live = ctx.service::<LiveEvents>();
+pub fn worker(ctx: &App) -> wrenn_extension_api::BackgroundWorker {
+    let live = ctx.live.clone();
     wrenn_extension_api::BackgroundWorker::new("live-events", move |token| async move {
-        match live {
-            Some(live) => live.run(token, None).await,
-            None => tracing::error!("Live event feed not started: no LiveEvents service."),
-        }
+        live.run(token, None).await
     })
 }

@@ -11,6 +11,7 @@
 
 use super::registration::publish_host_event;
 use super::Hosts;
+use crate::app::App;
 use crate::audit::{record_and_publish, AuditScope};
 use crate::db::hosts::{self as db, HostRow};
 use crate::events::{self, Actor, Event, Outcome, Resource};
@@ -18,7 +19,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use wrenn_extension_api::{ids, ServerContext};
+use wrenn_extension_api::ids;
 use wrenn_proto::hostagent::v1::{DestroySandboxRequest, ListSandboxesRequest, SandboxState};
 
 /// What one [`tick`] did.
@@ -50,7 +51,7 @@ pub enum ReconcileError {
 }
 
 /// Runs the monitor until `shutdown`.
-pub async fn run(ctx: ServerContext, hosts: Arc<Hosts>, shutdown: CancellationToken) {
+pub async fn run(ctx: App, hosts: Arc<Hosts>, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(hosts.config.monitor_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -66,7 +67,7 @@ pub async fn run(ctx: ServerContext, hosts: Arc<Hosts>, shutdown: CancellationTo
 }
 
 /// One monitor pass.
-pub async fn tick(ctx: &ServerContext, hosts: &Hosts) -> Result<TickReport, sqlx::Error> {
+pub async fn tick(ctx: &App, hosts: &Hosts) -> Result<TickReport, sqlx::Error> {
     let mut report = TickReport::default();
     let silent = db::mark_silent_unreachable(ctx.db(), hosts.config.unreachable_after).await?;
     for host in silent {
@@ -105,7 +106,7 @@ pub async fn tick(ctx: &ServerContext, hosts: &Hosts) -> Result<TickReport, sqlx
 /// capsule when it came back) or whose destroy failed. Capsules in every other state,
 /// including ones being created right now, are left alone. Returns the ids destroyed.
 pub async fn sweep_orphans(
-    ctx: &ServerContext,
+    ctx: &App,
     hosts: &Hosts,
     host_id: Uuid,
 ) -> Result<Vec<String>, ReconcileError> {
@@ -156,7 +157,7 @@ pub async fn sweep_orphans(
     Ok(destroyed)
 }
 
-async fn host_went_down(ctx: &ServerContext, host: &HostRow) -> Result<usize, sqlx::Error> {
+async fn host_went_down(ctx: &App, host: &HostRow) -> Result<usize, sqlx::Error> {
     let changed = db::mark_capsules_missing(ctx.db(), host.id).await?;
     tracing::warn!(host_id = %ids::encode(ids::HOST, host.id), capsules = changed.len(),
         "Host stopped heartbeating; marked unreachable.");
@@ -175,7 +176,7 @@ async fn host_went_down(ctx: &ServerContext, host: &HostRow) -> Result<usize, sq
 
 /// Called when a heartbeat brought `host` back from `unreachable`: publishes `host.up` and
 /// reconciles its capsules in the background.
-pub async fn host_returned(ctx: &ServerContext, hosts: Arc<Hosts>, host_id: Uuid) {
+pub async fn host_returned(ctx: &App, hosts: Arc<Hosts>, host_id: Uuid) {
     let Ok(Some(host)) = db::get(ctx.db(), host_id).await else {
         return;
     };
@@ -192,7 +193,7 @@ pub async fn host_returned(ctx: &ServerContext, hosts: Arc<Hosts>, host_id: Uuid
 
 /// Reconciles a host's `missing` capsules against what its agent reports.
 pub async fn reconcile(
-    ctx: &ServerContext,
+    ctx: &App,
     hosts: &Hosts,
     host_id: Uuid,
 ) -> Result<ReconcileReport, ReconcileError> {
@@ -255,12 +256,10 @@ pub async fn reconcile(
 
 /// The monitor as a server background worker (stops on the server's cancellation token).
 /// Does nothing if the context carries no [`Hosts`] service.
-pub fn worker(ctx: &ServerContext) -> wrenn_extension_api::BackgroundWorker {
+pub fn worker(ctx: &App) -> wrenn_extension_api::BackgroundWorker {
     let ctx = ctx.clone();
     wrenn_extension_api::BackgroundWorker::new("host-monitor", move |token| async move {
-        match ctx.service::<Hosts>() {
-            Some(hosts) => run(ctx, hosts, token).await,
-            None => tracing::error!("Host monitor not started: no hosts service."),
-        }
+        let hosts = ctx.hosts.clone();
+        run(ctx, hosts, token).await
     })
 }

@@ -11,13 +11,14 @@ use super::ca::{address_host, CaError, IssuedCert};
 use super::pool::is_loopback;
 use super::token::{self, REFRESH_PREFIX, REGISTRATION_PREFIX};
 use super::Hosts;
+use crate::app::App;
 use crate::audit::{record_and_publish, AuditScope};
 use crate::db::hosts::{self as db, HostRow, NewHost, RefreshUse, Registration};
 use crate::events::{Actor, Event, Resource};
 use chrono::Utc;
 use serde::Deserialize;
 use uuid::Uuid;
-use wrenn_extension_api::{ids, ApiError, ServerContext};
+use wrenn_extension_api::{ids, ApiError};
 
 /// What the agent sends to `POST /v1/hosts/register`.
 #[derive(Debug, Clone, Deserialize)]
@@ -172,7 +173,7 @@ fn validate(req: &RegisterRequest, hosts: &Hosts) -> Result<Registration, Regist
 
 /// Trades a registration token for credentials; the host goes `online`.
 pub async fn register(
-    ctx: &ServerContext,
+    ctx: &App,
     hosts: &Hosts,
     req: &RegisterRequest,
 ) -> Result<Credentials, RegistrationError> {
@@ -196,7 +197,7 @@ pub async fn register(
 
 /// Rotates a refresh token into new credentials (JWT, refresh token, certificate).
 pub async fn refresh(
-    ctx: &ServerContext,
+    ctx: &App,
     hosts: &Hosts,
     refresh_token: &str,
 ) -> Result<Credentials, RegistrationError> {
@@ -225,7 +226,7 @@ pub async fn refresh(
 
 async fn issue_credentials(
     tx: &mut sqlx::PgConnection,
-    ctx: &ServerContext,
+    ctx: &App,
     hosts: &Hosts,
     host: HostRow,
 ) -> Result<Credentials, RegistrationError> {
@@ -261,7 +262,7 @@ async fn issue_credentials(
 
 /// Audits and publishes `host.up` / `host.down` (no outcome). Regular hosts belong to the
 /// platform team; the audit rows are admin-scope.
-pub async fn publish_host_event(ctx: &ServerContext, host: &HostRow, event: &str) {
+pub async fn publish_host_event(ctx: &App, host: &HostRow, event: &str) {
     let team = host.team_id.unwrap_or(ids::PLATFORM_TEAM);
     let mut e = Event::new(event, team, Actor::system(), Resource::host(host.id));
     if let Some(address) = &host.address {

@@ -16,11 +16,12 @@
 //! capsules, then id for determinism). Nothing fits → [`SchedulerError::NoHostsAvailable`],
 //! a 503 `no_hosts_available`.
 
-use super::{Hosts, HostsConfig};
+use super::HostsConfig;
+use crate::app::App;
 use crate::db::hosts::{self as db, HostLoad};
 use std::collections::BTreeMap;
 use uuid::Uuid;
-use wrenn_extension_api::{ApiError, ServerContext};
+use wrenn_extension_api::ApiError;
 
 /// What a capsule needs from its host.
 #[derive(Debug, Clone, Default)]
@@ -75,15 +76,11 @@ impl From<SchedulerError> for ApiError {
 
 /// Picks the host for a capsule of `team` (configuration from the registered [`Hosts`]).
 pub async fn pick_host(
-    ctx: &ServerContext,
+    ctx: &App,
     team: Uuid,
     requirements: &Requirements,
 ) -> Result<Uuid, SchedulerError> {
-    let config = ctx
-        .service::<Hosts>()
-        .map(|h| h.config.clone())
-        .unwrap_or_default();
-    pick_host_with(ctx.db(), &config, team, requirements).await
+    pick_host_with(ctx.db(), &ctx.hosts.config, team, requirements).await
 }
 
 /// [`pick_host`] with explicit pool and configuration.

@@ -5,6 +5,7 @@
 //! other token signed with the same secret passes as one; conversely sessions are opaque
 //! cookies resolved by hash, so a host JWT never resolves as a session.
 
+use crate::app::App;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -14,7 +15,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use wrenn_extension_api::{ids, ApiError, ServerContext};
+use wrenn_extension_api::{ids, ApiError};
 
 /// Header carrying the host JWT on agent routes.
 pub const HOST_TOKEN_HEADER: &str = "X-Host-Token";
@@ -100,13 +101,13 @@ pub fn invalid_host_token() -> ApiError {
 
 impl<S> FromRequestParts<S> for HostAuth
 where
-    ServerContext: FromRef<S>,
+    App: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let ctx = ServerContext::from_ref(state);
+        let ctx = App::from_ref(state);
         let token = parts
             .headers
             .get(HOST_TOKEN_HEADER)

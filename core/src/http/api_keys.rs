@@ -1,5 +1,6 @@
 //! `/v1/api-keys`: team API keys (`wrn_` + 32 hex, SHA-256 at rest, first 10 chars shown).
 
+use crate::app::App;
 use crate::db;
 use crate::sessions::sha256;
 use axum::extract::State;
@@ -12,7 +13,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use wrenn_extension_api::{
     ids, ApiError, ApiJson, ApiPath, Principal, RequireSession, RequireSessionOrApiKey, Role,
-    ServerContext,
 };
 
 use super::views::ErrorEnvelope;
@@ -22,7 +22,7 @@ const SHOWN_PREFIX_LEN: usize = 10;
 /// Live keys per team; this bounds `GET /v1/api-keys`, which is therefore not paginated.
 pub const MAX_KEYS_PER_TEAM: i64 = 100;
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/api-keys", get(list).post(create))
         .route("/v1/api-keys/{id}", delete(remove))
@@ -93,7 +93,7 @@ fn require_role(role: Option<Role>) -> Result<Role, ApiError> {
     responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorEnvelope),
               (status = 409, body = ErrorEnvelope, description = "api_key_limit: 100 live keys per team")))]
 pub async fn create(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiJson(req): ApiJson<CreateApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
@@ -135,7 +135,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
     responses((status = 200, body = [ApiKeyView])))]
 pub async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
 ) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
     if let Principal::Session(s) = &p {
@@ -150,7 +150,7 @@ pub async fn list(
     params(("id" = String, Path, description = "key_ id")),
     responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {

@@ -3,8 +3,9 @@
 //! default 50; filters `resource_type` and `action`). Plain members and API keys see
 //! team-scope rows; owners and admins see all of the team's rows.
 
+use crate::app::App;
 use crate::db::audit::{AuditFilter, AuditRow};
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -12,17 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wrenn_extension_api::{
     ids, ApiError, ApiJson, ApiQuery, Principal, RequireAdmin, RequireSessionOrApiKey,
-    ServerContext,
 };
 
 pub const MAX_LIMIT: i64 = 200;
 pub const DEFAULT_LIMIT: i64 = 50;
 
-pub fn router<S>() -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    ServerContext: FromRef<S>,
-{
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/audit-logs", get(list))
         .route("/v1/admin/audit-logs", get(admin_list))
@@ -124,7 +120,7 @@ pub fn page(rows: Vec<AuditRow>, limit: i64) -> AuditPage {
     description = "Newest first. Members and API keys see team-scope rows; owners and admins every row of the team.",
     responses((status = 200, description = "`{audit_logs, next_before, next_before_id}`")))]
 pub(crate) async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<ApiJson<AuditPage>, ApiError> {
@@ -153,7 +149,7 @@ pub(crate) async fn list(
     description = "Platform admins: every audit row (platform-wide host actions included).",
     responses((status = 200, description = "`{audit_logs, next_before, next_before_id}`")))]
 pub(crate) async fn admin_list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireAdmin(_admin): RequireAdmin,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<ApiJson<AuditPage>, ApiError> {

@@ -1,10 +1,10 @@
 //! `/v1/auth/*`: signup, activation, login, logout, team switch.
 
 use crate::accounts;
+use crate::app::App;
 use crate::db;
 use crate::http::me::{self, Profile};
 use crate::passwords::Passwords;
-use crate::services::core;
 use crate::tokens::{self, TokenKind};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,14 +16,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use wrenn_extension_api::auth::{ClearSessionCookies, ClientInfo};
-use wrenn_extension_api::{ids, ApiError, ApiJson, IssuedSession, RequireSession, ServerContext};
+use wrenn_extension_api::{ids, ApiError, ApiJson, IssuedSession, RequireSession};
 
 use super::views::Message;
 
 /// Repeat signups of an inactive address are refused for this long.
 pub const SIGNUP_COOLDOWN: Duration = Duration::minutes(30);
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/auth/signup", post(signup))
         .route("/v1/auth/activate", post(activate))
@@ -102,7 +102,7 @@ pub fn validate_name(name: &str) -> Result<String, ApiError> {
 
 /// Builds the login/activation response and its cookies.
 pub async fn session_started(
-    ctx: &ServerContext,
+    ctx: &App,
     session: IssuedSession,
     user_id: Uuid,
     team_id: Uuid,
@@ -123,13 +123,13 @@ pub async fn session_started(
               (status = 400, body = super::views::ErrorEnvelope, description = "invalid_email, invalid_password, invalid_name, invalid_request"),
               (status = 409, body = super::views::ErrorEnvelope, description = "email_taken or signup_cooldown")))]
 pub async fn signup(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let email = validate_email(&req.email)?;
     let name = validate_name(&req.name)?;
     Passwords::validate(&req.password)?;
-    let core = core(&ctx);
+    let core = &ctx;
     let created = (
         StatusCode::CREATED,
         Json(Message {
@@ -182,7 +182,7 @@ fn invalid_token() -> ApiError {
               (status = 400, body = super::views::ErrorEnvelope, description = "invalid_token or already_activated"),
               (status = 500, body = super::views::ErrorEnvelope, description = "signup_hook_failed")))]
 pub async fn activate(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     client: ClientInfo,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -234,11 +234,11 @@ pub async fn activate(
               (status = 401, body = super::views::ErrorEnvelope, description = "invalid_credentials (unknown email, wrong password or deleted account alike)"),
               (status = 403, body = super::views::ErrorEnvelope, description = "account_not_activated or account_disabled")))]
 pub async fn login(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     client: ClientInfo,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let core = core(&ctx);
+    let core = &ctx;
     let user = db::users::find_by_email(ctx.db(), req.email.trim()).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let ok = core.passwords.verify(&req.password, hash).await?;
@@ -271,11 +271,7 @@ pub async fn login(
 }
 
 /// The team a new session acts in; a user left without any team gets a fresh one.
-pub async fn landing_team(
-    ctx: &ServerContext,
-    user_id: Uuid,
-    name: &str,
-) -> Result<Uuid, ApiError> {
+pub async fn landing_team(ctx: &App, user_id: Uuid, name: &str) -> Result<Uuid, ApiError> {
     if let Some(team) = db::teams::default_for_user(ctx.db(), user_id).await? {
         return Ok(team);
     }
@@ -291,7 +287,7 @@ pub async fn landing_team(
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
     responses((status = 204), (status = 401, body = super::views::ErrorEnvelope), (status = 403, body = super::views::ErrorEnvelope, description = "csrf_failed")))]
 pub async fn logout(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
 ) -> Result<impl IntoResponse, ApiError> {
     ctx.sessions().revoke(session.session_id).await?;
@@ -302,7 +298,7 @@ pub async fn logout(
 #[utoipa::path(post, path = "/v1/auth/logout-all", tag = "auth",
     responses((status = 204), (status = 401, body = super::views::ErrorEnvelope)))]
 pub async fn logout_all(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
 ) -> Result<impl IntoResponse, ApiError> {
     ctx.sessions().revoke_all(session.user_id).await?;
@@ -315,7 +311,7 @@ pub async fn logout_all(
               (status = 403, body = super::views::ErrorEnvelope, description = "not_a_member"),
               (status = 404, body = super::views::ErrorEnvelope, description = "team_not_found")))]
 pub async fn switch_team(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     client: ClientInfo,
     RequireSession(session): RequireSession,
     ApiJson(req): ApiJson<SwitchTeamRequest>,

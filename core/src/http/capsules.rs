@@ -2,10 +2,10 @@
 //! the port-proxy access token. Every route takes a session or an API key; a capsule of
 //! another team is a 404 like a missing one.
 
+use crate::app::App;
 use crate::capsules::lifecycle;
 use crate::capsules::model::{Capsule, CreateCapsule};
 use crate::capsules::proxy;
-use crate::capsules::settings::CapsuleSettings;
 use crate::capsules::stats::{self, Metrics, Stats, Usage};
 use crate::db::capsules as db;
 use axum::body::Bytes;
@@ -16,9 +16,9 @@ use axum::{Json, Router};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
-use wrenn_extension_api::{ApiError, ApiPath, ApiQuery, RequireSessionOrApiKey, ServerContext};
+use wrenn_extension_api::{ApiError, ApiPath, ApiQuery, RequireSessionOrApiKey};
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/capsules", post(create).get(list))
         .route("/v1/capsules/stats", get(team_stats))
@@ -74,7 +74,7 @@ pub struct CapsulesApi;
         (status = 503, description = "`no_hosts_available`"),
     ))]
 pub async fn create(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Capsule>), ApiError> {
@@ -95,7 +95,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/capsules", tag = "capsules",
     responses((status = 200, body = [Capsule])))]
 pub async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
 ) -> Result<Json<Vec<Capsule>>, ApiError> {
     let rows = db::list_for_team(ctx.db(), principal.team_id()).await?;
@@ -107,7 +107,7 @@ pub async fn list(
     params(("id" = String, Path, description = "Capsule id (`sb_…`)")),
     responses((status = 200, body = Capsule), (status = 404, description = "not the caller's")))]
 pub async fn show(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Capsule>, ApiError> {
@@ -120,7 +120,7 @@ pub async fn show(
     params(("id" = String, Path)),
     responses((status = 204), (status = 404), (status = 409, description = "`invalid_state` while another operation runs")))]
 pub async fn destroy(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -134,7 +134,7 @@ pub async fn destroy(
     params(("id" = String, Path)),
     responses((status = 200, body = Capsule), (status = 409, description = "`invalid_state`")))]
 pub async fn pause(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Capsule>, ApiError> {
@@ -148,7 +148,7 @@ pub async fn pause(
     params(("id" = String, Path)),
     responses((status = 200, body = Capsule), (status = 409, description = "`invalid_state`")))]
 pub async fn resume(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Capsule>, ApiError> {
@@ -162,7 +162,7 @@ pub async fn resume(
     params(("id" = String, Path)),
     responses((status = 204), (status = 409, description = "`invalid_state`")))]
 pub async fn ping(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -181,7 +181,7 @@ pub async fn ping(
         (status = 409, description = "`invalid_state`: the capsule is not running or paused; `conflict`: its host runs capsules without a network"),
     ))]
 pub async fn set_network(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     body: Bytes,
@@ -205,7 +205,7 @@ pub struct RangeQuery {
     params(("id" = String, Path), RangeQuery),
     responses((status = 200, body = Metrics)))]
 pub async fn metrics(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<RangeQuery>,
@@ -224,7 +224,7 @@ pub async fn metrics(
 #[utoipa::path(get, path = "/v1/capsules/stats", tag = "capsules",
     params(RangeQuery), responses((status = 200, body = Stats)))]
 pub async fn team_stats(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiQuery(q): ApiQuery<RangeQuery>,
 ) -> Result<Json<Stats>, ApiError> {
@@ -248,7 +248,7 @@ pub struct UsageQuery {
 #[utoipa::path(get, path = "/v1/capsules/usage", tag = "capsules",
     params(UsageQuery), responses((status = 200, body = Usage)))]
 pub async fn team_usage(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Result<Json<Usage>, ApiError> {
@@ -279,7 +279,7 @@ pub struct AccessToken {
 #[utoipa::path(post, path = "/v1/capsules/{id}/access-token", tag = "proxy",
     params(("id" = String, Path)), responses((status = 201, body = AccessToken)))]
 pub async fn access_token(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<AccessToken>), ApiError> {
@@ -287,7 +287,7 @@ pub async fn access_token(
     if row.status().is_terminal() {
         return Err(lifecycle::invalid_state(&row, "issue a token for"));
     }
-    let ttl = CapsuleSettings::of(&ctx).proxy_token_ttl_sec as i64;
+    let ttl = ctx.capsules.proxy_token_ttl_sec as i64;
     let expires_at = Utc::now() + Duration::seconds(ttl);
     let token = proxy::issue_token(ctx.jwt_secret(), row.id, expires_at.timestamp());
     Ok((

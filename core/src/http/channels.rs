@@ -4,6 +4,7 @@
 //! sealed at rest and never returned; the one exception is `signing_secret`, in the response
 //! that creates a webhook channel (or rotates its secret).
 
+use crate::app::App;
 use crate::channels::provider::{self, Provider};
 use crate::channels::{self, Channels, OpenChannel, MAX_CHANNELS_PER_TEAM, SUBSCRIBABLE};
 use crate::db;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use wrenn_extension_api::{
-    ids, ApiError, ApiJson, ApiPath, ApiQuery, Principal, RequireSessionOrApiKey, ServerContext,
+    ids, ApiError, ApiJson, ApiPath, ApiQuery, Principal, RequireSessionOrApiKey,
 };
 
 use super::views::ErrorEnvelope;
@@ -34,7 +35,7 @@ use super::views::ErrorEnvelope;
 )]
 pub struct ChannelsApi;
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/channels", get(list).post(create))
         .route("/v1/channels/test", post(test))
@@ -43,9 +44,8 @@ pub fn router() -> Router<ServerContext> {
         .route("/v1/channels/{id}/deliveries", get(deliveries))
 }
 
-fn service(ctx: &ServerContext) -> Arc<Channels> {
-    ctx.service::<Channels>()
-        .expect("the server context carries the channels service")
+fn service(ctx: &App) -> Arc<Channels> {
+    ctx.channels.clone()
 }
 
 /// A channel (never its secrets).
@@ -267,11 +267,7 @@ fn valid_config(provider: Provider, config: &Value) -> Result<provider::SplitCon
         .map_err(|e| ApiError::bad_request("invalid_config", e.to_string()))
 }
 
-async fn load(
-    ctx: &ServerContext,
-    p: &Principal,
-    id: &str,
-) -> Result<db::channels::Channel, ApiError> {
+async fn load(ctx: &App, p: &Principal, id: &str) -> Result<db::channels::Channel, ApiError> {
     require_member(p)?;
     let id = ids::parse(ids::CHANNEL, id, "channel")?;
     db::channels::get(ctx.db(), p.team_id(), id)
@@ -286,7 +282,7 @@ async fn load(
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
               (status = 409, body = ErrorEnvelope, description = "channel_limit: 50 channels per team")))]
 pub async fn create(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiJson(req): ApiJson<CreateChannel>,
 ) -> Result<(StatusCode, Json<ChannelWithSecret>), ApiError> {
@@ -337,7 +333,7 @@ pub async fn create(
     responses((status = 200, body = [ChannelView], headers(("X-Total-Count" = i64))),
               (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
 pub async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<(HeaderMap, Json<Vec<ChannelView>>), ApiError> {
@@ -363,7 +359,7 @@ pub async fn list(
     responses((status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope, description = "not the caller's team's")))]
 pub async fn show(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ChannelView>, ApiError> {
@@ -376,7 +372,7 @@ pub async fn show(
     responses((status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 pub async fn update(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateChannel>,
@@ -403,7 +399,7 @@ pub async fn update(
     responses((status = 200, body = ChannelWithSecret), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 pub async fn replace_config(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ReplaceConfig>,
@@ -437,7 +433,7 @@ pub async fn replace_config(
     params(("id" = String, Path)),
     responses((status = 204), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -455,7 +451,7 @@ pub async fn remove(
     responses((status = 200, body = [DeliveryView]), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 pub async fn deliveries(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiQuery(page): ApiQuery<DeliveryPage>,
@@ -478,7 +474,7 @@ pub async fn deliveries(
     responses((status = 200, body = TestResult), (status = 400, body = ErrorEnvelope),
               (status = 401, body = ErrorEnvelope)))]
 pub async fn test(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiJson(req): ApiJson<TestChannel>,
 ) -> Result<Json<TestResult>, ApiError> {

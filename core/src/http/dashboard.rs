@@ -53,11 +53,11 @@ pub fn is_api_path(path: &str) -> bool {
     })
 }
 
-/// The directory to serve: `WRENN_WEB_DIR`, else `web/dist` in the working directory or next
-/// to the binary, whichever holds an `index.html`.
-pub fn web_dir_from_env() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os(WEB_DIR_ENV).filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(dir));
+/// The directory to serve: `configured` (`WRENN_WEB_DIR`), else `web/dist` in the working
+/// directory or next to the binary, whichever holds an `index.html`.
+pub fn web_dir(configured: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = configured.filter(|d| !d.as_os_str().is_empty()) {
+        return Some(dir.to_path_buf());
     }
     let mut candidates = vec![PathBuf::from("web/dist")];
     if let Some(bin_dir) = std::env::current_exe()
@@ -83,9 +83,9 @@ struct Inner {
 }
 
 impl Dashboard {
-    /// Serves the directory found by [`web_dir_from_env`].
-    pub fn from_env() -> Self {
-        Self::new(web_dir_from_env())
+    /// Serves the directory found by [`web_dir`].
+    pub fn find(configured: Option<&Path>) -> Self {
+        Self::new(web_dir(configured))
     }
 
     /// Serves `dir` (or nothing).

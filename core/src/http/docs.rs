@@ -2,13 +2,13 @@
 //! self-contained HTML page that renders the spec in the browser (no assets fetched).
 
 use super::{api_keys, auth, health, me, oauth, teams, users, views};
+use crate::app::App;
 use axum::extract::State;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use wrenn_extension_api::ServerContext;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,7 +45,7 @@ impl Modify for Security {
     }
 }
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/openapi.json", get(spec))
         .route("/docs", get(page))
@@ -62,7 +62,7 @@ pub fn document(version: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
-async fn spec(State(ctx): State<ServerContext>) -> Json<utoipa::openapi::OpenApi> {
+async fn spec(State(ctx): State<App>) -> Json<utoipa::openapi::OpenApi> {
     Json(document(&ctx.config().version))
 }
 

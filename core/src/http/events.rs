@@ -3,9 +3,10 @@
 //! after the event type and carries the API.md payload as `data`. Lifecycle events and the
 //! transient `capsule.state.changed` both flow here; the stream ends on server shutdown.
 
+use crate::app::App;
 use crate::events::live::LiveEvents;
 use crate::events::Event;
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
@@ -15,13 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
-use wrenn_extension_api::{ids, ApiError, RequireAdmin, RequireSessionOrApiKey, ServerContext};
+use wrenn_extension_api::{ids, ApiError, RequireAdmin, RequireSessionOrApiKey};
 
-pub fn router<S>() -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    ServerContext: FromRef<S>,
-{
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/events/stream", get(team_stream))
         .route("/v1/admin/events/stream", get(admin_stream))
@@ -31,7 +28,7 @@ where
     description = "Server-sent events of the caller's team: lifecycle events and `capsule.state.changed`; each message is named after the event and carries the API payload.",
     responses((status = 200, description = "text/event-stream")))]
 pub(crate) async fn team_stream(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
     stream(&ctx, Some(principal.team_id()))
@@ -40,19 +37,17 @@ pub(crate) async fn team_stream(
 #[utoipa::path(get, path = "/v1/admin/events/stream", tag = "events", description = "Every team's events (platform admins).",
     responses((status = 200, description = "text/event-stream")))]
 pub(crate) async fn admin_stream(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireAdmin(_admin): RequireAdmin,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
     stream(&ctx, None)
 }
 
 fn stream(
-    ctx: &ServerContext,
+    ctx: &App,
     team: Option<Uuid>,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
-    let live: Arc<LiveEvents> = ctx
-        .service::<LiveEvents>()
-        .ok_or_else(|| ApiError::internal("the live event feed is not configured"))?;
+    let live: Arc<LiveEvents> = ctx.live.clone();
     let receiver = live.subscribe();
     let shutdown = ctx.shutdown_token().clone();
     let team_wire = team.map(|t| ids::encode(ids::TEAM, t));

@@ -3,6 +3,7 @@
 //! must be running (else 409 `invalid_state`); WebSocket upgrades authenticate (cookie or API
 //! key) and check the capsule before upgrading.
 
+use crate::app::App;
 use crate::capsules::exec::{self, BackgroundStarted, ExecRequest, ExecResult, ProcessList};
 use crate::capsules::{lifecycle, pty};
 use crate::db::capsules as db;
@@ -15,11 +16,9 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use wrenn_extension_api::{
-    ids, ApiError, ApiJson, ApiPath, ApiQuery, RequireSessionOrApiKey, ServerContext,
-};
+use wrenn_extension_api::{ids, ApiError, ApiJson, ApiPath, ApiQuery, RequireSessionOrApiKey};
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/capsules/{id}/exec", post(exec))
         .route("/v1/capsules/{id}/exec/stream", get(exec_stream))
@@ -37,7 +36,7 @@ pub fn router() -> Router<ServerContext> {
 
 /// Records exec activity in the database without delaying the response (the agent counts
 /// the exec itself as activity).
-fn note_activity(ctx: &ServerContext, id: uuid::Uuid) {
+fn note_activity(ctx: &App, id: uuid::Uuid) {
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let _ = db::touch(ctx.db(), id).await;
@@ -68,7 +67,7 @@ fn upgrade(
         (status = 409, description = "`invalid_state`: the capsule is not running"),
     ))]
 pub async fn exec(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ExecRequest>,
@@ -92,7 +91,7 @@ pub async fn exec(
 #[utoipa::path(get, path = "/v1/capsules/{id}/processes", tag = "processes",
     params(("id" = String, Path)), responses((status = 200, body = ProcessList)))]
 pub async fn list_processes(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ProcessList>, ApiError> {
@@ -113,7 +112,7 @@ pub struct SignalQuery {
     params(("id" = String, Path), ("selector" = String, Path, description = "pid or tag"), SignalQuery),
     responses((status = 204), (status = 404)))]
 pub async fn kill_process(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath((id, selector)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<SignalQuery>,
@@ -142,7 +141,7 @@ pub async fn kill_process(
 #[utoipa::path(get, path = "/v1/capsules/{id}/exec/stream", tag = "processes",
     params(("id" = String, Path)), responses((status = 101, description = "WebSocket")))]
 pub async fn exec_stream(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -157,7 +156,7 @@ pub async fn exec_stream(
     params(("id" = String, Path), ("selector" = String, Path)),
     responses((status = 101, description = "WebSocket")))]
 pub async fn process_stream(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath((id, selector)): ApiPath<(String, String)>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -175,7 +174,7 @@ pub async fn process_stream(
 #[utoipa::path(get, path = "/v1/capsules/{id}/pty", tag = "processes",
     params(("id" = String, Path)), responses((status = 101, description = "WebSocket")))]
 pub async fn pty(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,

@@ -1,9 +1,9 @@
 //! Files inside a running capsule: write (multipart, capped), read, streaming write/read
 //! (64 KiB chunks, no cap, never buffering the whole file), list, mkdir, remove.
 
+use crate::app::App;
 use crate::capsules::agent::{status_to_api, AgentClient};
 use crate::capsules::lifecycle;
-use crate::capsules::settings::CapsuleSettings;
 use axum::body::{Body, Bytes};
 use axum::extract::multipart::{Field, MultipartError};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use utoipa::ToSchema;
-use wrenn_extension_api::{ids, ApiError, ApiJson, ApiPath, RequireSessionOrApiKey, ServerContext};
+use wrenn_extension_api::{ids, ApiError, ApiJson, ApiPath, RequireSessionOrApiKey};
 use wrenn_proto::hostagent::v1 as pb;
 
 /// Size of the chunks sent to the agent.
 pub const CHUNK: usize = 64 * 1024;
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/capsules/{id}/files/write", post(write))
         .route("/v1/capsules/{id}/files/read", post(read))
@@ -118,7 +118,7 @@ fn check_path(path: &str) -> Result<(), ApiError> {
 }
 
 async fn capsule(
-    ctx: &ServerContext,
+    ctx: &App,
     principal: &wrenn_extension_api::Principal,
     id: &str,
 ) -> Result<(String, AgentClient), ApiError> {
@@ -184,13 +184,13 @@ async fn forward_field(
     request_body(content_type = "multipart/form-data", description = "fields `path` and `file`"),
     responses((status = 204), (status = 413, description = "`too_large`")))]
 pub async fn write(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     mut multipart: Multipart,
 ) -> Result<StatusCode, ApiError> {
     let (sandbox_id, client) = capsule(&ctx, &principal, &id).await?;
-    let cap = CapsuleSettings::of(&ctx).max_upload_bytes;
+    let cap = ctx.capsules.max_upload_bytes;
     let mut path = None;
     let mut content: Option<Vec<Bytes>> = None;
     while let Some(mut field) = multipart.next_field().await.map_err(bad_multipart)? {
@@ -251,7 +251,7 @@ pub async fn write(
     request_body(content_type = "multipart/form-data", description = "fields `path` then `file`"),
     responses((status = 204)))]
 pub async fn stream_write(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     mut multipart: Multipart,
@@ -326,7 +326,7 @@ fn octet_stream(body: Body) -> Response {
     params(("id" = String, Path)), request_body = PathRequest,
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404)))]
 pub async fn read(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PathRequest>,
@@ -349,7 +349,7 @@ pub async fn read(
     params(("id" = String, Path)), request_body = PathRequest,
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404)))]
 pub async fn stream_read(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PathRequest>,
@@ -370,7 +370,7 @@ pub async fn stream_read(
     params(("id" = String, Path)), request_body = ListRequest,
     responses((status = 200, body = FileList)))]
 pub async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<ListRequest>,
@@ -396,7 +396,7 @@ pub async fn list(
     params(("id" = String, Path)), request_body = PathRequest,
     responses((status = 200, body = EntryResponse)))]
 pub async fn mkdir(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PathRequest>,
@@ -424,7 +424,7 @@ pub async fn mkdir(
     params(("id" = String, Path)), request_body = PathRequest,
     responses((status = 204), (status = 404)))]
 pub async fn remove(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<PathRequest>,

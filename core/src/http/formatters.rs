@@ -1,11 +1,12 @@
 //! `GET /v1/admin/formatters`: the WebAssembly formatters of `WRENN_FORMATTERS_DIR`, loaded or
 //! not (with why), for platform admins.
 
-use crate::formatters::{FormatterStatus, WasmFormatters};
+use crate::app::App;
+use crate::formatters::FormatterStatus;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use wrenn_extension_api::{ApiError, RequireAdmin, ServerContext};
+use wrenn_extension_api::{ApiError, RequireAdmin};
 
 use super::views::ErrorEnvelope;
 
@@ -14,7 +15,7 @@ use super::views::ErrorEnvelope;
 #[openapi(paths(list), components(schemas(FormatterStatus)))]
 pub struct FormattersApi;
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new().route("/v1/admin/formatters", get(list))
 }
 
@@ -23,11 +24,12 @@ pub fn router() -> Router<ServerContext> {
     responses((status = 200, body = [FormatterStatus]), (status = 401, body = ErrorEnvelope),
               (status = 403, body = ErrorEnvelope, description = "not a platform admin")))]
 pub async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireAdmin(_admin): RequireAdmin,
 ) -> Result<Json<Vec<FormatterStatus>>, ApiError> {
     Ok(Json(
-        ctx.service::<WasmFormatters>()
+        ctx.formatters
+            .as_ref()
             .map(|w| w.statuses())
             .unwrap_or_default(),
     ))

@@ -1,11 +1,11 @@
 //! `GET /health`.
 
+use crate::app::App;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
-use wrenn_extension_api::ServerContext;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -14,13 +14,13 @@ pub struct Health {
     pub version: String,
 }
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new().route("/health", get(health))
 }
 
 /// Liveness and version.
 #[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, body = Health)))]
-pub async fn health(State(ctx): State<ServerContext>) -> Json<Health> {
+pub async fn health(State(ctx): State<App>) -> Json<Health> {
     let db_ok = sqlx::query("SELECT 1").execute(ctx.db()).await.is_ok();
     Json(Health {
         status: if db_ok { "ok" } else { "degraded" },

@@ -8,11 +8,12 @@
 mod agent;
 mod tags;
 
+use crate::app::App;
 use crate::audit::{self, AuditEntry, AuditScope};
 use crate::db::hosts::{self as db, HostRow, NewHost};
 use crate::events::{Actor, Resource};
 use crate::hosts::{capsule_status, registration, Hosts};
-use axum::extract::{FromRef, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -23,7 +24,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
 use wrenn_extension_api::{
-    ids, ApiError, ApiJson, ApiPath, ApiQuery, RequireSession, ServerContext, SessionPrincipal,
+    ids, ApiError, ApiJson, ApiPath, ApiQuery, RequireSession, SessionPrincipal,
 };
 use wrenn_proto::hostagent::v1::DestroySandboxRequest;
 
@@ -51,11 +52,7 @@ use wrenn_proto::hostagent::v1::DestroySandboxRequest;
 ))]
 pub struct HostsApi;
 
-pub fn router<S>() -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-    ServerContext: FromRef<S>,
-{
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/hosts", post(create).get(list))
         .route("/v1/hosts/register", post(agent::register))
@@ -105,7 +102,7 @@ pub(crate) struct Operator {
 }
 
 impl Operator {
-    async fn load(ctx: &ServerContext, session: SessionPrincipal) -> Result<Self, ApiError> {
+    async fn load(ctx: &App, session: SessionPrincipal) -> Result<Self, ApiError> {
         let is_admin = ctx.sessions().is_platform_admin(session.user_id).await?;
         Ok(Self { session, is_admin })
     }
@@ -119,7 +116,7 @@ impl Operator {
     }
 
     /// The audit actor (the user's email when it can be read).
-    async fn actor(&self, ctx: &ServerContext) -> Actor {
+    async fn actor(&self, ctx: &App) -> Actor {
         let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
             .bind(self.session.user_id)
             .fetch_optional(ctx.db())
@@ -136,7 +133,7 @@ fn host_not_found() -> ApiError {
 
 /// Loads a host the operator may manage (404 otherwise, never revealing other teams' hosts).
 pub(crate) async fn managed_host(
-    ctx: &ServerContext,
+    ctx: &App,
     session: SessionPrincipal,
     wire_id: &str,
 ) -> Result<(Operator, HostRow), ApiError> {
@@ -149,7 +146,7 @@ pub(crate) async fn managed_host(
     Ok((op, host))
 }
 
-async fn audit_host(ctx: &ServerContext, op: &Operator, host: &HostRow, action: &str) {
+async fn audit_host(ctx: &App, op: &Operator, host: &HostRow, action: &str) {
     let entry = AuditEntry::new(
         host.team_id,
         op.actor(ctx).await,
@@ -186,11 +183,11 @@ fn optional_text(v: Option<String>, field: &str) -> Result<Option<String>, ApiEr
     description = "Create a host (`{type: regular|byoc, team_id?, provider?, availability_zone?}`); regular hosts: platform admins; BYOC: owners/admins of a BYOC team. Returns `{host, registration_token}` (one-time, 1 h). Session only.",
     responses((status = 201, description = "`{host, registration_token}`"), (status = 403, description = "`admin_required` / `forbidden`")))]
 async fn create(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiJson(body): ApiJson<CreateHost>,
 ) -> Result<Response, ApiError> {
-    let hosts = Hosts::from_ctx(&ctx)?;
+    let hosts = ctx.hosts.clone();
     let op = Operator::load(&ctx, session).await?;
     let team_id = match body.kind.as_str() {
         "regular" => {
@@ -244,7 +241,7 @@ async fn create(
         .into_response())
 }
 
-async fn with_tags(ctx: &ServerContext, hosts: Vec<HostRow>) -> Result<Vec<Value>, ApiError> {
+async fn with_tags(ctx: &App, hosts: Vec<HostRow>) -> Result<Vec<Value>, ApiError> {
     let ids: Vec<Uuid> = hosts.iter().map(|h| h.id).collect();
     let mut tags: HashMap<Uuid, Vec<String>> = HashMap::new();
     for (id, tag) in db::tags_of(ctx.db(), &ids).await? {
@@ -260,7 +257,7 @@ async fn with_tags(ctx: &ServerContext, hosts: Vec<HostRow>) -> Result<Vec<Value
     description = "Hosts the caller manages: every host for platform admins, the team's BYOC hosts for its owners/admins.",
     responses((status = 200, description = "`{hosts: [Host]}`")))]
 async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
 ) -> Result<ApiJson<Value>, ApiError> {
     let op = Operator::load(&ctx, session).await?;
@@ -277,7 +274,7 @@ async fn list(
 #[utoipa::path(get, path = "/v1/hosts/{id}", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
     responses((status = 200, description = "Host"), (status = 404, description = "`not_found`")))]
 async fn show(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
@@ -289,7 +286,7 @@ async fn show(
 #[utoipa::path(get, path = "/v1/hosts/{id}/delete-preview", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
     responses((status = 200, description = "`{host, sandbox_ids, sandbox_count}`")))]
 async fn delete_preview(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
@@ -303,7 +300,7 @@ async fn delete_preview(
 }
 
 /// Wire ids of the capsules still on a host (live, paused or missing).
-async fn capsule_ids(ctx: &ServerContext, host_id: Uuid) -> Result<Vec<String>, ApiError> {
+async fn capsule_ids(ctx: &App, host_id: Uuid) -> Result<Vec<String>, ApiError> {
     let mut ids_: Vec<Uuid> = db::live_capsules(ctx.db(), host_id).await?;
     ids_.extend(
         db::missing_capsules(ctx.db(), host_id)
@@ -328,12 +325,12 @@ struct DeleteQuery {
     params(("id" = String, Path, description = "host_ id"), ("force" = Option<bool>, Query, description = "destroy the host's capsules first")),
     responses((status = 204, description = "deleted"), (status = 409, description = "`host_has_sandboxes` with `error.sandbox_ids`")))]
 async fn remove(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<Response, ApiError> {
-    let hosts = Hosts::from_ctx(&ctx)?;
+    let hosts = ctx.hosts.clone();
     let (op, host) = managed_host(&ctx, session, &id).await?;
     let capsules = capsule_ids(&ctx, host.id).await?;
     if !capsules.is_empty() && !q.force {
@@ -359,7 +356,7 @@ async fn remove(
 /// Forced deletion: asks the agent to destroy each capsule (best effort: the host may be
 /// gone) and records them `stopped`.
 async fn destroy_capsules(
-    ctx: &ServerContext,
+    ctx: &App,
     hosts: &Hosts,
     op: &Operator,
     host: &HostRow,
@@ -415,11 +412,11 @@ async fn destroy_capsules(
 #[utoipa::path(post, path = "/v1/hosts/{id}/token", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
     responses((status = 201, description = "`{host, registration_token}`"), (status = 409, description = "`invalid_state`: host is not pending")))]
 async fn new_token(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let hosts = Hosts::from_ctx(&ctx)?;
+    let hosts = ctx.hosts.clone();
     let (op, host) = managed_host(&ctx, session, &id).await?;
     if host.status != crate::hosts::status::PENDING {
         return Err(ApiError::conflict(

@@ -6,9 +6,9 @@
 //! needs a session.
 
 use crate::accounts;
+use crate::app::App;
 use crate::db;
 use crate::passwords::Passwords;
-use crate::services::core;
 use crate::tokens::{self, TokenKind};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,12 +22,12 @@ use uuid::Uuid;
 use wrenn_extension_api::auth::{ClearSessionCookies, ClientInfo};
 use wrenn_extension_api::{
     ids, AccountDeletion, ApiError, ApiJson, ApiPath, Email, Principal, RequireSession,
-    RequireSessionOrApiKey, ServerContext,
+    RequireSessionOrApiKey,
 };
 
 use super::views::ErrorEnvelope;
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/me", get(get_me).patch(update_me).delete(delete_me))
         .route("/v1/me/password", post(change_password))
@@ -68,7 +68,7 @@ pub struct AuthInfo {
 }
 
 /// Loads a live user's profile.
-pub async fn profile(ctx: &ServerContext, user_id: Uuid) -> Result<Profile, ApiError> {
+pub async fn profile(ctx: &App, user_id: Uuid) -> Result<Profile, ApiError> {
     let user = db::users::find_by_id(ctx.db(), user_id)
         .await?
         .filter(|u| u.deleted_at.is_none())
@@ -91,7 +91,7 @@ pub async fn profile(ctx: &ServerContext, user_id: Uuid) -> Result<Profile, ApiE
               (status = 404, body = ErrorEnvelope, description = "user_not_found: the API key's creator was deleted")),
     security(("session" = []), ("api_key" = [])))]
 pub async fn get_me(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
 ) -> Result<Json<Profile>, ApiError> {
     let (user_id, auth) = match &principal {
@@ -131,7 +131,7 @@ pub struct UpdateMe {
 #[utoipa::path(patch, path = "/v1/me", tag = "me", request_body = UpdateMe,
     responses((status = 200, body = Profile), (status = 400, body = ErrorEnvelope)))]
 pub async fn update_me(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiJson(req): ApiJson<UpdateMe>,
 ) -> Result<Json<Profile>, ApiError> {
@@ -152,7 +152,7 @@ pub struct DeleteMe {
               (status = 400, body = ErrorEnvelope, description = "confirmation_mismatch"),
               (status = 409, body = ErrorEnvelope, description = "owns_team_with_members")))]
 pub async fn delete_me(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiJson(req): ApiJson<DeleteMe>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -183,12 +183,8 @@ pub async fn delete_me(
     }
     ctx.sessions().revoke_all(user.id).await?;
     tracing::info!(user_id = %user.id, "Account soft-deleted.");
-    let deletion = AccountDeletion {
-        user_id: user.id,
-        email: user.email,
-        deleted_at,
-    };
-    for named in &core(&ctx).hooks.auth {
+    let deletion = AccountDeletion::new(user.id, user.email, deleted_at);
+    for named in &ctx.hooks.auth {
         if let Err(e) = named.hook.on_account_soft_delete(&ctx, &deletion).await {
             tracing::warn!(extension = %named.extension, error = %e, "Soft-delete hook failed.");
         }
@@ -207,12 +203,12 @@ pub struct ChangePassword {
     responses((status = 204, description = "new session cookies are set"),
               (status = 401, body = ErrorEnvelope, description = "wrong_password")))]
 pub async fn change_password(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     client: ClientInfo,
     RequireSession(s): RequireSession,
     ApiJson(req): ApiJson<ChangePassword>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let core = core(&ctx);
+    let core = &ctx;
     let user = db::users::find_live(ctx.db(), s.user_id)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
@@ -243,7 +239,7 @@ pub async fn change_password(
     Ok((StatusCode::NO_CONTENT, fresh, ()))
 }
 
-async fn notify(ctx: &ServerContext, to: &str, subject: &str, text: &str) {
+async fn notify(ctx: &App, to: &str, subject: &str, text: &str) {
     let email = Email {
         to: to.to_string(),
         subject: subject.to_string(),
@@ -263,7 +259,7 @@ pub struct ResetRequest {
 #[utoipa::path(post, path = "/v1/me/password/reset", tag = "me", request_body = ResetRequest,
     responses((status = 204)))]
 pub async fn request_reset(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
     // The lookup and the mail happen after the response, so timing reveals nothing either.
@@ -276,7 +272,7 @@ pub async fn request_reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn send_reset(ctx: &ServerContext, email: &str) -> Result<(), ApiError> {
+async fn send_reset(ctx: &App, email: &str) -> Result<(), ApiError> {
     let Some(user) = db::users::find_by_email(ctx.db(), email).await? else {
         return Ok(());
     };
@@ -316,7 +312,7 @@ pub struct ConfirmReset {
 #[utoipa::path(post, path = "/v1/me/password/reset/confirm", tag = "me", request_body = ConfirmReset,
     responses((status = 204), (status = 400, body = ErrorEnvelope, description = "invalid_token or invalid_password")))]
 pub async fn confirm_reset(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     ApiJson(req): ApiJson<ConfirmReset>,
 ) -> Result<StatusCode, ApiError> {
     Passwords::validate(&req.new_password)?;
@@ -333,7 +329,7 @@ pub async fn confirm_reset(
     let user = db::users::find_live(ctx.db(), user_id)
         .await?
         .ok_or_else(invalid)?;
-    let hash = core(&ctx).passwords.hash(&req.new_password).await?;
+    let hash = ctx.passwords.hash(&req.new_password).await?;
     db::users::set_password(ctx.db(), user.id, &hash).await?;
     ctx.sessions().revoke_all(user.id).await?;
     notify(
@@ -364,7 +360,7 @@ pub struct SessionView {
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "me",
     responses((status = 200, body = [SessionView])))]
 pub async fn list_sessions(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
     let rows = db::sessions::list_for_user(ctx.db(), s.user_id).await?;
@@ -389,7 +385,7 @@ pub async fn list_sessions(
     params(("id" = String, Path, description = "ses_ id")),
     responses((status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn revoke_session(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {

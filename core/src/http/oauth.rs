@@ -9,10 +9,10 @@
 //! dashboard, with `?error=<code>` on failure.
 
 use crate::accounts;
+use crate::app::App;
 use crate::db;
 use crate::http::auth::landing_team;
 use crate::oauth::ExternalIdentity;
-use crate::services::core;
 use axum::extract::State;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -28,7 +28,7 @@ use sha2::Sha256;
 use utoipa::IntoParams;
 use uuid::Uuid;
 use wrenn_extension_api::auth::ClientInfo;
-use wrenn_extension_api::{ApiError, ApiPath, ApiQuery, RequireSession, ServerContext};
+use wrenn_extension_api::{ApiError, ApiPath, ApiQuery, RequireSession};
 
 use super::views::ErrorEnvelope;
 
@@ -36,7 +36,7 @@ use super::views::ErrorEnvelope;
 pub const STATE_COOKIE: &str = "wrenn_oauth_state";
 const FLOW_TTL_SECS: i64 = 600;
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/auth/oauth/{provider}", get(start))
         .route("/v1/auth/oauth/{provider}/callback", get(callback))
@@ -70,13 +70,13 @@ fn flow_key(state: &str) -> String {
     format!("wrenn:oauth:{state}")
 }
 
-fn sign(ctx: &ServerContext, state: &str, exp: i64) -> String {
+fn sign(ctx: &App, state: &str, exp: i64) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(ctx.jwt_secret()).expect("HMAC takes any key");
     mac.update(format!("oauth-state|{state}|{exp}").as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn verify_cookie(ctx: &ServerContext, cookie: &str, state: &str) -> bool {
+fn verify_cookie(ctx: &App, cookie: &str, state: &str) -> bool {
     let mut parts = cookie.splitn(3, '.');
     let (Some(s), Some(exp), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
@@ -109,7 +109,7 @@ fn clear_state_cookie() -> String {
     format!("{STATE_COOKIE}=; Path=/v1/; Max-Age=0; HttpOnly; SameSite=Lax")
 }
 
-fn fail(ctx: &ServerContext, code: &str) -> Response {
+fn fail(ctx: &App, code: &str) -> Response {
     tracing::info!(code, "OAuth flow failed.");
     redirect(
         &format!("{}/login?error={code}", ctx.config().public_url),
@@ -118,12 +118,12 @@ fn fail(ctx: &ServerContext, code: &str) -> Response {
 }
 
 async fn begin(
-    ctx: &ServerContext,
+    ctx: &App,
     provider: &str,
     intent: Intent,
     user_id: Option<Uuid>,
 ) -> Result<Response, ApiError> {
-    let p = core(ctx).oauth.get(provider).ok_or_else(|| {
+    let p = ctx.oauth.get(provider).ok_or_else(|| {
         ApiError::not_found("unknown_provider", "this login provider is not configured")
     })?;
     let state = crate::sessions::random_token();
@@ -157,7 +157,7 @@ async fn begin(
     params(("provider" = String, Path, description = "e.g. github"), StartQuery),
     responses((status = 303, description = "to the provider's authorize page"), (status = 404, body = ErrorEnvelope, description = "unknown_provider")))]
 pub async fn start(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     ApiPath(provider): ApiPath<String>,
     ApiQuery(q): ApiQuery<StartQuery>,
 ) -> Result<Response, ApiError> {
@@ -174,7 +174,7 @@ pub async fn start(
     params(("provider" = String, Path)),
     responses((status = 303), (status = 404, body = ErrorEnvelope)))]
 pub async fn connect(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(provider): ApiPath<String>,
 ) -> Result<Response, ApiError> {
@@ -196,7 +196,7 @@ pub struct CallbackQuery {
     params(("provider" = String, Path), CallbackQuery),
     responses((status = 303, description = "to the dashboard; session cookies set on success")))]
 pub async fn callback(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     headers: HeaderMap,
     client: ClientInfo,
     ApiPath(provider): ApiPath<String>,
@@ -230,7 +230,7 @@ impl From<sqlx::Error> for Failure {
 }
 
 async fn finish(
-    ctx: &ServerContext,
+    ctx: &App,
     headers: &HeaderMap,
     client: ClientInfo,
     provider: &str,
@@ -260,7 +260,7 @@ async fn finish(
     if flow.provider != provider {
         return Err(Failure::Code("invalid_state"));
     }
-    let p = core(ctx)
+    let p = ctx
         .oauth
         .get(provider)
         .ok_or(Failure::Code("invalid_state"))?;
@@ -328,11 +328,7 @@ async fn finish(
 }
 
 /// Creates an active account from a provider identity, with its default team and hooks.
-async fn signup(
-    ctx: &ServerContext,
-    provider: &str,
-    identity: &ExternalIdentity,
-) -> Result<Uuid, Failure> {
+async fn signup(ctx: &App, provider: &str, identity: &ExternalIdentity) -> Result<Uuid, Failure> {
     let email = identity
         .email
         .as_deref()
@@ -379,7 +375,7 @@ async fn signup(
     params(("provider" = String, Path)),
     responses((status = 204), (status = 400, body = ErrorEnvelope, description = "last_login_method"), (status = 404, body = ErrorEnvelope)))]
 pub async fn unlink(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(provider): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {

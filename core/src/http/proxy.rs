@@ -8,8 +8,8 @@
 //! before forwarding. A paused capsule answers 409 `invalid_state`, or is resumed first when its
 //! team enabled `auto_resume` (PATCH /v1/teams/{id}).
 
+use crate::app::App;
 use crate::capsules::proxy::{self, TOKEN_COOKIE, TOKEN_HEADER, TOKEN_QUERY};
-use crate::capsules::settings::CapsuleSettings;
 use crate::capsules::{agent, lifecycle, CapsuleStatus};
 use crate::db::capsules as db;
 use crate::events::Actor;
@@ -21,10 +21,10 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 use hyper_util::rt::TokioIo;
 use uuid::Uuid;
-use wrenn_extension_api::{ids, ApiError, ServerContext, API_KEY_HEADER, SESSION_COOKIE};
+use wrenn_extension_api::{ids, ApiError, API_KEY_HEADER, SESSION_COOKIE};
 
 /// Middleware: proxies capsule hosts, passes everything else on.
-pub async fn intercept(State(ctx): State<ServerContext>, req: Request, next: Next) -> Response {
+pub async fn intercept(State(ctx): State<App>, req: Request, next: Next) -> Response {
     let host = req
         .headers()
         .get(header::HOST)
@@ -82,7 +82,7 @@ fn strip_token(uri: &Uri) -> String {
 }
 
 async fn authorize(
-    ctx: &ServerContext,
+    ctx: &App,
     headers: &HeaderMap,
     uri: &Uri,
     capsule_id: Uuid,
@@ -131,7 +131,7 @@ async fn authorize(
 
 /// The capsule ready to take traffic: running, or resumed first (waiting for a resume already
 /// under way) when its team enabled auto-resume; otherwise 409 `invalid_state`.
-async fn running(ctx: &ServerContext, row: db::CapsuleRow) -> Result<db::CapsuleRow, ApiError> {
+async fn running(ctx: &App, row: db::CapsuleRow) -> Result<db::CapsuleRow, ApiError> {
     let refuse = |row: &db::CapsuleRow| {
         ApiError::conflict("invalid_state", format!("the capsule is {}", row.status))
     };
@@ -214,7 +214,7 @@ fn strip_cookies(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 async fn forward(
-    ctx: &ServerContext,
+    ctx: &App,
     mut req: Request,
     port: u16,
     capsule_id: Uuid,
@@ -301,7 +301,7 @@ async fn forward(
         }
     }
     if let Access::QueryToken(token) = access {
-        let ttl = CapsuleSettings::of(ctx).proxy_token_ttl_sec;
+        let ttl = ctx.capsules.proxy_token_ttl_sec;
         let secure = if scheme == "https" { "; Secure" } else { "" };
         let cookie = format!(
             "{TOKEN_COOKIE}={token}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{secure}"

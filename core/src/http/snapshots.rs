@@ -1,6 +1,7 @@
 //! `/v1/snapshots`: snapshot templates of capsules (create, list with the platform's base
 //! templates, delete).
 
+use crate::app::App;
 use crate::capsules::lifecycle;
 use crate::capsules::model::Template;
 use crate::capsules::templates;
@@ -11,11 +12,9 @@ use axum::routing::{delete as delete_route, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
-use wrenn_extension_api::{
-    ApiError, ApiJson, ApiPath, ApiQuery, RequireSessionOrApiKey, ServerContext,
-};
+use wrenn_extension_api::{ApiError, ApiJson, ApiPath, ApiQuery, RequireSessionOrApiKey};
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/snapshots", get(list).post(create))
         .route("/v1/snapshots/{name}", delete_route(delete))
@@ -45,7 +44,7 @@ pub struct TypeQuery {
         (status = 409, description = "`name_reserved`, `template_name_taken` or `invalid_state`"),
     ))]
 pub async fn create(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiJson(req): ApiJson<CreateSnapshot>,
 ) -> Result<(StatusCode, Json<Template>), ApiError> {
@@ -69,7 +68,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/snapshots", tag = "snapshots", params(TypeQuery),
     responses((status = 200, body = [Template])))]
 pub async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiQuery(q): ApiQuery<TypeQuery>,
 ) -> Result<Json<Vec<Template>>, ApiError> {
@@ -88,7 +87,7 @@ pub async fn list(
     params(("name" = String, Path)),
     responses((status = 204), (status = 403, description = "platform template"), (status = 404)))]
 pub async fn delete(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {

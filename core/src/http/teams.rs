@@ -4,6 +4,7 @@
 //! key may only read its own team (`GET /v1/teams/{id}`); other teams are 404, as are teams the
 //! caller is not a member of, so ids of other teams are never confirmed.
 
+use crate::app::App;
 use crate::db;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,12 +15,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use wrenn_extension_api::{
     ids, ApiError, ApiJson, ApiPath, Principal, RequireSession, RequireSessionOrApiKey, Role,
-    ServerContext,
 };
 
 use super::views::{ErrorEnvelope, MemberView, TeamView};
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new()
         .route("/v1/teams", get(list).post(create))
         .route("/v1/teams/{id}", get(get_team).patch(rename).delete(remove))
@@ -43,11 +43,7 @@ fn forbidden(action: &str) -> ApiError {
 }
 
 /// Decodes a team id and returns the caller's role in it; 404 unless a member of a live team.
-async fn membership(
-    ctx: &ServerContext,
-    user_id: Uuid,
-    wire_id: &str,
-) -> Result<(Uuid, Role), ApiError> {
+async fn membership(ctx: &App, user_id: Uuid, wire_id: &str) -> Result<(Uuid, Role), ApiError> {
     let team_id = ids::decode(ids::TEAM, wire_id).ok_or_else(team_not_found)?;
     let role = db::teams::role_of(ctx.db(), team_id, user_id)
         .await?
@@ -70,7 +66,7 @@ fn validate_team_name(name: &str) -> Result<String, ApiError> {
 /// Teams you belong to, with your role.
 #[utoipa::path(get, path = "/v1/teams", tag = "teams", responses((status = 200, body = [TeamView])))]
 pub async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
 ) -> Result<Json<Vec<TeamView>>, ApiError> {
     let teams = db::teams::list_for_user(ctx.db(), s.user_id).await?;
@@ -86,7 +82,7 @@ pub struct TeamName {
 #[utoipa::path(post, path = "/v1/teams", tag = "teams", request_body = TeamName,
     responses((status = 201, body = TeamView), (status = 400, body = ErrorEnvelope)))]
 pub async fn create(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiJson(req): ApiJson<TeamName>,
 ) -> Result<(StatusCode, Json<TeamView>), ApiError> {
@@ -112,7 +108,7 @@ pub struct TeamDetail {
 #[utoipa::path(get, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
     responses((status = 200, body = TeamDetail), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_team(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TeamDetail>, ApiError> {
@@ -152,7 +148,7 @@ pub struct TeamUpdate {
 #[utoipa::path(patch, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), request_body = TeamUpdate,
     responses((status = 200, body = TeamView), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn rename(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<TeamUpdate>,
@@ -177,7 +173,7 @@ pub async fn rename(
 #[utoipa::path(delete, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -208,7 +204,7 @@ pub async fn remove(
 #[utoipa::path(get, path = "/v1/teams/{id}/members", tag = "teams", params(("id" = String, Path)),
     responses((status = 200, body = [MemberView]), (status = 404, body = ErrorEnvelope)))]
 pub async fn list_members(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
@@ -229,7 +225,7 @@ pub struct AddMember {
               (status = 404, body = ErrorEnvelope, description = "team_not_found or user_not_found"),
               (status = 409, body = ErrorEnvelope, description = "already_member")))]
 pub async fn add_member(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(id): ApiPath<String>,
     ApiJson(req): ApiJson<AddMember>,
@@ -266,7 +262,7 @@ pub struct SetRole {
     params(("id" = String, Path), ("user_id" = String, Path)), request_body = SetRole,
     responses((status = 204), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope, description = "forbidden or owner_immutable"), (status = 404, body = ErrorEnvelope)))]
 pub async fn set_role(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath((id, user_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<SetRole>,
@@ -298,7 +294,7 @@ pub async fn set_role(
     params(("id" = String, Path), ("user_id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove_member(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath((id, user_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -324,7 +320,7 @@ pub async fn remove_member(
 #[utoipa::path(post, path = "/v1/teams/{id}/leave", tag = "teams", params(("id" = String, Path)),
     responses((status = 204), (status = 400, body = ErrorEnvelope, description = "owner_cannot_leave"), (status = 404, body = ErrorEnvelope)))]
 pub async fn leave(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {

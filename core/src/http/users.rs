@@ -1,19 +1,20 @@
 //! `/v1/users/search`: find users by email prefix (to add them to a team).
 
+use crate::app::App;
 use crate::db;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use wrenn_extension_api::{ApiError, ApiQuery, RequireSession, ServerContext};
+use wrenn_extension_api::{ApiError, ApiQuery, RequireSession};
 
 use super::views::{ErrorEnvelope, UserSummary};
 
 /// At most this many results.
 pub const SEARCH_LIMIT: i64 = 10;
 
-pub fn router() -> Router<ServerContext> {
+pub fn router() -> Router<App> {
     Router::new().route("/v1/users/search", get(search))
 }
 
@@ -27,7 +28,7 @@ pub struct SearchQuery {
 #[utoipa::path(get, path = "/v1/users/search", tag = "users", params(SearchQuery),
     responses((status = 200, body = [UserSummary]), (status = 400, body = ErrorEnvelope)))]
 pub async fn search(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     _session: RequireSession,
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<Vec<UserSummary>>, ApiError> {

@@ -26,6 +26,7 @@
 //!
 //! [`SessionService::api_keys_revoked`]: wrenn_extension_api::SessionService::api_keys_revoked
 
+use crate::app::App;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use wrenn_extension_api::{ApiKeyPrincipal, BackgroundWorker, ServerContext};
+use wrenn_extension_api::{ApiKeyPrincipal, BackgroundWorker};
 
 /// How long a verified key is trusted without asking the database again.
 pub const TTL: Duration = Duration::from_secs(5);
@@ -241,13 +242,10 @@ pub async fn publish_revoked(
 
 /// The revocation subscription as a server background worker (needs an [`ApiKeyCache`] in
 /// the context).
-pub fn revocation_worker(ctx: &ServerContext) -> BackgroundWorker {
-    let cache = ctx.service::<ApiKeyCache>();
+pub fn revocation_worker(ctx: &App) -> BackgroundWorker {
+    let cache = ctx.api_keys.clone();
     BackgroundWorker::new("api-key-revocations", move |token| async move {
-        match cache {
-            Some(cache) => cache.run(token).await,
-            None => tracing::debug!("No API-key cache: API keys are read from the database."),
-        }
+        cache.run(token).await
     })
 }
 
@@ -256,11 +254,7 @@ mod tests {
     use super::*;
 
     fn principal(team_id: Uuid) -> ApiKeyPrincipal {
-        ApiKeyPrincipal {
-            key_id: Uuid::new_v4(),
-            team_id,
-            created_by: None,
-        }
+        ApiKeyPrincipal::new(Uuid::new_v4(), team_id, None)
     }
 
     fn active() -> Arc<ApiKeyCache> {

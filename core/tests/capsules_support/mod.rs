@@ -340,6 +340,14 @@ impl Stack {
     pub async fn start_with(
         customise: impl FnOnce(cpserver::Builder) -> cpserver::Builder,
     ) -> Option<Stack> {
+        Self::start_configured(customise, |_| {}).await
+    }
+
+    /// [`Stack::start_with`], then `tweak` on the configuration.
+    pub async fn start_configured(
+        customise: impl FnOnce(cpserver::Builder) -> cpserver::Builder,
+        tweak: impl FnOnce(&mut cpserver::Config),
+    ) -> Option<Stack> {
         if let Some(reason) = skip_reason() {
             eprintln!("SKIPPED: {reason}");
             return None;
@@ -348,14 +356,16 @@ impl Stack {
             .prefix("wrenn-caps-")
             .tempdir_in("/var/tmp")
             .expect("temp dir");
-        // Read by the capsule and host subsystems from the environment.
-        std::env::set_var("WRENN_DEFAULT_TEMPLATE", "minimal-busybox");
-        std::env::set_var("WRENN_HOST_UNREACHABLE_AFTER_SECS", "3600");
-        std::env::set_var("WRENN_STATS_INTERVAL_SEC", "1");
-        std::env::set_var("WRENN_DEV_MODE", "1");
         let server = cpserver::test_support::TestServer::start_with(
             customise(cpserver::Builder::new()).without_inventory(),
-            |config| config.domain = DOMAIN.into(),
+            |config| {
+                config.domain = DOMAIN.into();
+                config.capsules.default_template = "minimal-busybox".into();
+                config.capsules.stats_interval_sec = 1;
+                config.hosts.unreachable_after_secs = 3600;
+                config.hosts.dev_mode = true;
+                tweak(config);
+            },
         )
         .await;
         let base = server.base.clone();
@@ -393,6 +403,11 @@ impl Stack {
 
     pub fn ctx(&self) -> &cpserver::ServerContext {
         self.server.ctx()
+    }
+
+    /// Core's typed services.
+    pub fn app(&self) -> &cpserver::App {
+        self.server.app()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -484,7 +499,8 @@ impl Stack {
     /// Destroys every capsule still alive, stops the server and the agents (Redis and the
     /// database go with the test server).
     pub async fn shutdown(mut self) {
-        let ctx = self.ctx().clone();
+        let app = self.app().clone();
+        let ctx = app.ctx.clone();
         let live: Vec<uuid::Uuid> =
             sqlx::query_scalar("SELECT id FROM capsules WHERE status <> 'stopped'")
                 .fetch_all(ctx.db())
@@ -494,7 +510,7 @@ impl Stack {
             if let Ok(Some(row)) = cpserver::db::capsules::get(ctx.db(), id).await {
                 let actor = cpserver::events::Actor::system();
                 let _ = cpserver::capsules::lifecycle::destroy_as(
-                    &ctx,
+                    &app,
                     &row,
                     &actor,
                     Some("test cleanup"),

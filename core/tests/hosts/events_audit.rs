@@ -155,7 +155,7 @@ async fn audit_log_scopes_filters_and_cursor() {
             Outcome::Success
         })
         .error(if i == 4 { "boom" } else { "" });
-        audit::record_and_publish(ts.ctx(), &e, AuditScope::Team)
+        audit::record_and_publish(ts.app(), &e, AuditScope::Team)
             .await
             .unwrap();
     }

@@ -2,7 +2,7 @@
 //! online + host.up. (Reconciliation against a real agent is in `mtls.rs`.)
 
 use crate::fixtures::*;
-use cpserver::hosts::{monitor, Hosts};
+use cpserver::hosts::monitor;
 use serde_json::json;
 use std::time::Duration;
 use wrenn_extension_api::ids;
@@ -83,8 +83,8 @@ async fn silent_host_goes_unreachable_and_comes_back() {
         .count();
     assert_eq!(ups, 2, "one at registration, one on return");
     // The agent is unreachable, so the capsules stay missing until reconciliation works.
-    let hosts = ts.ctx().service::<Hosts>().unwrap();
-    assert!(monitor::reconcile(ts.ctx(), &hosts, host).await.is_err());
+    let hosts = ts.app().hosts.clone();
+    assert!(monitor::reconcile(ts.app(), &hosts, host).await.is_err());
     assert_eq!(capsule_status(&ts, running).await, "missing");
 }
 
@@ -183,7 +183,7 @@ async fn client_certificate_is_renewed_before_it_expires() {
         ..cpserver::hosts::HostsConfig::default()
     })
     .await;
-    let hosts = ts.ctx().service::<Hosts>().unwrap();
+    let hosts = ts.app().hosts.clone();
     let first = hosts.pool.client_tls_config().unwrap();
     assert!(std::sync::Arc::ptr_eq(
         &first,

@@ -2,8 +2,8 @@
 //! talking to a real `wrenn-agent` registered against the control plane.
 
 use crate::fixtures::*;
+use cpserver::hosts::monitor;
 use cpserver::hosts::pool::tls13_provider;
-use cpserver::hosts::{monitor, Hosts};
 use rustls::pki_types::ServerName;
 use serde_json::json;
 use std::sync::Arc;
@@ -63,7 +63,7 @@ async fn one_shot_server(
 #[tokio::test]
 async fn ca_issued_certificates_complete_a_tls13_mutual_handshake() {
     let ts = server().await;
-    let hosts = ts.ctx().service::<Hosts>().unwrap();
+    let hosts = ts.app().hosts.clone();
     let client_config = hosts.pool.client_tls_config().unwrap();
 
     // Bind first to learn the port the certificate must name.
@@ -242,7 +242,7 @@ async fn pool_reaches_a_registered_agent_over_mtls_and_reconciles() {
     let agent_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
 
     // Registered: the host row is online with the agent's own description.
-    let hosts = ts.ctx().service::<Hosts>().unwrap();
+    let hosts = ts.app().hosts.clone();
     let started = std::time::Instant::now();
     let info = loop {
         assert!(
@@ -319,7 +319,7 @@ async fn pool_reaches_a_registered_agent_over_mtls_and_reconciles() {
     assert_eq!(destroy["metadata"]["inferred"], "true");
     // Nothing left to reconcile.
     assert_eq!(
-        monitor::reconcile(ts.ctx(), &hosts, host_id).await.unwrap(),
+        monitor::reconcile(ts.app(), &hosts, host_id).await.unwrap(),
         Default::default()
     );
 

@@ -15,7 +15,7 @@ async fn least_loaded_right_type_with_admission_control() {
     let bob_team = wire_to_uuid(ids::TEAM, &bob_team_wire);
 
     // No hosts at all: 503 no_hosts_available.
-    let err = pick_host(ts.ctx(), admin_team, &Requirements::new(1, 512))
+    let err = pick_host(ts.app(), admin_team, &Requirements::new(1, 512))
         .await
         .unwrap_err();
     assert!(matches!(err, SchedulerError::NoHostsAvailable));
@@ -35,21 +35,21 @@ async fn least_loaded_right_type_with_admission_control() {
     // A is busier than B.
     seed_capsule(&ts, admin_team, a_id, "running", 4, 2048).await;
     seed_capsule(&ts, admin_team, b_id, "running", 1, 512).await;
-    let pick = pick_host(ts.ctx(), admin_team, &Requirements::new(1, 512))
+    let pick = pick_host(ts.app(), admin_team, &Requirements::new(1, 512))
         .await
         .unwrap();
     assert_eq!(pick, b_id);
 
     // Paused capsules count partially: 16 paused vCPUs on B weigh 4, making B busier.
     seed_capsule(&ts, admin_team, b_id, "paused", 16, 512).await;
-    let pick = pick_host(ts.ctx(), admin_team, &Requirements::new(1, 512))
+    let pick = pick_host(ts.app(), admin_team, &Requirements::new(1, 512))
         .await
         .unwrap();
     assert_eq!(pick, a_id);
     // Stopped capsules weigh nothing.
     seed_capsule(&ts, admin_team, a_id, "stopped", 64, 65536).await;
     assert_eq!(
-        pick_host(ts.ctx(), admin_team, &Requirements::new(1, 512))
+        pick_host(ts.app(), admin_team, &Requirements::new(1, 512))
             .await
             .unwrap(),
         a_id
@@ -58,16 +58,16 @@ async fn least_loaded_right_type_with_admission_control() {
     // Capacity: (4 - 0.5 reserve) * 4 overcommit = 14 vCPUs; A uses 4 → 10 more fit, 11 do not
     // (B holds 1 + 4 weighted paused = 5 → 9 fit).
     assert_eq!(
-        pick_host(ts.ctx(), admin_team, &Requirements::new(10, 512))
+        pick_host(ts.app(), admin_team, &Requirements::new(10, 512))
             .await
             .unwrap(),
         a_id
     );
-    assert!(pick_host(ts.ctx(), admin_team, &Requirements::new(11, 512))
+    assert!(pick_host(ts.app(), admin_team, &Requirements::new(11, 512))
         .await
         .is_err());
     // Memory: 8192 - 1024 reserve = 7168 MB.
-    assert!(pick_host(ts.ctx(), admin_team, &Requirements::new(1, 7169))
+    assert!(pick_host(ts.app(), admin_team, &Requirements::new(1, 7169))
         .await
         .is_err());
 
@@ -75,16 +75,16 @@ async fn least_loaded_right_type_with_admission_control() {
     let gvisor = Requirements::new(1, 512)
         .capability("runtime", "gvisor")
         .capability("network_modes", "none");
-    assert!(pick_host(ts.ctx(), admin_team, &gvisor).await.is_ok());
+    assert!(pick_host(ts.app(), admin_team, &gvisor).await.is_ok());
     let microvm = Requirements::new(1, 512).capability("runtime", "cloud-hypervisor");
-    assert!(pick_host(ts.ctx(), admin_team, &microvm).await.is_err());
+    assert!(pick_host(ts.app(), admin_team, &microvm).await.is_err());
 
     // BYOC: once Bob's team has its own host, it lands only there, and others never do.
     let (byoc, token) =
         create_host(&admin, json!({"type": "byoc", "team_id": bob_team_wire})).await;
     let byoc_id = wire_to_uuid(ids::HOST, byoc["id"].as_str().unwrap());
     // Still pending: a BYOC team has nowhere to go (never onto regular hosts).
-    assert!(pick_host(ts.ctx(), bob_team, &Requirements::new(1, 512))
+    assert!(pick_host(ts.app(), bob_team, &Requirements::new(1, 512))
         .await
         .is_err());
     let (status, _) = post_json(
@@ -96,14 +96,14 @@ async fn least_loaded_right_type_with_admission_control() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(
-        pick_host(ts.ctx(), bob_team, &Requirements::new(1, 512))
+        pick_host(ts.app(), bob_team, &Requirements::new(1, 512))
             .await
             .unwrap(),
         byoc_id
     );
     for _ in 0..5 {
         assert_ne!(
-            pick_host(ts.ctx(), admin_team, &Requirements::new(1, 512))
+            pick_host(ts.app(), admin_team, &Requirements::new(1, 512))
                 .await
                 .unwrap(),
             byoc_id

@@ -10,11 +10,7 @@ async fn example_binary_serves_core_and_extension_routes() {
     let db = TestDatabase::create().await;
     let redis = RedisServer::start().await;
     let mail = tempfile_dir();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_wrenn-example-cloud"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -46,11 +42,7 @@ async fn example_binary_serves_core_and_extension_routes() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&mail);
     assert_eq!(health["version"], "cloud-1.0.0");
-    assert_eq!(
-        plan.unwrap()["error"]["code"],
-        "unauthorized",
-        "the extension route is mounted"
-    );
+    assert_eq!(plan.unwrap()["error"]["code"], "unauthorized", "the extension route is mounted");
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
@@ -63,22 +55,14 @@ fn tempfile_dir() -> std::path::PathBuf {
 async fn reqwest_get(url: &str) -> Result<serde_json::Value, std::io::Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap();
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap();
     let mut stream = tokio::net::TcpStream::connect(host).await?;
     stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
         .await?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     serde_json::from_str(body).map_err(std::io::Error::other)
 }

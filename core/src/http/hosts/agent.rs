@@ -1,17 +1,18 @@
 //! Agent-facing routes: register, refresh, heartbeat and sandbox-event callbacks.
 
 use super::host_json;
+use crate::app::App;
 use crate::audit::{record_and_publish, AuditScope};
 use crate::db::hosts as db;
 use crate::events::{self, Actor, Event, Outcome, Resource};
 use crate::hosts::registration::{self, Credentials, RegisterRequest};
 use crate::hosts::token::HostAuth;
-use crate::hosts::{capsule_status, monitor, Hosts};
+use crate::hosts::{capsule_status, monitor};
 use axum::extract::State;
 use chrono::SecondsFormat;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wrenn_extension_api::{ids, ApiError, ApiJson, ApiPath, ServerContext};
+use wrenn_extension_api::{ids, ApiError, ApiJson, ApiPath};
 
 fn credentials_json(c: &Credentials) -> Value {
     json!({
@@ -29,10 +30,10 @@ fn credentials_json(c: &Credentials) -> Value {
     description = "Agent registration: `{token, arch, cpu_cores, memory_mb, disk_gb, address, capabilities, transport?: mtls|insecure-dev, agent_version?}` → `{host, token (host JWT, 7 d), refresh_token (60 d), cert_pem, key_pem, ca_cert_pem, cert_expires_at}`.",
     responses((status = 200, description = "credentials"), (status = 401, description = "`invalid_token`: bad, expired or used"), (status = 400, description = "`invalid_request` / `insecure_transport_refused`")))]
 pub async fn register(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let hosts = Hosts::from_ctx(&ctx)?;
+    let hosts = ctx.hosts.clone();
     let creds = registration::register(&ctx, &hosts, &body).await?;
     Ok(ApiJson(credentials_json(&creds)))
 }
@@ -46,10 +47,10 @@ pub struct RefreshRequest {
     description = "`{refresh_token}` → new credentials (same shape as register). The refresh token is rotated; presenting a rotated one again revokes all of the host's refresh tokens.",
     responses((status = 200, description = "credentials"), (status = 401, description = "`invalid_token`")))]
 pub async fn refresh(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let hosts = Hosts::from_ctx(&ctx)?;
+    let hosts = ctx.hosts.clone();
     let creds = registration::refresh(&ctx, &hosts, &body.refresh_token).await?;
     Ok(ApiJson(credentials_json(&creds)))
 }
@@ -66,12 +67,12 @@ pub struct HeartbeatRequest {
     request_body(content = String, content_type = "application/json", description = "optional JSON object"),
     responses((status = 200, description = "`{status, host_id, host_status, cert_expires_at}`"), (status = 401, description = "`invalid_host_token`"), (status = 403, description = "token of another host"), (status = 404, description = "`host_not_found`: deleted host")))]
 pub async fn heartbeat(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     HostAuth(token_host): HostAuth,
     ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<ApiJson<Value>, ApiError> {
-    let hosts = Hosts::from_ctx(&ctx)?;
+    let hosts = ctx.hosts.clone();
     let host_id = ids::parse(ids::HOST, &id, "host")?;
     if host_id != token_host {
         return Err(ApiError::forbidden(
@@ -142,7 +143,7 @@ pub enum SandboxEventsBody {
     description = "Header `X-Host-Token`. `{events: [{sandbox_id, event: auto_paused|paused|auto_destroyed|destroyed|stopped|error, reason?, error?}]}` or one such object. Applied as guarded transitions on the host's own capsules.",
     responses((status = 200, description = "`{applied, ignored}`"), (status = 401, description = "`invalid_host_token`")))]
 pub async fn sandbox_events(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     HostAuth(host_id): HostAuth,
     ApiJson(body): ApiJson<SandboxEventsBody>,
 ) -> Result<ApiJson<Value>, ApiError> {
@@ -172,11 +173,7 @@ pub async fn sandbox_events(
 
 /// Applies one callback with a guarded transition; `false` when it does not apply (unknown
 /// capsule, another host's capsule, or already in another state).
-async fn apply(
-    ctx: &ServerContext,
-    host_id: uuid::Uuid,
-    e: &SandboxEventIn,
-) -> Result<bool, ApiError> {
+async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEventIn) -> Result<bool, ApiError> {
     let Some(capsule_id) = ids::decode(ids::CAPSULE, &e.sandbox_id) else {
         return Ok(false);
     };

@@ -1,12 +1,13 @@
 //! `/v1/hosts/{id}/tags`: free-form labels on hosts (`^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$`).
 
 use super::managed_host;
+use crate::app::App;
 use crate::db::hosts as db;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use wrenn_extension_api::{ApiError, ApiJson, ApiPath, RequireSession, ServerContext};
+use wrenn_extension_api::{ApiError, ApiJson, ApiPath, RequireSession};
 
 pub fn valid_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
@@ -21,7 +22,7 @@ pub fn valid_tag(tag: &str) -> bool {
 #[utoipa::path(get, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
     responses((status = 200, description = "`{tags: [string]}`")))]
 pub async fn list(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
@@ -41,7 +42,7 @@ pub struct AddTags {
     description = "Body `{tag}` or `{tags: [..]}`; tags match `^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$`.",
     responses((status = 200, description = "`{tags}`"), (status = 400, description = "`invalid_request`")))]
 pub async fn add(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<AddTags>,
@@ -65,7 +66,7 @@ pub async fn add(
     params(("id" = String, Path, description = "host_ id"), ("tag" = String, Path, description = "tag")),
     responses((status = 204, description = "removed"), (status = 404, description = "`not_found`")))]
 pub async fn remove(
-    State(ctx): State<ServerContext>,
+    State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath((id, tag)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
