@@ -452,7 +452,7 @@ pub mod roles {
 #[derive(Debug, Clone)]
 pub struct RequireTeamRole<R: roles::MinimumRole>(
     pub SessionPrincipal,
-    std::marker::PhantomData<fn() -> R>,
+    pub std::marker::PhantomData<fn() -> R>,
 );
 
 /// Owners and admins of the current team.

@@ -136,6 +136,9 @@ impl TestClient {
     pub fn patch(&self, path: &str) -> TestRequest<'_> {
         self.request(Method::PATCH, path)
     }
+    pub fn put(&self, path: &str) -> TestRequest<'_> {
+        self.request(Method::PUT, path)
+    }
     pub fn delete(&self, path: &str) -> TestRequest<'_> {
         self.request(Method::DELETE, path)
     }

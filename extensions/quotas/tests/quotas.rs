@@ -1,0 +1,138 @@
+//! The quotas extension inside a real control plane (PostgreSQL, Redis): its migration, the
+//! role-guarded route, the admission refusal, and the enforcer's choice of capsules.
+
+use cpserver::test_support::TestServer;
+use cpserver::Builder;
+use serde_json::json;
+use std::time::Duration;
+use wrenn_ext_quotas::{to_pause, Quotas};
+use wrenn_extension_api::chrono::{TimeZone, Utc};
+use wrenn_extension_api::uuid::Uuid;
+use wrenn_extension_api::CapsuleSummary;
+
+const PW: &str = "correct horse battery";
+
+async fn server() -> TestServer {
+    let ext = Quotas {
+        enforce_every: Duration::from_millis(100),
+    };
+    TestServer::start_with(Builder::new().without_inventory().extension(ext), |_| {}).await
+}
+
+#[tokio::test]
+async fn team_admins_set_a_quota_that_admission_enforces() {
+    let server = server().await;
+    let owner = server.signed_in("owner@example.com", "Owner", PW).await;
+    let got = owner.get("/v1/quotas").send().await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.json()["max_capsules"], serde_json::Value::Null);
+    assert_eq!(got.json()["capsules"], 0);
+
+    // Bad input changes nothing.
+    owner
+        .put("/v1/quotas")
+        .json(json!({"max_capsules": -1}))
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+    owner
+        .put("/v1/quotas")
+        .json(json!({"max_capsules": 10_001}))
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+    owner
+        .put("/v1/quotas")
+        .json(json!({"max_capsules": 1, "extra": true}))
+        .send()
+        .await
+        .assert_error(400, "invalid_request");
+    assert_eq!(
+        owner.get("/v1/quotas").send().await.json()["max_capsules"],
+        serde_json::Value::Null
+    );
+
+    // The role guard: API keys may read, only a session of an owner/admin may write.
+    let key = owner
+        .post("/v1/api-keys")
+        .json(json!({"name": "k"}))
+        .send()
+        .await
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let anon = server.client();
+    assert_eq!(
+        anon.get("/v1/quotas").api_key(&key).send().await.status,
+        200
+    );
+    anon.put("/v1/quotas")
+        .api_key(&key)
+        .json(json!({"max_capsules": 0}))
+        .send()
+        .await
+        .assert_error(403, "session_required");
+
+    let set = owner
+        .put("/v1/quotas")
+        .json(json!({"max_capsules": 0}))
+        .send()
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    assert_eq!(set.json()["max_capsules"], 0);
+    owner
+        .post("/v1/capsules")
+        .json(json!({}))
+        .send()
+        .await
+        .assert_error(402, "quota_exceeded");
+    let (rows,): (i64,) = sqlx_count(&server).await;
+    assert_eq!(rows, 0, "a refused create inserts nothing");
+
+    // Removing the quota lifts the refusal (the create then fails later for want of a host).
+    let cleared = owner
+        .put("/v1/quotas")
+        .json(json!({"max_capsules": null}))
+        .send()
+        .await;
+    assert_eq!(cleared.json()["max_capsules"], serde_json::Value::Null);
+    let r = owner.post("/v1/capsules").json(json!({})).send().await;
+    assert_ne!(r.error_code(), "quota_exceeded", "{}", r.text);
+}
+
+async fn sqlx_count(server: &TestServer) -> (i64,) {
+    wrenn_extension_api::sqlx::query_as("SELECT count(*) FROM capsules")
+        .fetch_one(server.ctx().db())
+        .await
+        .unwrap()
+}
+
+fn capsule(n: u32, status: &str) -> CapsuleSummary {
+    CapsuleSummary::new(
+        Uuid::from_u128(n as u128),
+        Uuid::nil(),
+        status.into(),
+        "minimal-busybox".into(),
+        1,
+        256,
+        Utc.timestamp_opt(1_700_000_000 + n as i64, 0).unwrap(),
+    )
+}
+
+#[test]
+fn the_enforcer_pauses_the_newest_running_capsules_first() {
+    let team = [
+        capsule(1, "running"),
+        capsule(2, "paused"),
+        capsule(3, "running"),
+        capsule(4, "running"),
+    ];
+    assert_eq!(
+        to_pause(&team, 2),
+        vec![Uuid::from_u128(4), Uuid::from_u128(3)]
+    );
+    assert_eq!(to_pause(&team, 4), Vec::<Uuid>::new());
+    // Paused capsules count but cannot be paused again: at most every running one.
+    assert_eq!(to_pause(&team, 0).len(), 3);
+}
