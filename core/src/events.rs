@@ -15,6 +15,7 @@ pub mod consumer;
 pub mod hooks;
 pub mod live;
 
+use crate::capsules::state::CapsuleStatus;
 use chrono::{DateTime, SecondsFormat, Utc};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize, Serializer};
@@ -189,8 +190,8 @@ impl Event {
     pub fn capsule_state_changed(
         team_id: Uuid,
         capsule_id: Uuid,
-        from: &str,
-        to: &str,
+        from: Option<CapsuleStatus>,
+        to: CapsuleStatus,
         actor: Actor,
     ) -> Self {
         Self::new(
@@ -199,8 +200,8 @@ impl Event {
             actor,
             Resource::sandbox(capsule_id),
         )
-        .meta("from", from)
-        .meta("to", to)
+        .meta("from", from.map(CapsuleStatus::as_str).unwrap_or(""))
+        .meta("to", to.as_str())
     }
 
     pub fn to_json(&self) -> String {

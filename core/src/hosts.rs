@@ -199,33 +199,3 @@ pub mod status {
     pub const UNREACHABLE: &str = "unreachable";
     pub const DELETED: &str = "deleted";
 }
-
-/// Capsule statuses this module reads or writes (the capsules module owns the rest).
-pub mod capsule_status {
-    /// Statuses of capsules that occupy their host (all but paused, stopped, error, missing).
-    pub const ACTIVE: &[&str] = &[
-        "pending",
-        "starting",
-        "running",
-        "pausing",
-        "resuming",
-        "snapshotting",
-        "stopping",
-    ];
-    pub const PAUSED: &str = "paused";
-    pub const MISSING: &str = "missing";
-    pub const RUNNING: &str = "running";
-    pub const STOPPED: &str = "stopped";
-    /// Capsules that still exist on a host (live or paused): what blocks host deletion and
-    /// becomes `missing` when the host goes silent.
-    pub const LIVE: &[&str] = &[
-        "pending",
-        "starting",
-        "running",
-        "pausing",
-        "paused",
-        "resuming",
-        "snapshotting",
-        "stopping",
-    ];
-}

@@ -52,7 +52,7 @@ impl CapsuleService for CoreCapsules {
                 CapsuleSummary::new(
                     r.id,
                     r.team_id,
-                    r.status.clone(),
+                    r.status.as_str().to_string(),
                     r.template_name.clone(),
                     r.vcpus.max(0) as u32,
                     r.memory_mb.max(0) as u64,

@@ -59,12 +59,7 @@ pub fn flush_worker(ctx: &App) -> BackgroundWorker {
 /// One pass: flushes every online host with capsules on it and prunes old points. Returns how
 /// many points (of the finest tier) were stored.
 pub async fn flush_all(ctx: &App) -> sqlx::Result<usize> {
-    let hosts: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT DISTINCT c.host_id FROM capsules c JOIN hosts h ON h.id = c.host_id \
-         WHERE h.status = 'online' AND c.status NOT IN ('stopped', 'error', 'missing', 'pending')",
-    )
-    .fetch_all(ctx.db())
-    .await?;
+    let hosts = crate::db::capsules::online_hosts_with_metrics(ctx.db()).await?;
     let mut stored = 0;
     for host in hosts {
         match flush_host(ctx, host, "").await {

@@ -80,13 +80,7 @@ pub async fn state_changed(
     if from == to {
         return;
     }
-    let event = Event::capsule_state_changed(
-        team_id,
-        capsule_id,
-        from.as_str(),
-        to.as_str(),
-        actor.clone(),
-    );
+    let event = Event::capsule_state_changed(team_id, capsule_id, Some(from), to, actor.clone());
     let mut redis = ctx.redis();
     if let Err(e) = events::publish_transient(&mut redis, &event).await {
         tracing::warn!(error = %e, "Announcing a capsule state change failed.");

@@ -73,6 +73,70 @@ impl CapsuleStatus {
     pub fn holds_resources(self) -> bool {
         !matches!(self, CapsuleStatus::Stopped | CapsuleStatus::Error)
     }
+
+    /// States of a capsule that occupies its host right now (all but paused, stopped, error
+    /// and missing): what the scheduler counts in full.
+    pub fn occupies_host(self) -> bool {
+        use CapsuleStatus::*;
+        matches!(
+            self,
+            Pending | Starting | Running | Pausing | Resuming | Snapshotting | Stopping
+        )
+    }
+
+    /// States of a capsule that still exists on its host (occupying it, or paused): what
+    /// blocks host deletion and becomes `missing` when the host goes silent.
+    pub fn on_host(self) -> bool {
+        self.occupies_host() || self == CapsuleStatus::Paused
+    }
+
+    /// States an operation passes through; no capsule may be left in one.
+    pub fn is_transitional(self) -> bool {
+        use CapsuleStatus::*;
+        matches!(
+            self,
+            Starting | Pausing | Resuming | Snapshotting | Stopping
+        )
+    }
+
+    /// Every status for which `test` holds, in declaration order: the one way status sets
+    /// are made (for SQL `status = ANY($n)` binds and the API's documentation).
+    pub fn all_where(test: fn(CapsuleStatus) -> bool) -> Vec<CapsuleStatus> {
+        Self::ALL.into_iter().filter(|s| test(*s)).collect()
+    }
+}
+
+// Stored as TEXT (the `capsules.status` CHECK lists the same names): encoded and decoded
+// through `as_str` / `parse`, so SQL binds take the enum, never a string literal.
+impl sqlx::Type<sqlx::Postgres> for CapsuleStatus {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl sqlx::postgres::PgHasArrayType for CapsuleStatus {
+    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for CapsuleStatus {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+    }
+}
+
+impl sqlx::Decode<'_, sqlx::Postgres> for CapsuleStatus {
+    fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
+        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        CapsuleStatus::parse(text).ok_or_else(|| format!("unknown capsule status {text:?}").into())
+    }
 }
 
 impl fmt::Display for CapsuleStatus {
@@ -142,6 +206,18 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", st.as_str()));
         }
         assert_eq!(CapsuleStatus::parse("bogus"), None);
+    }
+
+    #[test]
+    fn status_sets_are_derived_from_one_enum() {
+        let on_host = CapsuleStatus::all_where(CapsuleStatus::on_host);
+        assert!(on_host.contains(&Paused) && !on_host.contains(&Missing));
+        assert!(!on_host.contains(&Stopped) && !on_host.contains(&Error));
+        for t in [CREATE, PAUSE, RESUME, SNAPSHOT, DESTROY] {
+            assert!(t.via.is_transitional(), "{t:?}");
+            assert!(!t.to.is_transitional(), "{t:?}");
+            assert!(t.via.occupies_host(), "{t:?}");
+        }
     }
 
     #[test]

@@ -128,13 +128,7 @@ pub async fn team_stats(
     span: ChronoDuration,
 ) -> Result<Stats, ApiError> {
     let now = Utc::now();
-    let (running, vcpus, memory): (i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*), COALESCE(sum(vcpus), 0)::BIGINT, COALESCE(sum(memory_mb), 0)::BIGINT \
-         FROM capsules WHERE team_id = $1 AND status = 'running'",
-    )
-    .bind(team_id)
-    .fetch_one(ctx.db())
-    .await?;
+    let (running, vcpus, memory) = db::team_running(ctx.db(), team_id).await?;
     let since = now - span;
     let samples = db::team_samples(ctx.db(), team_id, since).await?;
     let mut peaks = StatsPeaks {

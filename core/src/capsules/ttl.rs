@@ -20,12 +20,7 @@ pub const TTL_EXPIRED: &str = "ttl_expired";
 /// Syncs every host that has running capsules with a timeout; returns how many capsules
 /// changed.
 pub async fn sync(ctx: &App) -> sqlx::Result<usize> {
-    let hosts: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT DISTINCT host_id FROM capsules WHERE status = 'running' AND timeout_sec > 0 \
-         AND host_id IS NOT NULL",
-    )
-    .fetch_all(ctx.db())
-    .await?;
+    let hosts = crate::db::capsules::hosts_with_timed_capsules(ctx.db()).await?;
     let mut changed = 0;
     for host in hosts {
         let Ok(mut client) = agent::client(ctx, host).await else {

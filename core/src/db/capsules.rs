@@ -14,7 +14,7 @@ pub struct CapsuleRow {
     pub host_id: Option<Uuid>,
     pub template_id: Uuid,
     pub template_name: String,
-    pub status: String,
+    pub status: CapsuleStatus,
     pub status_reason: String,
     pub vcpus: i32,
     pub memory_mb: i32,
@@ -34,9 +34,9 @@ pub struct CapsuleRow {
 }
 
 impl CapsuleRow {
-    /// The row's status (an unknown value reads as `error`: the CHECK constraint forbids it).
+    /// The row's status.
     pub fn status(&self) -> CapsuleStatus {
-        CapsuleStatus::parse(&self.status).unwrap_or(CapsuleStatus::Error)
+        self.status
     }
 }
 
@@ -59,8 +59,9 @@ const COLUMNS: &str = "id, team_id, host_id, template_id, template_name, status,
     vcpus, memory_mb, timeout_sec, guest_ip, host_ip, access_token, metadata, created_by, \
     created_at, started_at, last_active_at, last_updated, stopped_at, network";
 
-fn statuses(list: &[CapsuleStatus]) -> Vec<String> {
-    list.iter().map(|s| s.as_str().to_string()).collect()
+/// Statuses that hold resources (every count of what a team uses).
+fn holding() -> Vec<CapsuleStatus> {
+    CapsuleStatus::all_where(CapsuleStatus::holds_resources)
 }
 
 /// Inserts a capsule in `pending`.
@@ -68,7 +69,7 @@ pub async fn insert(db: impl PgExecutor<'_>, new: &NewCapsule) -> sqlx::Result<C
     sqlx::query_as(&format!(
         "INSERT INTO capsules (id, team_id, template_id, template_name, status, vcpus, memory_mb, \
          timeout_sec, access_token, created_by, network) \
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+         VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     ))
     .bind(new.id)
     .bind(new.team_id)
@@ -80,6 +81,7 @@ pub async fn insert(db: impl PgExecutor<'_>, new: &NewCapsule) -> sqlx::Result<C
     .bind(&new.access_token)
     .bind(new.created_by)
     .bind(&new.network)
+    .bind(CapsuleStatus::Pending)
     .fetch_one(db)
     .await
 }
@@ -129,9 +131,10 @@ pub async fn list_for_team(
 ) -> sqlx::Result<Vec<CapsuleRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM capsules WHERE team_id = $1 \
-         AND status NOT IN ('stopped', 'error') ORDER BY created_at DESC, id"
+         AND status = ANY($2) ORDER BY created_at DESC, id"
     ))
     .bind(team_id)
+    .bind(holding())
     .fetch_all(db)
     .await
 }
@@ -147,13 +150,14 @@ pub async fn transition(
 ) -> sqlx::Result<Option<CapsuleRow>> {
     sqlx::query_as(&format!(
         "UPDATE capsules SET status = $3, status_reason = $4, last_updated = now(), \
-         stopped_at = CASE WHEN $3 = 'stopped' THEN now() ELSE stopped_at END \
+         stopped_at = CASE WHEN $3 = $5 THEN now() ELSE stopped_at END \
          WHERE id = $1 AND status = ANY($2) RETURNING {COLUMNS}"
     ))
     .bind(id)
-    .bind(statuses(from))
-    .bind(to.as_str())
+    .bind(from)
+    .bind(to)
     .bind(reason)
+    .bind(CapsuleStatus::Stopped)
     .fetch_optional(db)
     .await
 }
@@ -165,11 +169,13 @@ pub async fn place(
     host_id: Uuid,
 ) -> sqlx::Result<Option<CapsuleRow>> {
     sqlx::query_as(&format!(
-        "UPDATE capsules SET host_id = $2, status = 'starting', last_updated = now() \
-         WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+        "UPDATE capsules SET host_id = $2, status = $4, last_updated = now() \
+         WHERE id = $1 AND status = $3 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(host_id)
+    .bind(CapsuleStatus::Pending)
+    .bind(CapsuleStatus::Starting)
     .fetch_optional(db)
     .await
 }
@@ -189,14 +195,16 @@ pub async fn mark_started(
     started: &Started,
 ) -> sqlx::Result<Option<CapsuleRow>> {
     sqlx::query_as(&format!(
-        "UPDATE capsules SET status = 'running', status_reason = '', guest_ip = $2, host_ip = $3, \
+        "UPDATE capsules SET status = $6, status_reason = '', guest_ip = $2, host_ip = $3, \
          metadata = $4, started_at = now(), last_active_at = now(), last_updated = now() \
-         WHERE id = $1 AND status = 'starting' RETURNING {COLUMNS}"
+         WHERE id = $1 AND status = $5 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(&started.guest_ip)
     .bind(&started.host_ip)
     .bind(&started.metadata)
+    .bind(CapsuleStatus::Starting)
+    .bind(CapsuleStatus::Running)
     .fetch_optional(db)
     .await
 }
@@ -208,12 +216,14 @@ pub async fn mark_resumed(
     metadata: Option<&serde_json::Value>,
 ) -> sqlx::Result<Option<CapsuleRow>> {
     sqlx::query_as(&format!(
-        "UPDATE capsules SET status = 'running', status_reason = '', \
+        "UPDATE capsules SET status = $4, status_reason = '', \
          metadata = COALESCE($2, metadata), last_active_at = now(), last_updated = now() \
-         WHERE id = $1 AND status = 'resuming' RETURNING {COLUMNS}"
+         WHERE id = $1 AND status = $3 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(metadata)
+    .bind(CapsuleStatus::Resuming)
+    .bind(CapsuleStatus::Running)
     .fetch_optional(db)
     .await
 }
@@ -231,9 +241,10 @@ pub async fn touch(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
 pub async fn team_usage(db: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<(i64, i64, i64)> {
     sqlx::query_as(
         "SELECT count(*), COALESCE(sum(vcpus), 0)::BIGINT, COALESCE(sum(memory_mb), 0)::BIGINT \
-         FROM capsules WHERE team_id = $1 AND status NOT IN ('stopped', 'error')",
+         FROM capsules WHERE team_id = $1 AND status = ANY($2)",
     )
     .bind(team_id)
+    .bind(holding())
     .fetch_one(db)
     .await
 }
@@ -252,8 +263,9 @@ pub async fn running_reservations(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<T
     sqlx::query_as(
         "SELECT team_id, count(*) AS running_count, COALESCE(sum(vcpus), 0)::BIGINT AS vcpus, \
          COALESCE(sum(memory_mb), 0)::BIGINT AS memory_mb FROM capsules \
-         WHERE status = 'running' GROUP BY team_id",
+         WHERE status = $1 GROUP BY team_id",
     )
+    .bind(CapsuleStatus::Running)
     .fetch_all(db)
     .await
 }
@@ -268,7 +280,7 @@ pub async fn list_on_host(
         "SELECT {COLUMNS} FROM capsules WHERE host_id = $1 AND status = ANY($2)"
     ))
     .bind(host_id)
-    .bind(statuses(states))
+    .bind(states)
     .fetch_all(db)
     .await
 }
@@ -396,5 +408,156 @@ pub async fn metric_points(
     .bind(tier)
     .bind(since)
     .fetch_all(db)
+    .await
+}
+
+// ------------------------------------------------------------------ capsules on hosts
+
+/// Statuses of capsules that still exist on a host (live or paused).
+fn on_host() -> Vec<CapsuleStatus> {
+    CapsuleStatus::all_where(CapsuleStatus::on_host)
+}
+
+/// Ids of the capsules that still exist on a host (live or paused).
+pub async fn live_on_host(db: impl PgExecutor<'_>, host_id: Uuid) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM capsules WHERE host_id = $1 AND status = ANY($2) ORDER BY id",
+    )
+    .bind(host_id)
+    .bind(on_host())
+    .fetch_all(db)
+    .await
+}
+
+/// A capsule the host side changed: id, team and previous status.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CapsuleChange {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub previous: CapsuleStatus,
+}
+
+/// Marks a host's live capsules `missing` (its host went silent).
+pub async fn mark_missing_on_host(
+    db: impl PgExecutor<'_>,
+    host_id: Uuid,
+) -> sqlx::Result<Vec<CapsuleChange>> {
+    sqlx::query_as(
+        "UPDATE capsules c SET status = $3, status_reason = 'host_unreachable',
+                last_updated = now()
+         FROM (SELECT id, status FROM capsules
+               WHERE host_id = $1 AND status = ANY($2) FOR UPDATE) old
+         WHERE c.id = old.id
+         RETURNING c.id, c.team_id, old.status AS previous",
+    )
+    .bind(host_id)
+    .bind(on_host())
+    .bind(CapsuleStatus::Missing)
+    .fetch_all(db)
+    .await
+}
+
+/// `missing` capsules of a host (candidates for reconciliation): id and team.
+pub async fn missing_on_host(
+    db: impl PgExecutor<'_>,
+    host_id: Uuid,
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    sqlx::query_as("SELECT id, team_id FROM capsules WHERE host_id = $1 AND status = $2")
+        .bind(host_id)
+        .bind(CapsuleStatus::Missing)
+        .fetch_all(db)
+        .await
+}
+
+/// [`transition`] for the host side: only a capsule placed on `host_id` moves. Returns the
+/// capsule's team when it changed.
+pub async fn transition_on_host(
+    db: impl PgExecutor<'_>,
+    capsule_id: Uuid,
+    host_id: Uuid,
+    from: &[CapsuleStatus],
+    to: CapsuleStatus,
+    reason: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "UPDATE capsules SET status = $4, status_reason = $5, last_updated = now(),
+                stopped_at = CASE WHEN $4 = $6 THEN now() ELSE stopped_at END
+         WHERE id = $1 AND host_id = $2 AND status = ANY($3)
+         RETURNING team_id",
+    )
+    .bind(capsule_id)
+    .bind(host_id)
+    .bind(from)
+    .bind(to)
+    .bind(reason)
+    .bind(CapsuleStatus::Stopped)
+    .fetch_optional(db)
+    .await
+}
+
+/// Online hosts with at least one capsule in `missing` (to reconcile).
+pub async fn online_hosts_with_missing(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT h.id FROM hosts h JOIN capsules c ON c.host_id = h.id
+         WHERE h.status = 'online' AND c.status = $1",
+    )
+    .bind(CapsuleStatus::Missing)
+    .fetch_all(db)
+    .await
+}
+
+/// Online hosts with capsules whose metrics are worth reading (started and not gone).
+pub async fn online_hosts_with_metrics(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT c.host_id FROM capsules c JOIN hosts h ON h.id = c.host_id \
+         WHERE h.status = 'online' AND c.status = ANY($1)",
+    )
+    .bind(CapsuleStatus::all_where(|s| {
+        s.holds_resources() && !matches!(s, CapsuleStatus::Missing | CapsuleStatus::Pending)
+    }))
+    .fetch_all(db)
+    .await
+}
+
+/// Hosts running capsules with an idle timeout (whose auto-pauses are synced).
+pub async fn hosts_with_timed_capsules(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT host_id FROM capsules WHERE status = $1 AND timeout_sec > 0 \
+         AND host_id IS NOT NULL",
+    )
+    .bind(CapsuleStatus::Running)
+    .fetch_all(db)
+    .await
+}
+
+/// Of `listed` (ids an agent runs), the capsules the control plane owns on `host_id`: not
+/// stopped, and not in `error` after a create that never started or a failed destroy.
+pub async fn owned_on_host(
+    db: impl PgExecutor<'_>,
+    listed: &[Uuid],
+    host_id: Uuid,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT id FROM capsules WHERE id = ANY($1) AND host_id = $2 AND status <> $3 \
+           AND NOT (status = $4 AND \
+                    (started_at IS NULL OR status_reason LIKE 'destroy failed%'))",
+    )
+    .bind(listed)
+    .bind(host_id)
+    .bind(CapsuleStatus::Stopped)
+    .bind(CapsuleStatus::Error)
+    .fetch_all(db)
+    .await
+}
+
+/// A team's running capsules and the vCPUs / memory they hold.
+pub async fn team_running(db: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<(i64, i64, i64)> {
+    sqlx::query_as(
+        "SELECT count(*), COALESCE(sum(vcpus), 0)::BIGINT, COALESCE(sum(memory_mb), 0)::BIGINT \
+         FROM capsules WHERE team_id = $1 AND status = $2",
+    )
+    .bind(team_id)
+    .bind(CapsuleStatus::Running)
+    .fetch_one(db)
     .await
 }

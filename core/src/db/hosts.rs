@@ -1,6 +1,7 @@
 //! `hosts`, `host_tags`, `host_registration_tokens`, `host_refresh_tokens`, `byoc_teams`,
 //! and the capsule columns the host side reads (`host_id, status, vcpus, memory_mb`).
 
+use crate::capsules::state::CapsuleStatus;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -385,85 +386,6 @@ pub async fn mark_byoc_team<'e, E: PgExecutor<'e>>(executor: E, team_id: Uuid) -
     Ok(())
 }
 
-// ------------------------------------------------------------------ capsules on hosts
-
-/// Ids of the capsules that still exist on a host (live or paused).
-pub async fn live_capsules<'e, E: PgExecutor<'e>>(
-    executor: E,
-    host_id: Uuid,
-) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT id FROM capsules WHERE host_id = $1 AND status = ANY($2) ORDER BY id",
-    )
-    .bind(host_id)
-    .bind(crate::hosts::capsule_status::LIVE)
-    .fetch_all(executor)
-    .await
-}
-
-/// A capsule the host side changed: id, team and previous status.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CapsuleChange {
-    pub id: Uuid,
-    pub team_id: Uuid,
-    pub previous: String,
-}
-
-/// Marks a host's live capsules `missing`.
-pub async fn mark_capsules_missing<'e, E: PgExecutor<'e>>(
-    executor: E,
-    host_id: Uuid,
-) -> sqlx::Result<Vec<CapsuleChange>> {
-    sqlx::query_as(
-        "UPDATE capsules c SET status = 'missing', status_reason = 'host_unreachable',
-                last_updated = now()
-         FROM (SELECT id, status FROM capsules
-               WHERE host_id = $1 AND status = ANY($2) FOR UPDATE) old
-         WHERE c.id = old.id
-         RETURNING c.id, c.team_id, old.status AS previous",
-    )
-    .bind(host_id)
-    .bind(crate::hosts::capsule_status::LIVE)
-    .fetch_all(executor)
-    .await
-}
-
-/// `missing` capsules of a host (candidates for reconciliation).
-pub async fn missing_capsules<'e, E: PgExecutor<'e>>(
-    executor: E,
-    host_id: Uuid,
-) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
-    sqlx::query_as("SELECT id, team_id FROM capsules WHERE host_id = $1 AND status = 'missing'")
-        .bind(host_id)
-        .fetch_all(executor)
-        .await
-}
-
-/// Guarded transition: sets `to` (with `reason` in `status_reason`) only if the capsule (on
-/// `host_id`) is in `from`. Returns the capsule's team when it changed.
-pub async fn transition_capsule<'e, E: PgExecutor<'e>>(
-    executor: E,
-    capsule_id: Uuid,
-    host_id: Uuid,
-    from: &[&str],
-    to: &str,
-    reason: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
-        "UPDATE capsules SET status = $4, status_reason = $5, last_updated = now(),
-                stopped_at = CASE WHEN $4 = 'stopped' THEN now() ELSE stopped_at END
-         WHERE id = $1 AND host_id = $2 AND status = ANY($3)
-         RETURNING team_id",
-    )
-    .bind(capsule_id)
-    .bind(host_id)
-    .bind(from)
-    .bind(to)
-    .bind(reason)
-    .fetch_optional(executor)
-    .await
-}
-
 /// The online hosts with their load, for the scheduler.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HostLoad {
@@ -489,17 +411,18 @@ pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
                 COALESCE(SUM(c.vcpus) FILTER (WHERE c.status = ANY($1)), 0)::bigint AS active_vcpus,
                 COALESCE(SUM(c.memory_mb) FILTER (WHERE c.status = ANY($1)), 0)::bigint
                     AS active_memory_mb,
-                COALESCE(SUM(c.vcpus) FILTER (WHERE c.status = 'paused'), 0)::bigint AS paused_vcpus,
-                COALESCE(SUM(c.memory_mb) FILTER (WHERE c.status = 'paused'), 0)::bigint
+                COALESCE(SUM(c.vcpus) FILTER (WHERE c.status = $2), 0)::bigint AS paused_vcpus,
+                COALESCE(SUM(c.memory_mb) FILTER (WHERE c.status = $2), 0)::bigint
                     AS paused_memory_mb,
-                COUNT(c.host_id) FILTER (WHERE c.status = ANY($1) OR c.status = 'paused')
+                COUNT(c.host_id) FILTER (WHERE c.status = ANY($1) OR c.status = $2)
                     AS capsule_count
          FROM hosts h LEFT JOIN capsules c ON c.host_id = h.id
          WHERE h.status = 'online'
          GROUP BY h.id
          ORDER BY h.id",
     )
-    .bind(crate::hosts::capsule_status::ACTIVE)
+    .bind(CapsuleStatus::all_where(CapsuleStatus::occupies_host))
+    .bind(CapsuleStatus::Paused)
     .fetch_all(executor)
     .await
 }

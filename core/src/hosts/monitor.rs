@@ -13,6 +13,7 @@ use super::registration::publish_host_event;
 use super::Hosts;
 use crate::app::App;
 use crate::audit::{record_and_publish, AuditScope};
+use crate::capsules::state::CapsuleStatus;
 use crate::db::hosts::{self as db, HostRow};
 use crate::events::{self, Actor, Event, Outcome, Resource};
 use std::collections::HashSet;
@@ -74,12 +75,7 @@ pub async fn tick(ctx: &App, hosts: &Hosts) -> Result<TickReport, sqlx::Error> {
         report.capsules_missing += host_went_down(ctx, &host).await?;
         report.hosts_down.push(host.id);
     }
-    let pending: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT DISTINCT h.id FROM hosts h JOIN capsules c ON c.host_id = h.id
-         WHERE h.status = 'online' AND c.status = 'missing'",
-    )
-    .fetch_all(ctx.db())
-    .await?;
+    let pending = crate::db::capsules::online_hosts_with_missing(ctx.db()).await?;
     for host_id in pending {
         match reconcile(ctx, hosts, host_id).await {
             Ok(r) => report.reconciled.push((host_id, r)),
@@ -123,17 +119,10 @@ pub async fn sweep_orphans(
         .iter()
         .filter_map(|s| ids::decode(ids::CAPSULE, &s.sandbox_id))
         .collect();
-    let owned: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
-        "SELECT id FROM capsules WHERE id = ANY($1) AND host_id = $2 AND status <> 'stopped' \
-           AND NOT (status = 'error' AND \
-                    (started_at IS NULL OR status_reason LIKE 'destroy failed%'))",
-    )
-    .bind(&listed)
-    .bind(host_id)
-    .fetch_all(ctx.db())
-    .await?
-    .into_iter()
-    .collect();
+    let owned: HashSet<Uuid> = crate::db::capsules::owned_on_host(ctx.db(), &listed, host_id)
+        .await?
+        .into_iter()
+        .collect();
     let mut destroyed = Vec::new();
     for sandbox in listing.sandboxes {
         let id = ids::decode(ids::CAPSULE, &sandbox.sandbox_id);
@@ -158,15 +147,20 @@ pub async fn sweep_orphans(
 }
 
 async fn host_went_down(ctx: &App, host: &HostRow) -> Result<usize, sqlx::Error> {
-    let changed = db::mark_capsules_missing(ctx.db(), host.id).await?;
+    let changed = crate::db::capsules::mark_missing_on_host(ctx.db(), host.id).await?;
     tracing::warn!(host_id = %ids::encode(ids::HOST, host.id), capsules = changed.len(),
         "Host stopped heartbeating; marked unreachable.");
     publish_host_event(ctx, host, "host.down").await;
     let mut redis = ctx.redis();
     for c in &changed {
-        let e =
-            Event::capsule_state_changed(c.team_id, c.id, &c.previous, "missing", Actor::system())
-                .meta("reason", "host_state_sync");
+        let e = Event::capsule_state_changed(
+            c.team_id,
+            c.id,
+            Some(c.previous),
+            CapsuleStatus::Missing,
+            Actor::system(),
+        )
+        .meta("reason", "host_state_sync");
         if let Err(err) = events::publish_transient(&mut redis, &e).await {
             tracing::debug!(error = %err, "Live state change not announced.");
         }
@@ -197,7 +191,7 @@ pub async fn reconcile(
     hosts: &Hosts,
     host_id: Uuid,
 ) -> Result<ReconcileReport, ReconcileError> {
-    let missing = db::missing_capsules(ctx.db(), host_id).await?;
+    let missing = crate::db::capsules::missing_on_host(ctx.db(), host_id).await?;
     let mut report = ReconcileReport::default();
     if missing.is_empty() {
         return Ok(report);
@@ -218,24 +212,35 @@ pub async fn reconcile(
         let was_auto_paused =
             auto_paused.contains(wire.as_str()) || seen.is_some_and(|s| s.auto_paused);
         let (to, event, reason) = match state {
-            Some(SandboxState::Running) => {
-                ("running", "capsule.resume", "restored_after_host_recovery")
-            }
+            Some(SandboxState::Running) => (
+                CapsuleStatus::Running,
+                "capsule.resume",
+                "restored_after_host_recovery",
+            ),
             Some(SandboxState::Paused) if was_auto_paused => {
-                ("paused", "capsule.pause", "ttl_expired")
+                (CapsuleStatus::Paused, "capsule.pause", "ttl_expired")
             }
-            Some(SandboxState::Paused) => ("paused", "capsule.pause", "host_state_sync"),
-            _ if was_auto_paused => ("paused", "capsule.pause", "ttl_expired"),
-            _ => ("stopped", "capsule.destroy", "host_state_sync"),
+            Some(SandboxState::Paused) => {
+                (CapsuleStatus::Paused, "capsule.pause", "host_state_sync")
+            }
+            _ if was_auto_paused => (CapsuleStatus::Paused, "capsule.pause", "ttl_expired"),
+            _ => (CapsuleStatus::Stopped, "capsule.destroy", "host_state_sync"),
         };
-        let Some(team) =
-            db::transition_capsule(ctx.db(), capsule_id, host_id, &["missing"], to, reason).await?
+        let Some(team) = crate::db::capsules::transition_on_host(
+            ctx.db(),
+            capsule_id,
+            host_id,
+            &[CapsuleStatus::Missing],
+            to,
+            reason,
+        )
+        .await?
         else {
             continue; // someone else moved it meanwhile
         };
         match to {
-            "running" => report.running.push(capsule_id),
-            "paused" => report.paused.push(capsule_id),
+            CapsuleStatus::Running => report.running.push(capsule_id),
+            CapsuleStatus::Paused => report.paused.push(capsule_id),
             _ => report.stopped.push(capsule_id),
         }
         let lifecycle = Event::new(event, team, Actor::system(), Resource::sandbox(capsule_id))
@@ -245,8 +250,14 @@ pub async fn reconcile(
         if let Err(e) = record_and_publish(ctx, &lifecycle, AuditScope::Team).await {
             tracing::error!(error = %e, "Recording a reconciled capsule event failed.");
         }
-        let live = Event::capsule_state_changed(team, capsule_id, "missing", to, Actor::system())
-            .meta("reason", reason);
+        let live = Event::capsule_state_changed(
+            team,
+            capsule_id,
+            Some(CapsuleStatus::Missing),
+            to,
+            Actor::system(),
+        )
+        .meta("reason", reason);
         let _ = events::publish_transient(&mut ctx.redis(), &live).await;
     }
     tracing::info!(host_id = %ids::encode(ids::HOST, host_id), running = report.running.len(),

@@ -10,9 +10,10 @@ mod tags;
 
 use crate::app::App;
 use crate::audit::{self, AuditEntry, AuditScope};
+use crate::capsules::state::CapsuleStatus;
 use crate::db::hosts::{self as db, HostRow, NewHost};
 use crate::events::{Actor, Resource};
-use crate::hosts::{capsule_status, registration, Hosts};
+use crate::hosts::{registration, Hosts};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -301,9 +302,9 @@ async fn delete_preview(
 
 /// Wire ids of the capsules still on a host (live, paused or missing).
 async fn capsule_ids(ctx: &App, host_id: Uuid) -> Result<Vec<String>, ApiError> {
-    let mut ids_: Vec<Uuid> = db::live_capsules(ctx.db(), host_id).await?;
+    let mut ids_: Vec<Uuid> = crate::db::capsules::live_on_host(ctx.db(), host_id).await?;
     ids_.extend(
-        db::missing_capsules(ctx.db(), host_id)
+        crate::db::capsules::missing_on_host(ctx.db(), host_id)
             .await?
             .into_iter()
             .map(|(id, _)| id),
@@ -364,8 +365,7 @@ async fn destroy_capsules(
 ) {
     let mut client = hosts.pool.client(host.id).await.ok();
     let actor = op.actor(ctx).await;
-    let mut from: Vec<&str> = capsule_status::LIVE.to_vec();
-    from.push(capsule_status::MISSING);
+    let from = CapsuleStatus::all_where(|s| s.on_host() || s == CapsuleStatus::Missing);
     for wire in capsules {
         if let Some(c) = client.as_mut() {
             let mut req = tonic::Request::new(DestroySandboxRequest {
@@ -380,12 +380,12 @@ async fn destroy_capsules(
         let Some(capsule_id) = ids::decode(ids::CAPSULE, wire) else {
             continue;
         };
-        match db::transition_capsule(
+        match crate::db::capsules::transition_on_host(
             ctx.db(),
             capsule_id,
             host.id,
             &from,
-            capsule_status::STOPPED,
+            CapsuleStatus::Stopped,
             "orphaned",
         )
         .await

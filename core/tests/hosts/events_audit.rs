@@ -75,8 +75,13 @@ async fn publish_writes_the_stream_and_feeds_sse_per_team() {
     .meta("reason", "ttl_expired");
     let stream_id = events::publish(&mut redis, &pause).await.unwrap();
     assert!(!stream_id.is_empty());
-    let change =
-        Event::capsule_state_changed(bob_team, capsule, "running", "pausing", Actor::system());
+    let change = Event::capsule_state_changed(
+        bob_team,
+        capsule,
+        Some(cpserver::capsules::state::CapsuleStatus::Running),
+        cpserver::capsules::state::CapsuleStatus::Pausing,
+        Actor::system(),
+    );
     events::publish_transient(&mut redis, &change)
         .await
         .unwrap();

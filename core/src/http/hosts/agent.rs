@@ -3,11 +3,12 @@
 use super::host_json;
 use crate::app::App;
 use crate::audit::{record_and_publish, AuditScope};
+use crate::capsules::state::CapsuleStatus;
 use crate::db::hosts as db;
 use crate::events::{self, Actor, Event, Outcome, Resource};
+use crate::hosts::monitor;
 use crate::hosts::registration::{self, Credentials, RegisterRequest};
 use crate::hosts::token::HostAuth;
-use crate::hosts::{capsule_status, monitor};
 use axum::extract::State;
 use chrono::SecondsFormat;
 use serde::Deserialize;
@@ -177,43 +178,38 @@ async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEventIn) -> Result<boo
     let Some(capsule_id) = ids::decode(ids::CAPSULE, &e.sandbox_id) else {
         return Ok(false);
     };
-    let mut anywhere: Vec<&str> = capsule_status::LIVE.to_vec();
-    anywhere.push(capsule_status::MISSING);
-    let (from, to, lifecycle, default_reason): (Vec<&str>, &str, Option<&str>, &str) =
-        match e.event.as_str() {
-            "auto_paused" => (
-                vec!["running"],
-                "paused",
-                Some("capsule.pause"),
-                "ttl_expired",
-            ),
-            "paused" => (
-                vec!["running"],
-                "paused",
-                Some("capsule.pause"),
-                "host_state_sync",
-            ),
-            "auto_destroyed" => (anywhere, "stopped", Some("capsule.destroy"), "ttl_expired"),
-            "destroyed" | "stopped" => (
-                anywhere,
-                "stopped",
-                Some("capsule.destroy"),
-                "host_state_sync",
-            ),
-            "error" => (
-                capsule_status::ACTIVE.to_vec(),
-                "error",
-                None,
-                "host_state_sync",
-            ),
-            _ => return Ok(false),
-        };
+    use CapsuleStatus::{Error, Paused, Running, Stopped};
+    let anywhere = || CapsuleStatus::all_where(|s| s.on_host() || s == CapsuleStatus::Missing);
+    let (from, to, lifecycle, default_reason) = match e.event.as_str() {
+        "auto_paused" => (vec![Running], Paused, Some("capsule.pause"), "ttl_expired"),
+        "paused" => (
+            vec![Running],
+            Paused,
+            Some("capsule.pause"),
+            "host_state_sync",
+        ),
+        "auto_destroyed" => (anywhere(), Stopped, Some("capsule.destroy"), "ttl_expired"),
+        "destroyed" | "stopped" => (
+            anywhere(),
+            Stopped,
+            Some("capsule.destroy"),
+            "host_state_sync",
+        ),
+        "error" => (
+            CapsuleStatus::all_where(CapsuleStatus::occupies_host),
+            Error,
+            None,
+            "host_state_sync",
+        ),
+        _ => return Ok(false),
+    };
     let reason = e
         .reason
         .clone()
         .unwrap_or_else(|| default_reason.to_string());
     let Some(team) =
-        db::transition_capsule(ctx.db(), capsule_id, host_id, &from, to, &reason).await?
+        crate::db::capsules::transition_on_host(ctx.db(), capsule_id, host_id, &from, to, &reason)
+            .await?
     else {
         return Ok(false);
     };
@@ -228,7 +224,7 @@ async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEventIn) -> Result<boo
             tracing::error!(error = %err, "Recording a host callback failed.");
         }
     }
-    let mut live = Event::capsule_state_changed(team, capsule_id, "", to, Actor::system())
+    let mut live = Event::capsule_state_changed(team, capsule_id, None, to, Actor::system())
         .meta("reason", reason);
     live.metadata.remove("from");
     if let Some(err) = &e.error {
