@@ -192,10 +192,46 @@ impl Hosts {
     }
 }
 
-/// Host statuses (`hosts.status`).
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const ONLINE: &str = "online";
-    pub const UNREACHABLE: &str = "unreachable";
-    pub const DELETED: &str = "deleted";
+/// Where a host is in its life (`hosts.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostStatus {
+    /// Created, waiting for its agent to register with the one-time token.
+    Pending,
+    /// Registered and heartbeating.
+    Online,
+    /// Silent for longer than the unreachable threshold; its capsules are `missing`.
+    Unreachable,
+    /// Soft-deleted.
+    Deleted,
 }
+
+impl HostStatus {
+    pub const ALL: [HostStatus; 4] = [
+        HostStatus::Pending,
+        HostStatus::Online,
+        HostStatus::Unreachable,
+        HostStatus::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostStatus::Pending => "pending",
+            HostStatus::Online => "online",
+            HostStatus::Unreachable => "unreachable",
+            HostStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for HostStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+crate::sql_text_enum!(HostStatus);

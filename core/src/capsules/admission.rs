@@ -57,12 +57,7 @@ pub struct Candidate<'a> {
 /// Takes the team's admission lock in `conn` (a transaction: the lock is released when it
 /// ends) and decides. `Ok` means the caller may insert the capsule in the same transaction.
 pub async fn admit(app: &App, conn: &mut PgConnection, c: &Candidate<'_>) -> Result<(), ApiError> {
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended('wrenn.admission:' || $1::text, 0))",
-    )
-    .bind(c.team_id)
-    .execute(&mut *conn)
-    .await?;
+    db::lock_team_admission(&mut *conn, c.team_id).await?;
     let mut usage = core_usage(&mut *conn, c.team_id)
         .await
         .map_err(|e| unavailable(&e))?;

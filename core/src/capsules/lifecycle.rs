@@ -13,6 +13,7 @@ use crate::capsules::templates;
 use crate::db::capsules::{self as db, CapsuleRow, NewCapsule, Started};
 use crate::events::{Actor, Resource};
 use crate::hosts::scheduler::Requirements;
+use crate::hosts::HostStatus;
 use uuid::Uuid;
 use wrenn_extension_api::{ids, ApiError, Principal};
 use wrenn_proto::hostagent::v1 as pb;
@@ -779,9 +780,8 @@ pub async fn delete_snapshot(
         let tref = template_ref(template.team_id, template.id);
         // Every registered host: a snapshot lives where it was taken, but forks may have been
         // restored elsewhere by an operator, and deleting a missing one is harmless.
-        let hosts: Vec<Uuid> =
-            sqlx::query_scalar("SELECT id FROM hosts WHERE status IN ('online', 'unreachable')")
-                .fetch_all(ctx.db())
+        let hosts =
+            crate::db::hosts::ids_in(ctx.db(), &[HostStatus::Online, HostStatus::Unreachable])
                 .await?;
         for host in hosts {
             let Ok(mut client) = agent::client(ctx, host).await else {

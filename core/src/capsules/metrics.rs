@@ -13,7 +13,6 @@ use crate::app::App;
 use crate::capsules::agent;
 use crate::db::capsules::MetricPoint;
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
@@ -67,7 +66,7 @@ pub async fn flush_all(ctx: &App) -> sqlx::Result<usize> {
             Err(e) => tracing::debug!(host_id = %host, error = %e, "Metrics flush skipped a host."),
         }
     }
-    prune(ctx.db(), Utc::now()).await?;
+    crate::db::capsules::prune_points(&TIERS, ctx.db(), Utc::now()).await?;
     Ok(stored)
 }
 
@@ -99,13 +98,7 @@ async fn flush_host(ctx: &App, host_id: Uuid, sandbox_id: &str) -> anyhow::Resul
             continue;
         };
         // Only capsules this host is known to run (an agent cannot write another's history).
-        let ours: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM capsules WHERE id = $1 AND host_id = $2)",
-        )
-        .bind(capsule_id)
-        .bind(host_id)
-        .fetch_one(ctx.db())
-        .await?;
+        let ours = crate::db::capsules::is_on_host(ctx.db(), capsule_id, host_id).await?;
         if !ours || sandbox.points.is_empty() {
             continue;
         }
@@ -115,7 +108,7 @@ async fn flush_host(ctx: &App, host_id: Uuid, sandbox_id: &str) -> anyhow::Resul
             if tier == "10m" {
                 stored += buckets.len();
             }
-            merge_points(&mut *tx, capsule_id, tier, &buckets).await?;
+            crate::db::capsules::merge_points(&mut *tx, capsule_id, tier, &buckets).await?;
         }
         tx.commit().await?;
     }
@@ -148,62 +141,6 @@ fn bucket(points: &[pb::MetricPoint], width: i64) -> Vec<(MetricPoint, i32)> {
             ))
         })
         .collect()
-}
-
-/// Upserts bucket averages, merging with a stored piece of the same bucket by sample count.
-async fn merge_points(
-    e: impl PgExecutor<'_>,
-    capsule_id: Uuid,
-    tier: &str,
-    points: &[(MetricPoint, i32)],
-) -> sqlx::Result<()> {
-    if points.is_empty() {
-        return Ok(());
-    }
-    let ts: Vec<DateTime<Utc>> = points.iter().map(|(p, _)| p.ts).collect();
-    let cpu: Vec<f64> = points.iter().map(|(p, _)| p.cpu_pct).collect();
-    let mem: Vec<i64> = points.iter().map(|(p, _)| p.mem_bytes).collect();
-    let disk: Vec<i64> = points.iter().map(|(p, _)| p.disk_bytes).collect();
-    let n: Vec<i32> = points.iter().map(|(_, n)| *n).collect();
-    sqlx::query(
-        "INSERT INTO capsule_metric_points AS p \
-           (capsule_id, tier, ts, cpu_pct, mem_bytes, disk_bytes, samples) \
-         SELECT $1, $2, * FROM UNNEST($3::timestamptz[], $4::float8[], $5::int8[], $6::int8[], \
-                                      $7::int4[]) \
-         ON CONFLICT (capsule_id, tier, ts) DO UPDATE SET \
-           cpu_pct = (p.cpu_pct * p.samples + EXCLUDED.cpu_pct * EXCLUDED.samples) \
-                     / (p.samples + EXCLUDED.samples), \
-           mem_bytes = ((p.mem_bytes::float8 * p.samples + EXCLUDED.mem_bytes::float8 * EXCLUDED.samples) \
-                     / (p.samples + EXCLUDED.samples))::int8, \
-           disk_bytes = ((p.disk_bytes::float8 * p.samples + EXCLUDED.disk_bytes::float8 * EXCLUDED.samples) \
-                     / (p.samples + EXCLUDED.samples))::int8, \
-           samples = p.samples + EXCLUDED.samples",
-    )
-    .bind(capsule_id)
-    .bind(tier)
-    .bind(ts)
-    .bind(cpu)
-    .bind(mem)
-    .bind(disk)
-    .bind(n)
-    .execute(e)
-    .await?;
-    Ok(())
-}
-
-/// Deletes points past their tier's retention.
-pub async fn prune(e: impl PgExecutor<'_> + Copy, now: DateTime<Utc>) -> sqlx::Result<u64> {
-    let mut deleted = 0;
-    for (tier, _, keep) in TIERS {
-        let cutoff = now - chrono::Duration::from_std(keep).unwrap_or_default();
-        deleted += sqlx::query("DELETE FROM capsule_metric_points WHERE tier = $1 AND ts < $2")
-            .bind(tier)
-            .bind(cutoff)
-            .execute(e)
-            .await?
-            .rows_affected();
-    }
-    Ok(deleted)
 }
 
 #[cfg(test)]

@@ -15,20 +15,12 @@ pub async fn actor_of(ctx: &App, principal: Option<&Principal>) -> Actor {
     match principal {
         None => Actor::system(),
         Some(Principal::Session(s)) => {
-            let email: Option<(String,)> = sqlx::query_as("SELECT email FROM users WHERE id = $1")
-                .bind(s.user_id)
-                .fetch_optional(ctx.db())
-                .await
-                .unwrap_or(None);
-            Actor::user(s.user_id, email.map(|e| e.0).unwrap_or_default())
+            let email = crate::db::users::email_of(ctx.db(), s.user_id).await;
+            Actor::user(s.user_id, email.ok().flatten().unwrap_or_default())
         }
         Some(Principal::ApiKey(k)) => {
-            let name: Option<(String,)> = sqlx::query_as("SELECT name FROM api_keys WHERE id = $1")
-                .bind(k.key_id)
-                .fetch_optional(ctx.db())
-                .await
-                .unwrap_or(None);
-            Actor::api_key(k.key_id, name.map(|n| n.0).unwrap_or_default())
+            let name = crate::db::api_keys::name_of(ctx.db(), k.key_id).await;
+            Actor::api_key(k.key_id, name.ok().flatten().unwrap_or_default())
         }
     }
 }

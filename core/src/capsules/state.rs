@@ -106,38 +106,7 @@ impl CapsuleStatus {
     }
 }
 
-// Stored as TEXT (the `capsules.status` CHECK lists the same names): encoded and decoded
-// through `as_str` / `parse`, so SQL binds take the enum, never a string literal.
-impl sqlx::Type<sqlx::Postgres> for CapsuleStatus {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
-    }
-    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
-        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
-    }
-}
-
-impl sqlx::postgres::PgHasArrayType for CapsuleStatus {
-    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
-        <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
-    }
-}
-
-impl sqlx::Encode<'_, sqlx::Postgres> for CapsuleStatus {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
-    }
-}
-
-impl sqlx::Decode<'_, sqlx::Postgres> for CapsuleStatus {
-    fn decode(value: sqlx::postgres::PgValueRef<'_>) -> Result<Self, sqlx::error::BoxDynError> {
-        let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
-        CapsuleStatus::parse(text).ok_or_else(|| format!("unknown capsule status {text:?}").into())
-    }
-}
+crate::sql_text_enum!(CapsuleStatus);
 
 impl fmt::Display for CapsuleStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -114,3 +114,11 @@ pub async fn count_for_team(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Resu
             .await?;
     Ok(n)
 }
+
+/// A key's name, if the key exists.
+pub async fn name_of(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT name FROM api_keys WHERE id = $1")
+        .bind(id)
+        .fetch_optional(e)
+        .await
+}

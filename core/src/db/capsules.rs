@@ -237,6 +237,18 @@ pub async fn touch(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Takes the team's admission lock for the rest of the transaction `conn` is in: creates of
+/// one team are admitted one at a time (`capsules::admission`).
+pub async fn lock_team_admission(conn: &mut sqlx::PgConnection, team_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('wrenn.admission:' || $1::text, 0))",
+    )
+    .bind(team_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Capsules, vCPUs and memory a team holds (everything but stopped and error).
 pub async fn team_usage(db: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<(i64, i64, i64)> {
     sqlx::query_as(
@@ -499,9 +511,10 @@ pub async fn transition_on_host(
 pub async fn online_hosts_with_missing(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(
         "SELECT DISTINCT h.id FROM hosts h JOIN capsules c ON c.host_id = h.id
-         WHERE h.status = 'online' AND c.status = $1",
+         WHERE h.status = $2 AND c.status = $1",
     )
     .bind(CapsuleStatus::Missing)
+    .bind(crate::hosts::HostStatus::Online)
     .fetch_all(db)
     .await
 }
@@ -510,11 +523,12 @@ pub async fn online_hosts_with_missing(db: impl PgExecutor<'_>) -> sqlx::Result<
 pub async fn online_hosts_with_metrics(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar(
         "SELECT DISTINCT c.host_id FROM capsules c JOIN hosts h ON h.id = c.host_id \
-         WHERE h.status = 'online' AND c.status = ANY($1)",
+         WHERE h.status = $2 AND c.status = ANY($1)",
     )
     .bind(CapsuleStatus::all_where(|s| {
         s.holds_resources() && !matches!(s, CapsuleStatus::Missing | CapsuleStatus::Pending)
     }))
+    .bind(crate::hosts::HostStatus::Online)
     .fetch_all(db)
     .await
 }
@@ -560,4 +574,79 @@ pub async fn team_running(db: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Resul
     .bind(CapsuleStatus::Running)
     .fetch_one(db)
     .await
+}
+
+// ------------------------------------------------------------------ metric points
+
+/// Whether `capsule_id` is placed on `host_id` (an agent only writes its own capsules' data).
+pub async fn is_on_host(
+    db: impl PgExecutor<'_>,
+    capsule_id: Uuid,
+    host_id: Uuid,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM capsules WHERE id = $1 AND host_id = $2)")
+        .bind(capsule_id)
+        .bind(host_id)
+        .fetch_one(db)
+        .await
+}
+
+/// Upserts bucket averages, merging with a stored piece of the same bucket by sample count.
+pub async fn merge_points(
+    e: impl PgExecutor<'_>,
+    capsule_id: Uuid,
+    tier: &str,
+    points: &[(MetricPoint, i32)],
+) -> sqlx::Result<()> {
+    if points.is_empty() {
+        return Ok(());
+    }
+    let ts: Vec<DateTime<Utc>> = points.iter().map(|(p, _)| p.ts).collect();
+    let cpu: Vec<f64> = points.iter().map(|(p, _)| p.cpu_pct).collect();
+    let mem: Vec<i64> = points.iter().map(|(p, _)| p.mem_bytes).collect();
+    let disk: Vec<i64> = points.iter().map(|(p, _)| p.disk_bytes).collect();
+    let n: Vec<i32> = points.iter().map(|(_, n)| *n).collect();
+    sqlx::query(
+        "INSERT INTO capsule_metric_points AS p \
+           (capsule_id, tier, ts, cpu_pct, mem_bytes, disk_bytes, samples) \
+         SELECT $1, $2, * FROM UNNEST($3::timestamptz[], $4::float8[], $5::int8[], $6::int8[], \
+                                      $7::int4[]) \
+         ON CONFLICT (capsule_id, tier, ts) DO UPDATE SET \
+           cpu_pct = (p.cpu_pct * p.samples + EXCLUDED.cpu_pct * EXCLUDED.samples) \
+                     / (p.samples + EXCLUDED.samples), \
+           mem_bytes = ((p.mem_bytes::float8 * p.samples + EXCLUDED.mem_bytes::float8 * EXCLUDED.samples) \
+                     / (p.samples + EXCLUDED.samples))::int8, \
+           disk_bytes = ((p.disk_bytes::float8 * p.samples + EXCLUDED.disk_bytes::float8 * EXCLUDED.samples) \
+                     / (p.samples + EXCLUDED.samples))::int8, \
+           samples = p.samples + EXCLUDED.samples",
+    )
+    .bind(capsule_id)
+    .bind(tier)
+    .bind(ts)
+    .bind(cpu)
+    .bind(mem)
+    .bind(disk)
+    .bind(n)
+    .execute(e)
+    .await?;
+    Ok(())
+}
+
+/// Deletes points past their tier's retention.
+pub async fn prune_points(
+    tiers: &[(&str, i64, std::time::Duration)],
+    e: impl PgExecutor<'_> + Copy,
+    now: DateTime<Utc>,
+) -> sqlx::Result<u64> {
+    let mut deleted = 0;
+    for &(tier, _, keep) in tiers {
+        let cutoff = now - chrono::Duration::from_std(keep).unwrap_or_default();
+        deleted += sqlx::query("DELETE FROM capsule_metric_points WHERE tier = $1 AND ts < $2")
+            .bind(tier)
+            .bind(cutoff)
+            .execute(e)
+            .await?
+            .rows_affected();
+    }
+    Ok(deleted)
 }

@@ -2,6 +2,7 @@
 //! and the capsule columns the host side reads (`host_id, status, vcpus, memory_mb`).
 
 use crate::capsules::state::CapsuleStatus;
+use crate::hosts::HostStatus;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -15,7 +16,7 @@ pub struct HostRow {
     pub team_id: Option<Uuid>,
     pub provider: Option<String>,
     pub availability_zone: Option<String>,
-    pub status: String,
+    pub status: HostStatus,
     pub arch: Option<String>,
     pub cpu_cores: Option<i32>,
     pub memory_mb: Option<i64>,
@@ -64,11 +65,23 @@ pub async fn insert<'e, E: PgExecutor<'e>>(executor: E, host: &NewHost) -> sqlx:
 /// A host that is not deleted.
 pub async fn get<'e, E: PgExecutor<'e>>(executor: E, id: Uuid) -> sqlx::Result<Option<HostRow>> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM hosts WHERE id = $1 AND status <> 'deleted'"
+        "SELECT {COLUMNS} FROM hosts WHERE id = $1 AND status <> $2"
     ))
     .bind(id)
+    .bind(HostStatus::Deleted)
     .fetch_optional(executor)
     .await
+}
+
+/// Ids of the hosts in one of `statuses`.
+pub async fn ids_in<'e, E: PgExecutor<'e>>(
+    executor: E,
+    statuses: &[HostStatus],
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar("SELECT id FROM hosts WHERE status = ANY($1) ORDER BY id")
+        .bind(statuses)
+        .fetch_all(executor)
+        .await
 }
 
 /// Hosts that are not deleted: all of them (`team = None`) or one team's BYOC hosts.
@@ -78,10 +91,11 @@ pub async fn list<'e, E: PgExecutor<'e>>(
 ) -> sqlx::Result<Vec<HostRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM hosts
-         WHERE status <> 'deleted' AND ($1::uuid IS NULL OR team_id = $1)
+         WHERE status <> $2 AND ($1::uuid IS NULL OR team_id = $1)
          ORDER BY created_at, id"
     ))
     .bind(team)
+    .bind(HostStatus::Deleted)
     .fetch_all(executor)
     .await
 }
@@ -107,7 +121,7 @@ pub async fn mark_registered<'e, E: PgExecutor<'e>>(
 ) -> sqlx::Result<HostRow> {
     sqlx::query_as(&format!(
         "UPDATE hosts SET arch = $2, cpu_cores = $3, memory_mb = $4, disk_gb = $5, address = $6,
-                capabilities = $7, transport = $8, agent_version = $9, status = 'online',
+                capabilities = $7, transport = $8, agent_version = $9, status = $10,
                 registered_at = now(), last_heartbeat_at = now()
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
@@ -120,6 +134,7 @@ pub async fn mark_registered<'e, E: PgExecutor<'e>>(
     .bind(&reg.capabilities)
     .bind(&reg.transport)
     .bind(&reg.agent_version)
+    .bind(HostStatus::Online)
     .fetch_one(executor)
     .await
 }
@@ -146,19 +161,22 @@ pub async fn heartbeat<'e, E: PgExecutor<'e>>(
     id: Uuid,
     agent_version: Option<&str>,
     capabilities: Option<&serde_json::Value>,
-) -> sqlx::Result<Option<String>> {
+) -> sqlx::Result<Option<HostStatus>> {
     sqlx::query_scalar(
         "UPDATE hosts h SET last_heartbeat_at = now(),
-                status = CASE WHEN h.status = 'unreachable' THEN 'online' ELSE h.status END,
+                status = CASE WHEN h.status = $4 THEN $5 ELSE h.status END,
                 agent_version = COALESCE($2, h.agent_version),
                 capabilities = COALESCE($3, h.capabilities)
          FROM (SELECT id, status FROM hosts WHERE id = $1 FOR UPDATE) old
-         WHERE h.id = old.id AND h.status NOT IN ('deleted', 'pending')
+         WHERE h.id = old.id AND NOT (h.status = ANY($6))
          RETURNING old.status",
     )
     .bind(id)
     .bind(agent_version)
     .bind(capabilities)
+    .bind(HostStatus::Unreachable)
+    .bind(HostStatus::Online)
+    .bind([HostStatus::Deleted, HostStatus::Pending])
     .fetch_optional(executor)
     .await
 }
@@ -169,13 +187,15 @@ pub async fn mark_silent_unreachable<'e, E: PgExecutor<'e>>(
     silence: std::time::Duration,
 ) -> sqlx::Result<Vec<HostRow>> {
     sqlx::query_as(&format!(
-        "UPDATE hosts SET status = 'unreachable'
-         WHERE status = 'online'
+        "UPDATE hosts SET status = $2
+         WHERE status = $3
            AND COALESCE(last_heartbeat_at, registered_at, created_at)
                < now() - make_interval(secs => $1)
          RETURNING {COLUMNS}"
     ))
     .bind(silence.as_secs_f64())
+    .bind(HostStatus::Unreachable)
+    .bind(HostStatus::Online)
     .fetch_all(executor)
     .await
 }
@@ -183,10 +203,11 @@ pub async fn mark_silent_unreachable<'e, E: PgExecutor<'e>>(
 /// Soft-deletes a host and revokes its refresh and registration tokens.
 pub async fn soft_delete(conn: &mut sqlx::PgConnection, id: Uuid) -> sqlx::Result<bool> {
     let done = sqlx::query(
-        "UPDATE hosts SET status = 'deleted', deleted_at = now()
-         WHERE id = $1 AND status <> 'deleted'",
+        "UPDATE hosts SET status = $2, deleted_at = now()
+         WHERE id = $1 AND status <> $2",
     )
     .bind(id)
+    .bind(HostStatus::Deleted)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -295,9 +316,10 @@ pub async fn consume_registration_token<'e, E: PgExecutor<'e>>(
         "UPDATE host_registration_tokens t SET used_at = now()
          FROM hosts h
          WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()
-           AND h.id = t.host_id AND h.status = 'pending'
+           AND h.id = t.host_id AND h.status = $2
          RETURNING t.host_id",
     )
+    .bind(HostStatus::Pending)
     .bind(token_hash)
     .fetch_optional(executor)
     .await
@@ -337,7 +359,7 @@ pub async fn use_refresh_token(
     conn: &mut sqlx::PgConnection,
     token_hash: &str,
 ) -> sqlx::Result<RefreshUse> {
-    type Row = (Uuid, Option<DateTime<Utc>>, DateTime<Utc>, String);
+    type Row = (Uuid, Option<DateTime<Utc>>, DateTime<Utc>, HostStatus);
     let row: Option<Row> = sqlx::query_as(
         "SELECT t.host_id, t.revoked_at, t.expires_at, h.status
          FROM host_refresh_tokens t JOIN hosts h ON h.id = t.host_id
@@ -349,7 +371,7 @@ pub async fn use_refresh_token(
     let Some((host_id, revoked_at, expires_at, status)) = row else {
         return Ok(RefreshUse::Invalid);
     };
-    if status == "deleted" || status == "pending" || expires_at <= Utc::now() {
+    if matches!(status, HostStatus::Deleted | HostStatus::Pending) || expires_at <= Utc::now() {
         return Ok(RefreshUse::Invalid);
     }
     if revoked_at.is_some() {
@@ -417,12 +439,41 @@ pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
                 COUNT(c.host_id) FILTER (WHERE c.status = ANY($1) OR c.status = $2)
                     AS capsule_count
          FROM hosts h LEFT JOIN capsules c ON c.host_id = h.id
-         WHERE h.status = 'online'
+         WHERE h.status = $3
          GROUP BY h.id
          ORDER BY h.id",
     )
     .bind(CapsuleStatus::all_where(CapsuleStatus::occupies_host))
     .bind(CapsuleStatus::Paused)
+    .bind(HostStatus::Online)
     .fetch_all(executor)
     .await
+}
+
+// ------------------------------------------------------------------ internal CA
+
+/// Stores the internal CA (certificate and sealed key) unless one exists already.
+pub async fn store_ca<'e, E: PgExecutor<'e>>(
+    executor: E,
+    cert_pem: &str,
+    sealed_key: &[u8],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO internal_ca (id, cert_pem, key_ciphertext) VALUES (1, $1, $2)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(cert_pem)
+    .bind(sealed_key)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The stored internal CA: certificate PEM and sealed key.
+pub async fn load_ca<'e, E: PgExecutor<'e>>(
+    executor: E,
+) -> sqlx::Result<Option<(String, Vec<u8>)>> {
+    sqlx::query_as("SELECT cert_pem, key_ciphertext FROM internal_ca WHERE id = 1")
+        .fetch_optional(executor)
+        .await
 }

@@ -30,6 +30,14 @@ pub async fn find_by_email(e: impl PgExecutor<'_>, email: &str) -> sqlx::Result<
     .await
 }
 
+/// A user's email, if the user exists.
+pub async fn email_of(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(e)
+        .await
+}
+
 pub async fn find_by_id(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<User>> {
     sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
         .bind(id)

@@ -154,14 +154,7 @@ impl InternalCa {
         params.serial_number = Some(random_serial());
         let cert = params.self_signed(&key)?;
         let sealed = seal(encryption_key, key.serialize_pem().as_bytes());
-        sqlx::query(
-            "INSERT INTO internal_ca (id, cert_pem, key_ciphertext) VALUES (1, $1, $2)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(cert.pem())
-        .bind(sealed)
-        .execute(db)
-        .await?;
+        crate::db::hosts::store_ca(db, &cert.pem(), &sealed).await?;
         // Whoever won the race, everyone uses the stored row.
         Self::load(db, encryption_key)
             .await?
@@ -169,10 +162,7 @@ impl InternalCa {
     }
 
     async fn load(db: &PgPool, encryption_key: &[u8; 32]) -> Result<Option<Self>, CaError> {
-        let row: Option<(String, Vec<u8>)> =
-            sqlx::query_as("SELECT cert_pem, key_ciphertext FROM internal_ca WHERE id = 1")
-                .fetch_optional(db)
-                .await?;
+        let row = crate::db::hosts::load_ca(db).await?;
         let Some((cert_pem, sealed)) = row else {
             return Ok(None);
         };

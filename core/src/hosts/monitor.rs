@@ -83,9 +83,7 @@ pub async fn tick(ctx: &App, hosts: &Hosts) -> Result<TickReport, sqlx::Error> {
                 "Reconciliation postponed."),
         }
     }
-    let online: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM hosts WHERE status = 'online'")
-        .fetch_all(ctx.db())
-        .await?;
+    let online = db::ids_in(ctx.db(), &[super::HostStatus::Online]).await?;
     for host_id in online {
         match sweep_orphans(ctx, hosts, host_id).await {
             Ok(destroyed) => report.orphans_destroyed.extend(destroyed),

@@ -213,8 +213,8 @@ impl HostPool {
         let host = db::get(&self.db, host_id)
             .await?
             .ok_or(PoolError::NotFound)?;
-        if host.status == super::status::PENDING {
-            return Err(PoolError::Unavailable(host.status));
+        if host.status == super::HostStatus::Pending {
+            return Err(PoolError::Unavailable(host.status.to_string()));
         }
         let address = host
             .address

@@ -21,7 +21,7 @@ pub fn router() -> Router<App> {
 /// Liveness and version.
 #[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, body = Health)))]
 pub async fn health(State(ctx): State<App>) -> Json<Health> {
-    let db_ok = sqlx::query("SELECT 1").execute(ctx.db()).await.is_ok();
+    let db_ok = crate::db::ping(ctx.db()).await.is_ok();
     Json(Health {
         status: if db_ok { "ok" } else { "degraded" },
         version: ctx.config().version.clone(),

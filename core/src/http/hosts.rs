@@ -118,9 +118,7 @@ impl Operator {
 
     /// The audit actor (the user's email when it can be read).
     async fn actor(&self, ctx: &App) -> Actor {
-        let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
-            .bind(self.session.user_id)
-            .fetch_optional(ctx.db())
+        let email = crate::db::users::email_of(ctx.db(), self.session.user_id)
             .await
             .ok()
             .flatten();
@@ -418,7 +416,7 @@ async fn new_token(
 ) -> Result<Response, ApiError> {
     let hosts = ctx.hosts.clone();
     let (op, host) = managed_host(&ctx, session, &id).await?;
-    if host.status != crate::hosts::status::PENDING {
+    if host.status != crate::hosts::HostStatus::Pending {
         return Err(ApiError::conflict(
             "invalid_state",
             "registration tokens are only issued for pending hosts",

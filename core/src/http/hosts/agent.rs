@@ -105,7 +105,7 @@ pub async fn heartbeat(
     )
     .await?
     .ok_or_else(|| ApiError::not_found("host_not_found", "host not found or deleted"))?;
-    if previous == crate::hosts::status::UNREACHABLE {
+    if previous == crate::hosts::HostStatus::Unreachable {
         monitor::host_returned(&ctx, hosts.clone(), host_id).await;
     }
     let host = db::get(ctx.db(), host_id).await?;
