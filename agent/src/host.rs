@@ -4,6 +4,7 @@
 //! through [`Host`]; it combines the [`Runtime`] (isolation) with envd's hooks
 //! (health, `/init`, `/snapshot/prepare`) and the [`Registry`] of capsules.
 
+pub mod outbox;
 pub mod reaper;
 pub mod recovery;
 pub mod sampler;
@@ -157,7 +158,8 @@ pub struct Host {
     pub limits: HostLimits,
     pub agent_version: String,
     pub shutdown: CancellationToken,
-    auto_destroyed: Mutex<Vec<String>>,
+    /// Changes made here on the agent's own initiative, until the control plane has them.
+    pub outbox: outbox::Outbox,
 }
 
 /// Capsule ids are used in paths and runsc ids: keep them to a safe alphabet.
@@ -207,7 +209,7 @@ impl Host {
             limits,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             shutdown,
-            auto_destroyed: Mutex::new(Vec::new()),
+            outbox: outbox::Outbox::default(),
         })
     }
 
@@ -543,23 +545,6 @@ impl Host {
             })
             .map(|c| c.id.clone())
             .collect()
-    }
-
-    /// Ids destroyed by the reaper because their auto-pause failed (drained).
-    pub fn take_auto_destroyed(&self) -> Vec<String> {
-        std::mem::take(
-            &mut *self
-                .auto_destroyed
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        )
-    }
-
-    pub(crate) fn note_auto_destroyed(&self, id: &str) {
-        self.auto_destroyed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(id.to_owned());
     }
 
     /// Pauses (or destroys) every running capsule; returns (paused, destroyed). `auto`

@@ -5,7 +5,10 @@
 //! `POST /v1/hosts/{id}/heartbeat` with `X-Host-Token`; a 401 triggers a refresh
 //! (`/v1/hosts/auth/refresh`, which also reissues the server certificate); three failed
 //! heartbeats in a row pause every running capsule; a 404 means the host was deleted:
-//! the credentials are removed and the agent exits.
+//! the credentials are removed and the agent exits. The same loop delivers the capsule
+//! changes the agent made on its own ([`crate::host::outbox`]) with
+//! `POST /v1/hosts/sandbox-events` as soon as they are queued. Both bodies are the typed
+//! `wrenn_proto::host_http` contract.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use serde_json::json;
 use tracing::{error, info, warn};
 
 use crate::host::Host;
+use wrenn_proto::host_http;
 use crate::tls::TlsState;
 
 /// What `/v1/hosts/register` and `/v1/hosts/auth/refresh` hand out.
@@ -169,34 +173,83 @@ enum Beat {
     Failed(String),
 }
 
-async fn beat(client: &reqwest::Client, c: &Credentials, host: &Host) -> Beat {
-    let capsules: Vec<serde_json::Value> = host
-        .capsules
-        .all()
-        .iter()
-        .map(|cap| {
-            let live = cap.lock();
-            json!({"id": cap.id, "state": live.record.state, "auto_paused": live.record.auto_paused})
-        })
-        .collect();
-    let url = format!(
-        "{}/v1/hosts/{}/heartbeat",
-        c.cp_url.trim_end_matches('/'),
-        c.host_id
-    );
-    let body = json!({"agent_version": host.agent_version, "sandboxes": capsules});
-    match client
-        .post(url)
-        .header("X-Host-Token", &c.token)
-        .json(&body)
-        .send()
-        .await
-    {
+fn answer(r: Result<reqwest::Response, reqwest::Error>) -> Beat {
+    match r {
         Ok(r) if r.status().is_success() => Beat::Ok,
         Ok(r) if r.status().as_u16() == 401 => Beat::Unauthorized,
         Ok(r) if r.status().as_u16() == 404 => Beat::Gone,
         Ok(r) => Beat::Failed(format!("status {}", r.status())),
         Err(e) => Beat::Failed(e.to_string()),
+    }
+}
+
+async fn beat(client: &reqwest::Client, c: &Credentials, host: &Host) -> Beat {
+    let url = format!(
+        "{}/v1/hosts/{}/heartbeat",
+        c.cp_url.trim_end_matches('/'),
+        c.host_id
+    );
+    let body = host_http::Heartbeat {
+        agent_version: Some(host.agent_version.clone()),
+        capabilities: None,
+    };
+    answer(
+        client
+            .post(url)
+            .header("X-Host-Token", &c.token)
+            .json(&body)
+            .send()
+            .await,
+    )
+}
+
+/// Sends the oldest queued capsule changes; on a 200 they are forgotten.
+async fn deliver(client: &reqwest::Client, c: &Credentials, host: &Host) -> Beat {
+    let (events, through) = host.outbox.peek(host_http::MAX_EVENTS_PER_CALL);
+    if events.is_empty() {
+        return Beat::Ok;
+    }
+    let url = format!("{}/v1/hosts/sandbox-events", c.cp_url.trim_end_matches('/'));
+    let n = events.len();
+    let result = answer(
+        client
+            .post(url)
+            .header("X-Host-Token", &c.token)
+            .json(&host_http::SandboxEvents::Many { events })
+            .send()
+            .await,
+    );
+    if let Beat::Ok = result {
+        host.outbox.ack(through);
+        info!(changes = n, "capsule changes delivered to the control plane");
+    }
+    result
+}
+
+/// Refreshes the credentials after a 401 (saving them and reloading the server
+/// certificate); `Err` carries what the call should count as.
+async fn renew(
+    client: &reqwest::Client,
+    creds: &mut Credentials,
+    host: &Host,
+    tls: &Option<Arc<TlsState>>,
+) -> Result<(), Beat> {
+    match refresh(client, creds).await {
+        Ok(new) => {
+            *creds = new;
+            if let Err(e) = save(&host.wrenn_dir, creds) {
+                error!(error = %e, "refreshed credentials could not be saved");
+            }
+            if let Some(tls) = tls {
+                if let Err(e) = tls.reload(&creds.cert_pem, &creds.key_pem, &creds.ca_cert_pem) {
+                    error!(error = %e, "refreshed certificate rejected");
+                }
+            }
+            info!("host token refreshed");
+            Ok(())
+        }
+        Err(RegistrationError::Status(404, _)) => Err(Beat::Gone),
+        Err(e) => Err(Beat::Failed(format!("refresh: {e}"))),
     }
 }
 
@@ -212,30 +265,34 @@ pub async fn heartbeat_loop(
     let mut paused_for_outage = false;
     let mut tick = tokio::time::interval(every);
     loop {
-        tokio::select! {
+        let beat_due = tokio::select! {
             _ = host.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tick.tick() => true,
+            _ = host.outbox.queued() => false,
+        };
+        if !beat_due {
+            // A change was queued: deliver it now (a failure is retried at the next tick).
+            let mut sent = deliver(&client, &creds, &host).await;
+            if let Beat::Unauthorized = sent {
+                if renew(&client, &mut creds, &host, &tls).await.is_ok() {
+                    sent = deliver(&client, &creds, &host).await;
+                }
+            }
+            if let Beat::Failed(reason) = sent {
+                warn!(%reason, pending = host.outbox.len(), "capsule changes not delivered yet");
+            }
+            continue;
         }
         let mut result = beat(&client, &creds, &host).await;
         if let Beat::Unauthorized = result {
-            match refresh(&client, &creds).await {
-                Ok(new) => {
-                    creds = new;
-                    if let Err(e) = save(&host.wrenn_dir, &creds) {
-                        error!(error = %e, "refreshed credentials could not be saved");
-                    }
-                    if let Some(tls) = &tls {
-                        if let Err(e) =
-                            tls.reload(&creds.cert_pem, &creds.key_pem, &creds.ca_cert_pem)
-                        {
-                            error!(error = %e, "refreshed certificate rejected");
-                        }
-                    }
-                    info!("host token refreshed");
-                    result = beat(&client, &creds, &host).await;
-                }
-                Err(RegistrationError::Status(404, _)) => result = Beat::Gone,
-                Err(e) => result = Beat::Failed(format!("refresh: {e}")),
+            result = match renew(&client, &mut creds, &host, &tls).await {
+                Ok(()) => beat(&client, &creds, &host).await,
+                Err(b) => b,
+            };
+        }
+        if let Beat::Ok = result {
+            if let Beat::Failed(reason) = deliver(&client, &creds, &host).await {
+                warn!(%reason, pending = host.outbox.len(), "capsule changes not delivered yet");
             }
         }
         match result {
@@ -261,6 +318,14 @@ pub async fn heartbeat_loop(
         if failures >= 3 && !paused_for_outage {
             warn!("control plane lost for 3 heartbeats; pausing running capsules");
             let (paused, _) = host.stop_all(true, true).await;
+            for id in &paused {
+                host.outbox.push(
+                    id,
+                    host_http::SandboxEventKind::Paused,
+                    "control_plane_unreachable",
+                    None,
+                );
+            }
             info!(
                 count = paused.len(),
                 "capsules paused while the control plane is away"

@@ -177,11 +177,13 @@ impl Builder {
 
         let secure = config.public_url.starts_with("https://");
         let api_keys = ApiKeyCache::new(redis_client.clone());
+        let tasks = TaskTracker::new();
         let sessions = Arc::new(Sessions::new(
             db.clone(),
             redis.clone(),
             secure,
             api_keys.clone(),
+            tasks.clone(),
         ));
         let shutdown = CancellationToken::new();
         let capsules = Arc::new(crate::capsules::facade::CoreCapsules::default());
@@ -236,7 +238,6 @@ impl Builder {
             config.events.channels(),
             formatters,
         ));
-        let tasks = TaskTracker::new();
         let app = App::new(Services {
             ctx,
             passwords: Passwords::new(config.insecure_test_password_hashing),

@@ -58,6 +58,8 @@ pub struct Sessions {
     redis: ConnectionManager,
     secure_cookies: bool,
     api_keys: Arc<ApiKeyCache>,
+    /// The app's task tracker (revocation announcements outlive their request).
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Sessions {
@@ -67,12 +69,14 @@ impl Sessions {
         redis: ConnectionManager,
         secure_cookies: bool,
         api_keys: Arc<ApiKeyCache>,
+        tasks: tokio_util::task::TaskTracker,
     ) -> Self {
         Self {
             db,
             redis,
             secure_cookies,
             api_keys,
+            tasks,
         }
     }
 
@@ -173,7 +177,7 @@ impl SessionService for Sessions {
         self.api_keys.forget_team(team_id);
         // Its own task: the announcement goes out even if the revoking request is dropped now.
         let mut redis = self.redis.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             if let Err(e) = api_keys::publish_revoked(&mut redis, team_id).await {
                 tracing::warn!(%team_id, error = %e, "Could not announce revoked API keys; other control planes may accept them until their cache expires.");
             }

@@ -1,8 +1,8 @@
 //! TTL reaper: pauses capsules idle longer than their `timeout_sec`.
 //!
 //! Activity is any RPC that touches the capsule ([`crate::capsules::Capsule::touch`]).
-//! A failed auto-pause destroys the capsule, as API.md requires, and the id is reported
-//! by the next ListSandboxes.
+//! A failed auto-pause destroys the capsule, as API.md requires. Both outcomes go to the
+//! control plane through the [`super::outbox`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +10,10 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::Host;
+use wrenn_proto::host_http::SandboxEventKind;
+
+/// The reason both outcomes carry (API.md `metadata.reason`).
+pub const TTL_EXPIRED: &str = "ttl_expired";
 use crate::capsules::State;
 
 pub async fn run(host: Arc<Host>, every: Duration) {
@@ -35,14 +39,24 @@ pub async fn run(host: Arc<Host>, every: Duration) {
             tokio::spawn(async move {
                 info!(capsule_id = %capsule.id, "idle timeout reached; pausing");
                 match host.pause(&capsule.id, true).await {
-                    Ok(_) => {}
+                    Ok(_) => host.outbox.push(
+                        &capsule.id,
+                        SandboxEventKind::AutoPaused,
+                        TTL_EXPIRED,
+                        None,
+                    ),
                     // Someone else changed the state meanwhile (a pause, a destroy).
                     Err(super::HostError::FailedPrecondition(_))
                     | Err(super::HostError::NotFound(_)) => {}
                     Err(e) => {
                         warn!(capsule_id = %capsule.id, error = %e, "auto-pause failed; destroying");
                         let _ = host.destroy(&capsule.id).await;
-                        host.note_auto_destroyed(&capsule.id);
+                        host.outbox.push(
+                            &capsule.id,
+                            SandboxEventKind::AutoDestroyed,
+                            TTL_EXPIRED,
+                            Some(e.to_string()),
+                        );
                     }
                 }
             });

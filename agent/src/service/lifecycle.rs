@@ -113,7 +113,6 @@ pub fn list(svc: &AgentService) -> pb::ListSandboxesResponse {
     pb::ListSandboxesResponse {
         sandboxes,
         auto_paused_ids: svc.host.auto_paused_ids(),
-        auto_destroyed_ids: svc.host.take_auto_destroyed(),
     }
 }
 

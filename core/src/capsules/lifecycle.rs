@@ -62,10 +62,11 @@ pub async fn usable(
 /// Records activity: resets the agent's inactivity timer and `last_active_at`, in the
 /// background so the request that caused it is not delayed.
 pub fn touch(ctx: &App, row: &CapsuleRow, mut client: AgentClient) {
-    let ctx = ctx.clone();
+    let app = ctx.clone();
     let id = row.id;
     let wire = ids::encode(ids::CAPSULE, id);
-    tokio::spawn(async move {
+    ctx.spawn(async move {
+        let ctx = app;
         if let Err(e) = client
             .ping_sandbox(pb::PingSandboxRequest { sandbox_id: wire })
             .await
@@ -78,11 +79,11 @@ pub fn touch(ctx: &App, row: &CapsuleRow, mut client: AgentClient) {
     });
 }
 
-fn wire(id: Uuid) -> String {
+pub(crate) fn wire(id: Uuid) -> String {
     ids::encode(ids::CAPSULE, id)
 }
 
-fn template_ref(team_id: Uuid, template_id: Uuid) -> pb::TemplateRef {
+pub(crate) fn template_ref(team_id: Uuid, template_id: Uuid) -> pb::TemplateRef {
     // Both base36 with 25 digits, without prefix: the directory names under images/teams/.
     let strip = |s: String| s.split_once('_').map(|(_, d)| d.to_string()).unwrap_or(s);
     pb::TemplateRef {
@@ -92,7 +93,7 @@ fn template_ref(team_id: Uuid, template_id: Uuid) -> pb::TemplateRef {
 }
 
 /// Moves `row` through `from → to` and announces it; `None` when the guard failed.
-async fn step(
+pub(crate) async fn step(
     ctx: &App,
     row: &CapsuleRow,
     from: &[CapsuleStatus],
@@ -109,7 +110,7 @@ async fn step(
 
 /// After a failed agent call on a capsule in transitional state `via`: ask the agent what
 /// the capsule really is and settle there (running / paused), or in `error` with `reason`.
-async fn settle_after_failure(
+pub(crate) async fn settle_after_failure(
     ctx: &App,
     row: &CapsuleRow,
     via: CapsuleStatus,
@@ -152,13 +153,14 @@ async fn settle_after_failure(
 }
 
 /// A message fit for clients describing an API error (never the internal cause).
-fn public_message(e: &ApiError) -> String {
+pub(crate) fn public_message(e: &ApiError) -> String {
     e.message.to_string()
 }
 
 // ------------------------------------------------------------------------------ create
 
 /// `POST /v1/capsules`.
+#[tracing::instrument(name = "capsule.create", skip_all, fields(team_id = %principal.team_id(), capsule_id = tracing::field::Empty))]
 pub async fn create(
     ctx: &App,
     principal: &Principal,
@@ -227,7 +229,8 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(capsule_id = %row.id, team_id = %team_id, template = %template.name, "Creating a capsule.");
+    tracing::Span::current().record("capsule_id", tracing::field::display(row.id));
+    tracing::info!(template = %template.name, "Creating a capsule.");
 
     let result = start(ctx, &row, &template, vcpus, memory_mb, timeout_sec, &actor).await;
     let resource = Resource::sandbox(row.id);
@@ -266,6 +269,7 @@ pub async fn create(
 }
 
 /// Places the pending capsule and starts it; on failure leaves it in `error` with a reason.
+#[tracing::instrument(name = "capsule.start", skip_all, fields(capsule_id = %row.id, team_id = %row.team_id, host_id = tracing::field::Empty))]
 async fn start(
     ctx: &App,
     row: &CapsuleRow,
@@ -303,6 +307,7 @@ async fn start(
             return Err(e);
         }
     };
+    tracing::Span::current().record("host_id", tracing::field::display(host_id));
     let Some(placed) = db::place(ctx.db(), row.id, host_id).await? else {
         return Err(invalid_state(row, "start"));
     };
@@ -397,6 +402,7 @@ async fn start(
 
 /// `PATCH /v1/capsules/{id}/network`: replaces the egress policy of a running or paused
 /// capsule on its host, then records it.
+#[tracing::instrument(name = "capsule.network", skip_all, fields(capsule_id = %row.id, team_id = %row.team_id, host_id = ?row.host_id))]
 pub async fn set_network(
     ctx: &App,
     row: CapsuleRow,
@@ -450,6 +456,7 @@ pub async fn destroy_reported(ctx: &App, row: CapsuleRow, actor: Actor) -> Resul
 }
 
 /// Destroys a capsule on behalf of `actor` (also used by team deletion and cleanup).
+#[tracing::instrument(name = "capsule.destroy", skip_all, fields(capsule_id = %row.id, team_id = %row.team_id, host_id = ?row.host_id))]
 pub async fn destroy_as(
     ctx: &App,
     row: &CapsuleRow,
@@ -503,6 +510,7 @@ pub async fn destroy_as(
 // ------------------------------------------------------------------------------ pause / resume
 
 /// Runs one agent call under a guarded transition and reports it.
+#[tracing::instrument(name = "capsule.transition", skip_all, fields(capsule_id = %row.id, team_id = %row.team_id, host_id = ?row.host_id, op = %event))]
 async fn guarded<F, Fut>(
     ctx: &App,
     actor: Actor,
@@ -643,6 +651,7 @@ pub async fn resume_as(ctx: &App, row: CapsuleRow, actor: Actor) -> Result<Capsu
 }
 
 /// `POST /v1/capsules/{id}/ping`: resets the inactivity timer.
+#[tracing::instrument(name = "capsule.ping", skip_all, fields(team_id = %principal.team_id()))]
 pub async fn ping(ctx: &App, principal: &Principal, wire_id: &str) -> Result<(), ApiError> {
     let (row, mut client) = usable(ctx, principal, wire_id, "ping").await?;
     client
@@ -653,167 +662,4 @@ pub async fn ping(ctx: &App, principal: &Principal, wire_id: &str) -> Result<(),
         .map_err(status_to_api)?;
     db::touch(ctx.db(), row.id).await?;
     Ok(())
-}
-
-// ------------------------------------------------------------------------------ snapshots
-
-/// `POST /v1/snapshots`: writes a snapshot template of a running or paused capsule, which is
-/// paused afterwards.
-pub async fn snapshot(
-    ctx: &App,
-    principal: &Principal,
-    row: CapsuleRow,
-    name: String,
-) -> Result<crate::db::templates::TemplateRow, ApiError> {
-    use crate::db::templates as tdb;
-    let actor = outcome::actor_of(ctx, Some(principal)).await;
-    let team_id = row.team_id;
-    let result = async {
-        if tdb::is_platform_name(ctx.db(), &name).await? {
-            return Err(ApiError::conflict(
-                "name_reserved",
-                "a platform template has this name",
-            ));
-        }
-        let t = state::SNAPSHOT;
-        let Some(claimed) = step(ctx, &row, t.from, t.via, "", &actor).await? else {
-            let now = db::get(ctx.db(), row.id).await?.unwrap_or(row.clone());
-            return Err(invalid_state(&now, "snapshot"));
-        };
-        let host = claimed
-            .host_id
-            .ok_or_else(|| ApiError::internal("capsule without host"))?;
-        // The base rootfs the snapshot continues from (a fork of a fork keeps the same base).
-        let source = tdb::get(ctx.db(), row.template_id).await?;
-        let base_template_id = match &source {
-            Some(s) if s.is_snapshot() => s.base_template_id.unwrap_or(s.id),
-            Some(s) => s.id,
-            None => row.template_id,
-        };
-        let inserted = tdb::insert_snapshot(
-            ctx.db(),
-            &tdb::NewSnapshot {
-                id: Uuid::new_v4(),
-                team_id,
-                name: name.clone(),
-                vcpus: row.vcpus,
-                memory_mb: row.memory_mb,
-                base_template_id,
-                source_capsule_id: row.id,
-                host_id: host,
-            },
-        )
-        .await;
-        let template = match inserted {
-            Ok(t) => t,
-            Err(e) => {
-                // Nothing happened on the host: put the capsule back where it was.
-                let _ = step(ctx, &claimed, &[t.via], row.status(), "", &actor).await;
-                return Err(ApiError::conflict_on_unique(
-                    e,
-                    "template_name_taken",
-                    "the team already has a template with this name",
-                ));
-            }
-        };
-        let call = async {
-            let mut client = agent::client(ctx, host).await?;
-            client
-                .create_snapshot(pb::CreateSnapshotRequest {
-                    sandbox_id: wire(row.id),
-                    template: Some(template_ref(team_id, template.id)),
-                })
-                .await
-                .map_err(status_to_api)
-                .map(|r| r.into_inner())
-        };
-        match call.await {
-            Ok(resp) => {
-                tdb::set_size(ctx.db(), template.id, resp.size_bytes as i64).await?;
-                if db::transition(ctx.db(), row.id, &[t.via], t.to, "")
-                    .await?
-                    .is_some()
-                {
-                    outcome::state_changed(ctx, team_id, row.id, t.via, t.to, &actor).await;
-                }
-                Ok(tdb::get(ctx.db(), template.id).await?.unwrap_or(template))
-            }
-            Err(e) => {
-                let _ = tdb::delete(ctx.db(), &template).await;
-                settle_after_failure(
-                    ctx,
-                    &claimed,
-                    t.via,
-                    &format!("snapshot failed: {}", e.message),
-                    &actor,
-                )
-                .await;
-                Err(e)
-            }
-        }
-    }
-    .await;
-    outcome::report(
-        ctx,
-        Report {
-            event: "template.snapshot.create",
-            team_id,
-            actor: &actor,
-            resource: Resource::snapshot(name.clone()),
-            result: result.as_ref().map(|_| ()).map_err(public_message),
-            metadata: vec![("sandbox_id", wire(row.id))],
-        },
-    )
-    .await;
-    result
-}
-
-/// `DELETE /v1/snapshots/{name}`: removes the snapshot from every host that may hold it,
-/// then the row.
-pub async fn delete_snapshot(
-    ctx: &App,
-    principal: &Principal,
-    template: crate::db::templates::TemplateRow,
-) -> Result<(), ApiError> {
-    let actor = outcome::actor_of(ctx, Some(principal)).await;
-    let result = async {
-        let tref = template_ref(template.team_id, template.id);
-        // Every registered host: a snapshot lives where it was taken, but forks may have been
-        // restored elsewhere by an operator, and deleting a missing one is harmless.
-        let hosts =
-            crate::db::hosts::ids_in(ctx.db(), &[HostStatus::Online, HostStatus::Unreachable])
-                .await?;
-        for host in hosts {
-            let Ok(mut client) = agent::client(ctx, host).await else {
-                tracing::warn!(host_id = %host, "Host unreachable while deleting a snapshot.");
-                continue;
-            };
-            match client
-                .delete_snapshot(pb::DeleteSnapshotRequest {
-                    template: Some(tref.clone()),
-                })
-                .await
-            {
-                Ok(_) => {}
-                Err(s) if s.code() == tonic::Code::NotFound => {}
-                Err(s) => return Err(status_to_api(s)),
-            }
-        }
-        crate::db::templates::delete(ctx.db(), &template).await?;
-        Ok(())
-    }
-    .await;
-    outcome::report(
-        ctx,
-        Report {
-            event: "template.snapshot.delete",
-            team_id: template.team_id,
-            actor: &actor,
-            resource: Resource::snapshot(template.name.clone()),
-            result: result.as_ref().map(|_| ()).map_err(public_message),
-            metadata: vec![],
-        },
-    )
-    .await;
-    result
 }

@@ -87,7 +87,11 @@ pub fn verify_token(secret: &[u8], capsule_id: Uuid, token: &str, now_unix: i64)
 
 /// Opens a byte tunnel to `port` inside the capsule. The returned stream reads what the
 /// capsule's port sends and writes to it; shutting down the write half closes the tunnel.
+///
+/// The two pumps run on `tasks` (the app's tracker), so shutdown waits for open tunnels up to
+/// its drain deadline.
 pub async fn open_tunnel(
+    tasks: &tokio_util::task::TaskTracker,
     client: &mut AgentClient,
     sandbox_id: String,
     port: u16,
@@ -110,7 +114,7 @@ pub async fn open_tunnel(
         .into_inner();
     let (ours, theirs) = tokio::io::duplex(CHUNK);
     let (mut read_half, mut write_half) = tokio::io::split(theirs);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut buf = vec![0u8; CHUNK];
         loop {
             match read_half.read(&mut buf).await {
@@ -131,7 +135,7 @@ pub async fn open_tunnel(
             })
             .await;
     });
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         while let Ok(Some(frame)) = inbound.message().await {
             match frame.frame {
                 Some(Frame::Data(data)) if write_half.write_all(&data).await.is_err() => break,

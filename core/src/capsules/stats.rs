@@ -1,7 +1,6 @@
 //! Capsule statistics: the sampler worker and the stats, usage and metrics queries.
 //!
-//! The sampler runs every `WRENN_STATS_INTERVAL_SEC` (and applies the agents' auto-pauses, see
-//! [`crate::capsules::ttl`]): for each team with running capsules it
+//! The sampler runs every `WRENN_STATS_INTERVAL_SEC`: for each team with running capsules it
 //! writes a team stats sample (running count, reserved vCPUs and memory) and adds the
 //! interval's reservation to the team's day (`cpu_minutes` = vCPU-minutes, `ram_mb_minutes` =
 //! MiB-minutes). Metrics of running capsules come from the agent's rings; once a capsule
@@ -32,9 +31,6 @@ pub fn sampler_worker(ctx: &App) -> BackgroundWorker {
                 _ = ticker.tick() => {
                     if let Err(e) = sample(&ctx, interval).await {
                         tracing::warn!(error = %e, "Capsule stats sampling failed.");
-                    }
-                    if let Err(e) = crate::capsules::ttl::sync(&ctx).await {
-                        tracing::warn!(error = %e, "Applying capsule idle timeouts failed.");
                     }
                 }
             }

@@ -533,17 +533,6 @@ pub async fn online_hosts_with_metrics(db: impl PgExecutor<'_>) -> sqlx::Result<
     .await
 }
 
-/// Hosts running capsules with an idle timeout (whose auto-pauses are synced).
-pub async fn hosts_with_timed_capsules(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT host_id FROM capsules WHERE status = $1 AND timeout_sec > 0 \
-         AND host_id IS NOT NULL",
-    )
-    .bind(CapsuleStatus::Running)
-    .fetch_all(db)
-    .await
-}
-
 /// Of `listed` (ids an agent runs), the capsules the control plane owns on `host_id`: not
 /// stopped, and not in `error` after a create that never started or a failed destroy.
 pub async fn owned_on_host(

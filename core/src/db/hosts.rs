@@ -1,11 +1,23 @@
-//! `hosts`, `host_tags`, `host_registration_tokens`, `host_refresh_tokens`, `byoc_teams`,
-//! and the capsule columns the host side reads (`host_id, status, vcpus, memory_mb`).
+//! `hosts` rows: creation, registration, heartbeats, liveness, deletion, and the load the
+//! scheduler reads. One data area per submodule: [`tags`] (`host_tags`), [`tokens`]
+//! (`host_registration_tokens`, `host_refresh_tokens`), [`byoc`] (`byoc_teams`), [`ca`]
+//! (`internal_ca`); their functions are re-exported here.
 
 use crate::capsules::state::CapsuleStatus;
 use crate::hosts::HostStatus;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
+
+mod byoc;
+mod ca;
+mod tags;
+mod tokens;
+
+pub use byoc::*;
+pub use ca::*;
+pub use tags::*;
+pub use tokens::*;
 
 /// A host row (tags are read separately).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -226,188 +238,6 @@ pub async fn soft_delete(conn: &mut sqlx::PgConnection, id: Uuid) -> sqlx::Resul
     Ok(done)
 }
 
-// ------------------------------------------------------------------ tags
-
-pub async fn tags<'e, E: PgExecutor<'e>>(executor: E, host_id: Uuid) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT tag FROM host_tags WHERE host_id = $1 ORDER BY tag")
-        .bind(host_id)
-        .fetch_all(executor)
-        .await
-}
-
-/// Tags of many hosts at once: `(host_id, tag)` pairs.
-pub async fn tags_of<'e, E: PgExecutor<'e>>(
-    executor: E,
-    host_ids: &[Uuid],
-) -> sqlx::Result<Vec<(Uuid, String)>> {
-    sqlx::query_as("SELECT host_id, tag FROM host_tags WHERE host_id = ANY($1) ORDER BY tag")
-        .bind(host_ids)
-        .fetch_all(executor)
-        .await
-}
-
-pub async fn add_tags<'e, E: PgExecutor<'e>>(
-    executor: E,
-    host_id: Uuid,
-    tags: &[String],
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO host_tags (host_id, tag) SELECT $1, unnest($2::text[])
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(host_id)
-    .bind(tags)
-    .execute(executor)
-    .await?;
-    Ok(())
-}
-
-pub async fn remove_tag<'e, E: PgExecutor<'e>>(
-    executor: E,
-    host_id: Uuid,
-    tag: &str,
-) -> sqlx::Result<bool> {
-    Ok(
-        sqlx::query("DELETE FROM host_tags WHERE host_id = $1 AND tag = $2")
-            .bind(host_id)
-            .bind(tag)
-            .execute(executor)
-            .await?
-            .rows_affected()
-            > 0,
-    )
-}
-
-// ------------------------------------------------------------------ tokens
-
-/// Stores a registration token, first removing the host's unused ones (only the newest
-/// works).
-pub async fn replace_registration_token(
-    conn: &mut sqlx::PgConnection,
-    host_id: Uuid,
-    token_hash: &str,
-    created_by: Option<Uuid>,
-    expires_at: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM host_registration_tokens WHERE host_id = $1 AND used_at IS NULL")
-        .bind(host_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
-        "INSERT INTO host_registration_tokens (token_hash, host_id, created_by, expires_at)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(token_hash)
-    .bind(host_id)
-    .bind(created_by)
-    .bind(expires_at)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// Consumes a registration token: marks it used and returns its host, if the token is
-/// unused, unexpired and its host still pending.
-pub async fn consume_registration_token<'e, E: PgExecutor<'e>>(
-    executor: E,
-    token_hash: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
-        "UPDATE host_registration_tokens t SET used_at = now()
-         FROM hosts h
-         WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()
-           AND h.id = t.host_id AND h.status = $2
-         RETURNING t.host_id",
-    )
-    .bind(HostStatus::Pending)
-    .bind(token_hash)
-    .fetch_optional(executor)
-    .await
-}
-
-pub async fn insert_refresh_token<'e, E: PgExecutor<'e>>(
-    executor: E,
-    host_id: Uuid,
-    token_hash: &str,
-    expires_at: DateTime<Utc>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO host_refresh_tokens (token_hash, host_id, expires_at) VALUES ($1, $2, $3)",
-    )
-    .bind(token_hash)
-    .bind(host_id)
-    .bind(expires_at)
-    .execute(executor)
-    .await?;
-    Ok(())
-}
-
-/// Outcome of presenting a refresh token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshUse {
-    /// Valid: now revoked (rotated); the host may get new credentials.
-    Rotated(Uuid),
-    /// Already used: a replay. Every refresh token of the host has been revoked.
-    Replayed(Uuid),
-    /// Unknown, expired or the host is deleted.
-    Invalid,
-}
-
-/// Revokes the refresh token `token_hash` if valid. A second use of a rotated token revokes
-/// the whole family (the host must register again), since one of the two users is a thief.
-pub async fn use_refresh_token(
-    conn: &mut sqlx::PgConnection,
-    token_hash: &str,
-) -> sqlx::Result<RefreshUse> {
-    type Row = (Uuid, Option<DateTime<Utc>>, DateTime<Utc>, HostStatus);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT t.host_id, t.revoked_at, t.expires_at, h.status
-         FROM host_refresh_tokens t JOIN hosts h ON h.id = t.host_id
-         WHERE t.token_hash = $1 FOR UPDATE OF t",
-    )
-    .bind(token_hash)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some((host_id, revoked_at, expires_at, status)) = row else {
-        return Ok(RefreshUse::Invalid);
-    };
-    if matches!(status, HostStatus::Deleted | HostStatus::Pending) || expires_at <= Utc::now() {
-        return Ok(RefreshUse::Invalid);
-    }
-    if revoked_at.is_some() {
-        sqlx::query(
-            "UPDATE host_refresh_tokens SET revoked_at = now()
-             WHERE host_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(host_id)
-        .execute(&mut *conn)
-        .await?;
-        return Ok(RefreshUse::Replayed(host_id));
-    }
-    sqlx::query("UPDATE host_refresh_tokens SET revoked_at = now() WHERE token_hash = $1")
-        .bind(token_hash)
-        .execute(&mut *conn)
-        .await?;
-    Ok(RefreshUse::Rotated(host_id))
-}
-
-// ------------------------------------------------------------------ BYOC teams
-
-pub async fn is_byoc_team<'e, E: PgExecutor<'e>>(executor: E, team_id: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM byoc_teams WHERE team_id = $1)")
-        .bind(team_id)
-        .fetch_one(executor)
-        .await
-}
-
-pub async fn mark_byoc_team<'e, E: PgExecutor<'e>>(executor: E, team_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO byoc_teams (team_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(team_id)
-        .execute(executor)
-        .await?;
-    Ok(())
-}
-
 /// The online hosts with their load, for the scheduler.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HostLoad {
@@ -450,30 +280,3 @@ pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
     .await
 }
 
-// ------------------------------------------------------------------ internal CA
-
-/// Stores the internal CA (certificate and sealed key) unless one exists already.
-pub async fn store_ca<'e, E: PgExecutor<'e>>(
-    executor: E,
-    cert_pem: &str,
-    sealed_key: &[u8],
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO internal_ca (id, cert_pem, key_ciphertext) VALUES (1, $1, $2)
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(cert_pem)
-    .bind(sealed_key)
-    .execute(executor)
-    .await?;
-    Ok(())
-}
-
-/// The stored internal CA: certificate PEM and sealed key.
-pub async fn load_ca<'e, E: PgExecutor<'e>>(
-    executor: E,
-) -> sqlx::Result<Option<(String, Vec<u8>)>> {
-    sqlx::query_as("SELECT cert_pem, key_ciphertext FROM internal_ca WHERE id = 1")
-        .fetch_optional(executor)
-        .await
-}

@@ -174,9 +174,9 @@ pub async fn host_returned(ctx: &App, hosts: Arc<Hosts>, host_id: Uuid) {
     };
     tracing::info!(host_id = %ids::encode(ids::HOST, host_id), "Host is back online.");
     publish_host_event(ctx, &host, "host.up").await;
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        if let Err(e) = reconcile(&ctx, &hosts, host_id).await {
+    let app = ctx.clone();
+    ctx.spawn(async move {
+        if let Err(e) = reconcile(&app, &hosts, host_id).await {
             tracing::info!(host_id = %ids::encode(ids::HOST, host_id), error = %e,
                 "Reconciliation postponed to the next monitor pass.");
         }

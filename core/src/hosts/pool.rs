@@ -28,7 +28,40 @@ use wrenn_extension_api::ApiError;
 use wrenn_proto::hostagent::v1::host_agent_service_client::HostAgentServiceClient;
 
 /// The gRPC client type the pool hands out.
-pub type AgentClient = HostAgentServiceClient<Channel>;
+pub type AgentClient = HostAgentServiceClient<Traced>;
+
+/// A host's channel whose every call runs in an `agent_rpc` span (`host_id`, `rpc`), so agent
+/// calls show up, with their host, inside the lifecycle span that made them.
+#[derive(Debug, Clone)]
+pub struct Traced {
+    inner: Channel,
+    host_id: Uuid,
+}
+
+impl tower::Service<axum::http::Request<tonic::body::Body>> for Traced {
+    type Response = <Channel as tower::Service<axum::http::Request<tonic::body::Body>>>::Response;
+    type Error = <Channel as tower::Service<axum::http::Request<tonic::body::Body>>>::Error;
+    type Future = tracing::instrument::Instrumented<
+        <Channel as tower::Service<axum::http::Request<tonic::body::Body>>>::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<tonic::body::Body>) -> Self::Future {
+        use tracing::Instrument;
+        let span = tracing::info_span!(
+            "agent_rpc",
+            host_id = %self.host_id,
+            rpc = %request.uri().path()
+        );
+        tower::Service::call(&mut self.inner, request).instrument(span)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -220,7 +253,10 @@ impl HostPool {
             .address
             .ok_or_else(|| PoolError::BadAddress(String::new()))?;
         let channel = self.channel(host_id, &address, &host.transport)?;
-        Ok(HostAgentServiceClient::new(channel))
+        Ok(HostAgentServiceClient::new(Traced {
+            inner: channel,
+            host_id,
+        }))
     }
 
     /// A channel to `address` with `transport`, cached per host.

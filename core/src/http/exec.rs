@@ -37,9 +37,9 @@ pub fn router() -> Router<App> {
 /// Records exec activity in the database without delaying the response (the agent counts
 /// the exec itself as activity).
 fn note_activity(ctx: &App, id: uuid::Uuid) {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        let _ = db::touch(ctx.db(), id).await;
+    let app = ctx.clone();
+    ctx.spawn(async move {
+        let _ = db::touch(app.db(), id).await;
     });
 }
 

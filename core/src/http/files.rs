@@ -125,7 +125,7 @@ async fn capsule(
     let (row, client) = lifecycle::usable(ctx, principal, id, "access files of").await?;
     let ctx2 = ctx.clone();
     let capsule_id = row.id;
-    tokio::spawn(async move {
+    ctx.spawn(async move {
         let _ = crate::db::capsules::touch(ctx2.db(), capsule_id).await;
     });
     Ok((ids::encode(ids::CAPSULE, row.id), client))

@@ -264,8 +264,9 @@ pub async fn request_reset(
 ) -> Result<StatusCode, ApiError> {
     // The lookup and the mail happen after the response, so timing reveals nothing either.
     let email = req.email.trim().to_string();
-    tokio::spawn(async move {
-        if let Err(e) = send_reset(&ctx, &email).await {
+    let app = ctx.clone();
+    ctx.spawn(async move {
+        if let Err(e) = send_reset(&app, &email).await {
             tracing::warn!(error = %e, cause = e.cause().unwrap_or("-"), "Password reset mail failed.");
         }
     });

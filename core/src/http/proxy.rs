@@ -229,11 +229,12 @@ async fn forward(
         .ok_or_else(|| ApiError::internal("running capsule without host"))?;
     let mut client = agent::client(ctx, host_id).await?;
     let tunnel =
-        proxy::open_tunnel(&mut client, ids::encode(ids::CAPSULE, capsule_id), port).await?;
+        proxy::open_tunnel(&ctx.tasks, &mut client, ids::encode(ids::CAPSULE, capsule_id), port)
+            .await?;
     {
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let _ = db::touch(ctx.db(), capsule_id).await;
+        let app = ctx.clone();
+        ctx.spawn(async move {
+            let _ = db::touch(app.db(), capsule_id).await;
         });
     }
 
@@ -260,7 +261,7 @@ async fn forward(
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tunnel))
         .await
         .map_err(bad_gateway)?;
-    tokio::spawn(async move {
+    ctx.spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(error = %e, "Proxied connection ended with an error.");
         }
@@ -270,7 +271,7 @@ async fn forward(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            tokio::spawn(async move {
+            ctx.spawn(async move {
                 match tokio::try_join!(client_upgrade, upstream_upgrade) {
                     Ok((c, u)) => {
                         let mut c = TokioIo::new(c);

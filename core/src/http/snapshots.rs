@@ -59,7 +59,7 @@ pub async fn create(
         ));
     }
     let row = lifecycle::load(&ctx, &principal, &req.sandbox_id).await?;
-    let template = lifecycle::snapshot(&ctx, &principal, row, name).await?;
+    let template = crate::capsules::snapshots::snapshot(&ctx, &principal, row, name).await?;
     Ok((StatusCode::CREATED, Json(Template::from(&template))))
 }
 
@@ -100,6 +100,6 @@ pub async fn delete(
             "platform templates cannot be deleted",
         ));
     }
-    lifecycle::delete_snapshot(&ctx, &principal, template).await?;
+    crate::capsules::snapshots::delete_snapshot(&ctx, &principal, template).await?;
     Ok(StatusCode::NO_CONTENT)
 }

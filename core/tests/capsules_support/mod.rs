@@ -53,7 +53,7 @@ impl Agent {
             .arg(&dir)
             .arg("--images-dir")
             .arg(images_dir())
-            .args(["--reaper-interval-ms", "200"])
+            .args(["--reaper-interval-ms", "200", "--heartbeat-secs", "2"])
             .env("RUST_LOG", "info")
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -370,9 +370,11 @@ impl Stack {
         .await;
         let base = server.base.clone();
 
-        let mut agent =
-            Agent::spawn(tmp.path().join("agent"), tmp.path().join("agent.log"), None).await;
-        agent.host_id = insert_dev_host(server.ctx().db(), &agent.address).await;
+        let dir = tmp.path().join("agent");
+        let address = format!("127.0.0.1:{}", free_port());
+        let host_id = enter_host(&server, &dir, &address).await;
+        let mut agent = Agent::spawn(dir, tmp.path().join("agent.log"), Some(address)).await;
+        agent.host_id = host_id;
         Some(Stack {
             base,
             http: reqwest::Client::builder()
@@ -390,13 +392,12 @@ impl Stack {
     /// Starts another agent (its own directory and port) and enters it as a host.
     pub async fn add_agent(&mut self) -> usize {
         let n = self.agents.len();
-        let mut agent = Agent::spawn(
-            self.tmp.path().join(format!("agent{n}")),
-            self.tmp.path().join(format!("agent{n}.log")),
-            None,
-        )
-        .await;
-        agent.host_id = insert_dev_host(self.ctx().db(), &agent.address).await;
+        let dir = self.tmp.path().join(format!("agent{n}"));
+        let address = format!("127.0.0.1:{}", free_port());
+        let host_id = enter_host(&self.server, &dir, &address).await;
+        let mut agent = Agent::spawn(dir, self.tmp.path().join(format!("agent{n}.log")), Some(address))
+            .await;
+        agent.host_id = host_id;
         self.agents.push(agent);
         n
     }
@@ -531,6 +532,31 @@ impl Stack {
 
 /// A development host entry for an agent (what registration produces, with the plaintext
 /// loopback transport).
+/// Enters a development host for an agent at `address` and gives the agent the credentials
+/// registration would have saved in `dir` (a host token signed by this control plane), so it
+/// heartbeats and reports the capsule changes it makes itself.
+async fn enter_host(
+    server: &cpserver::test_support::TestServer,
+    dir: &std::path::Path,
+    address: &str,
+) -> uuid::Uuid {
+    let host_id = insert_dev_host(server.ctx().db(), address).await;
+    std::fs::create_dir_all(dir).unwrap();
+    let token =
+        cpserver::hosts::token::issue_host_jwt(server.ctx().jwt_secret(), host_id, chrono::Duration::days(1));
+    let credentials = serde_json::json!({
+        "host_id": wrenn_extension_api::ids::encode(wrenn_extension_api::ids::HOST, host_id),
+        "token": token,
+        "refresh_token": "",
+        "cert_pem": "",
+        "key_pem": "",
+        "ca_cert_pem": "",
+        "cp_url": server.base,
+    });
+    std::fs::write(dir.join("host-token"), credentials.to_string()).unwrap();
+    host_id
+}
+
 async fn insert_dev_host(db: &sqlx::PgPool, address: &str) -> uuid::Uuid {
     let host_id = uuid::Uuid::new_v4();
     sqlx::query(

@@ -56,12 +56,6 @@ pub async fn refresh(
     Ok(ApiJson(credentials_json(&creds)))
 }
 
-/// Optional heartbeat body: what changed on the host since registration.
-#[derive(Debug, Default, Deserialize)]
-pub struct HeartbeatRequest {
-    agent_version: Option<String>,
-    capabilities: Option<Value>,
-}
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/heartbeat", tag = "host-agent", params(("id" = String, Path, description = "host_ id")),
     description = "Header `X-Host-Token`. Optional body `{agent_version?, capabilities?}`.",
@@ -81,8 +75,8 @@ pub async fn heartbeat(
             "the host token belongs to another host",
         ));
     }
-    let body: HeartbeatRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        HeartbeatRequest::default()
+    let body: host_http::Heartbeat = if body.iter().all(u8::is_ascii_whitespace) {
+        host_http::Heartbeat::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::invalid(format!("invalid heartbeat body: {e}")))?
@@ -119,26 +113,7 @@ pub async fn heartbeat(
     })))
 }
 
-/// One agent callback about a capsule.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SandboxEventIn {
-    pub sandbox_id: String,
-    /// `auto_paused`, `paused`, `auto_destroyed` (auto-pause failed, capsule destroyed),
-    /// `destroyed`/`stopped`, or `error`.
-    pub event: String,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-/// `{"events": [...]}` or a single event object.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum SandboxEventsBody {
-    Many { events: Vec<SandboxEventIn> },
-    One(SandboxEventIn),
-}
+use wrenn_proto::host_http::{self, SandboxEvent, SandboxEventKind, SandboxEvents, SandboxEventsReply};
 
 #[utoipa::path(post, path = "/v1/hosts/sandbox-events", tag = "host-agent",
     description = "Header `X-Host-Token`. `{events: [{sandbox_id, event: auto_paused|paused|auto_destroyed|destroyed|stopped|error, reason?, error?}]}` or one such object. Applied as guarded transitions on the host's own capsules.",
@@ -146,20 +121,20 @@ pub enum SandboxEventsBody {
 pub async fn sandbox_events(
     State(ctx): State<App>,
     HostAuth(host_id): HostAuth,
-    ApiJson(body): ApiJson<SandboxEventsBody>,
-) -> Result<ApiJson<Value>, ApiError> {
+    ApiJson(body): ApiJson<SandboxEvents>,
+) -> Result<ApiJson<SandboxEventsReply>, ApiError> {
     if db::get(ctx.db(), host_id).await?.is_none() {
         return Err(ApiError::not_found(
             "host_not_found",
             "host not found or deleted",
         ));
     }
-    let events_in = match body {
-        SandboxEventsBody::Many { events } => events,
-        SandboxEventsBody::One(e) => vec![e],
-    };
-    if events_in.len() > 1000 {
-        return Err(ApiError::invalid("at most 1000 events per call"));
+    let events_in = body.into_vec();
+    if events_in.len() > host_http::MAX_EVENTS_PER_CALL {
+        return Err(ApiError::invalid(format!(
+            "at most {} events per call",
+            host_http::MAX_EVENTS_PER_CALL
+        )));
     }
     let (mut applied, mut ignored) = (0u32, 0u32);
     for e in &events_in {
@@ -169,39 +144,38 @@ pub async fn sandbox_events(
             ignored += 1;
         }
     }
-    Ok(ApiJson(json!({"applied": applied, "ignored": ignored})))
+    Ok(ApiJson(SandboxEventsReply { applied, ignored }))
 }
 
 /// Applies one callback with a guarded transition; `false` when it does not apply (unknown
 /// capsule, another host's capsule, or already in another state).
-async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEventIn) -> Result<bool, ApiError> {
+async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEvent) -> Result<bool, ApiError> {
     let Some(capsule_id) = ids::decode(ids::CAPSULE, &e.sandbox_id) else {
         return Ok(false);
     };
     use CapsuleStatus::{Error, Paused, Running, Stopped};
     let anywhere = || CapsuleStatus::all_where(|s| s.on_host() || s == CapsuleStatus::Missing);
-    let (from, to, lifecycle, default_reason) = match e.event.as_str() {
-        "auto_paused" => (vec![Running], Paused, Some("capsule.pause"), "ttl_expired"),
-        "paused" => (
-            vec![Running],
-            Paused,
-            Some("capsule.pause"),
-            "host_state_sync",
-        ),
-        "auto_destroyed" => (anywhere(), Stopped, Some("capsule.destroy"), "ttl_expired"),
-        "destroyed" | "stopped" => (
+    let (from, to, lifecycle, default_reason) = match e.event {
+        SandboxEventKind::AutoPaused => {
+            (vec![Running], Paused, Some("capsule.pause"), "ttl_expired")
+        }
+        SandboxEventKind::Paused => (vec![Running], Paused, Some("capsule.pause"), "host_state_sync"),
+        SandboxEventKind::AutoDestroyed => {
+            (anywhere(), Stopped, Some("capsule.destroy"), "ttl_expired")
+        }
+        SandboxEventKind::Destroyed | SandboxEventKind::Stopped => (
             anywhere(),
             Stopped,
             Some("capsule.destroy"),
             "host_state_sync",
         ),
-        "error" => (
+        SandboxEventKind::Error => (
             CapsuleStatus::all_where(CapsuleStatus::occupies_host),
             Error,
             None,
             "host_state_sync",
         ),
-        _ => return Ok(false),
+        SandboxEventKind::Unknown => return Ok(false),
     };
     let reason = e
         .reason
@@ -217,7 +191,7 @@ async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEventIn) -> Result<boo
         let mut event = Event::new(kind, team, Actor::system(), Resource::sandbox(capsule_id))
             .outcome(Outcome::Success)
             .meta("reason", reason.clone());
-        if e.event == "auto_destroyed" {
+        if e.event == SandboxEventKind::AutoDestroyed {
             event = event.meta("auto_pause_failed", "true");
         }
         if let Err(err) = record_and_publish(ctx, &event, AuditScope::Team).await {
