@@ -20,8 +20,8 @@ use serde_json::json;
 use tracing::{error, info, warn};
 
 use crate::host::Host;
-use wrenn_proto::host_http;
 use crate::tls::TlsState;
+use wrenn_proto::host_http;
 
 /// What `/v1/hosts/register` and `/v1/hosts/auth/refresh` hand out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,7 +221,10 @@ async fn deliver(client: &reqwest::Client, c: &Credentials, host: &Host) -> Beat
     );
     if let Beat::Ok = result {
         host.outbox.ack(through);
-        info!(changes = n, "capsule changes delivered to the control plane");
+        info!(
+            changes = n,
+            "capsule changes delivered to the control plane"
+        );
     }
     result
 }

@@ -105,7 +105,10 @@ pub mod host_http {
         fn bodies_keep_their_wire_shape() {
             let one: SandboxEvents =
                 serde_json::from_str(r#"{"sandbox_id":"sb_1","event":"auto_paused"}"#).unwrap();
-            assert_eq!(one.clone().into_vec()[0].event, SandboxEventKind::AutoPaused);
+            assert_eq!(
+                one.clone().into_vec()[0].event,
+                SandboxEventKind::AutoPaused
+            );
             let many: SandboxEvents = serde_json::from_str(
                 r#"{"events":[{"sandbox_id":"sb_1","event":"exploded","error":"x"}]}"#,
             )

@@ -25,7 +25,13 @@ pub struct Outbox {
 
 impl Outbox {
     /// Queues a change and wakes the delivery loop.
-    pub fn push(&self, sandbox_id: &str, event: SandboxEventKind, reason: &str, error: Option<String>) {
+    pub fn push(
+        &self,
+        sandbox_id: &str,
+        event: SandboxEventKind,
+        reason: &str,
+        error: Option<String>,
+    ) {
         {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             q.0 += 1;
@@ -86,11 +92,21 @@ mod tests {
     fn acknowledged_changes_go_and_later_ones_stay() {
         let o = Outbox::default();
         o.push("sb_a", SandboxEventKind::AutoPaused, "ttl_expired", None);
-        o.push("sb_b", SandboxEventKind::AutoDestroyed, "ttl_expired", Some("x".into()));
+        o.push(
+            "sb_b",
+            SandboxEventKind::AutoDestroyed,
+            "ttl_expired",
+            Some("x".into()),
+        );
         let (batch, through) = o.peek(10);
         assert_eq!(batch.len(), 2);
         // A change queued while the batch is in flight is not acknowledged with it.
-        o.push("sb_c", SandboxEventKind::Paused, "control_plane_unreachable", None);
+        o.push(
+            "sb_c",
+            SandboxEventKind::Paused,
+            "control_plane_unreachable",
+            None,
+        );
         o.ack(through);
         let (rest, _) = o.peek(10);
         assert_eq!(rest.len(), 1);
@@ -101,7 +117,12 @@ mod tests {
     fn a_full_outbox_drops_the_oldest_change() {
         let o = Outbox::default();
         for i in 0..CAPACITY + 3 {
-            o.push(&format!("sb_{i}"), SandboxEventKind::AutoPaused, "ttl_expired", None);
+            o.push(
+                &format!("sb_{i}"),
+                SandboxEventKind::AutoPaused,
+                "ttl_expired",
+                None,
+            );
         }
         assert_eq!(o.len(), CAPACITY);
         assert_eq!(o.peek(1).0[0].sandbox_id, "sb_3");

@@ -13,7 +13,6 @@ use crate::capsules::templates;
 use crate::db::capsules::{self as db, CapsuleRow, NewCapsule, Started};
 use crate::events::{Actor, Resource};
 use crate::hosts::scheduler::Requirements;
-use crate::hosts::HostStatus;
 use uuid::Uuid;
 use wrenn_extension_api::{ids, ApiError, Principal};
 use wrenn_proto::hostagent::v1 as pb;

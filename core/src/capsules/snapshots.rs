@@ -3,21 +3,19 @@
 //! Both are guarded transitions reported like the other lifecycle operations.
 
 use crate::app::App;
-use crate::capsules::admission;
-use crate::capsules::agent::{self, status_to_api, AgentClient};
-use crate::capsules::model::{CapsuleMetadata, CreateCapsule, NetworkPolicy};
+use crate::capsules::agent::{self, status_to_api};
 use crate::capsules::outcome::{self, Report};
-use crate::capsules::state::{self, CapsuleStatus, Transition};
-use crate::capsules::templates;
-use crate::db::capsules::{self as db, CapsuleRow, NewCapsule, Started};
-use crate::events::{Actor, Resource};
-use crate::hosts::scheduler::Requirements;
+use crate::capsules::state::{self};
+use crate::db::capsules::{self as db, CapsuleRow};
+use crate::events::Resource;
 use crate::hosts::HostStatus;
 use uuid::Uuid;
-use wrenn_extension_api::{ids, ApiError, Principal};
+use wrenn_extension_api::{ApiError, Principal};
 use wrenn_proto::hostagent::v1 as pb;
 
-use crate::capsules::lifecycle::{settle_after_failure, step, template_ref, wire, public_message};
+use crate::capsules::lifecycle::{
+    invalid_state, public_message, settle_after_failure, step, template_ref, wire,
+};
 
 /// `POST /v1/snapshots`: writes a snapshot template of a running or paused capsule, which is
 /// paused afterwards.

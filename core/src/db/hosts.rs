@@ -279,4 +279,3 @@ pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
     .fetch_all(executor)
     .await
 }
-

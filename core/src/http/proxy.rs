@@ -228,9 +228,13 @@ async fn forward(
         .host_id
         .ok_or_else(|| ApiError::internal("running capsule without host"))?;
     let mut client = agent::client(ctx, host_id).await?;
-    let tunnel =
-        proxy::open_tunnel(&ctx.tasks, &mut client, ids::encode(ids::CAPSULE, capsule_id), port)
-            .await?;
+    let tunnel = proxy::open_tunnel(
+        &ctx.tasks,
+        &mut client,
+        ids::encode(ids::CAPSULE, capsule_id),
+        port,
+    )
+    .await?;
     {
         let app = ctx.clone();
         ctx.spawn(async move {

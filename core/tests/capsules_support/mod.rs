@@ -395,8 +395,12 @@ impl Stack {
         let dir = self.tmp.path().join(format!("agent{n}"));
         let address = format!("127.0.0.1:{}", free_port());
         let host_id = enter_host(&self.server, &dir, &address).await;
-        let mut agent = Agent::spawn(dir, self.tmp.path().join(format!("agent{n}.log")), Some(address))
-            .await;
+        let mut agent = Agent::spawn(
+            dir,
+            self.tmp.path().join(format!("agent{n}.log")),
+            Some(address),
+        )
+        .await;
         agent.host_id = host_id;
         self.agents.push(agent);
         n
@@ -542,8 +546,11 @@ async fn enter_host(
 ) -> uuid::Uuid {
     let host_id = insert_dev_host(server.ctx().db(), address).await;
     std::fs::create_dir_all(dir).unwrap();
-    let token =
-        cpserver::hosts::token::issue_host_jwt(server.ctx().jwt_secret(), host_id, chrono::Duration::days(1));
+    let token = cpserver::hosts::token::issue_host_jwt(
+        server.ctx().jwt_secret(),
+        host_id,
+        chrono::Duration::days(1),
+    );
     let credentials = serde_json::json!({
         "host_id": wrenn_extension_api::ids::encode(wrenn_extension_api::ids::HOST, host_id),
         "token": token,

@@ -153,7 +153,7 @@ pub fn to_pause(capsules: &[CapsuleSummary], max: u32) -> Vec<Uuid> {
     let excess = capsules.len().saturating_sub(max as usize);
     let mut running: Vec<&CapsuleSummary> =
         capsules.iter().filter(|c| c.status == "running").collect();
-    running.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    running.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     running.into_iter().take(excess).map(|c| c.id).collect()
 }
 

@@ -1,6 +1,5 @@
 //! Teams allowed to bring their own hosts.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -18,4 +17,3 @@ pub async fn mark_byoc_team<'e, E: PgExecutor<'e>>(executor: E, team_id: Uuid) -
         .await?;
     Ok(())
 }
-

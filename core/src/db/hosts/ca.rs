@@ -1,8 +1,6 @@
 //! The internal CA's stored certificate and sealed key.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
-use uuid::Uuid;
 
 /// Stores the internal CA (certificate and sealed key) unless one exists already.
 pub async fn store_ca<'e, E: PgExecutor<'e>>(

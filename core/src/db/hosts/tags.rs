@@ -1,6 +1,5 @@
 //! Host tags.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -53,4 +52,3 @@ pub async fn remove_tag<'e, E: PgExecutor<'e>>(
             > 0,
     )
 }
-

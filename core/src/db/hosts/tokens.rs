@@ -115,4 +115,3 @@ pub async fn use_refresh_token(
         .await?;
     Ok(RefreshUse::Rotated(host_id))
 }
-

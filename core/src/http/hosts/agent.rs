@@ -56,7 +56,6 @@ pub async fn refresh(
     Ok(ApiJson(credentials_json(&creds)))
 }
 
-
 #[utoipa::path(post, path = "/v1/hosts/{id}/heartbeat", tag = "host-agent", params(("id" = String, Path, description = "host_ id")),
     description = "Header `X-Host-Token`. Optional body `{agent_version?, capabilities?}`.",
     request_body(content = String, content_type = "application/json", description = "optional JSON object"),
@@ -113,7 +112,9 @@ pub async fn heartbeat(
     })))
 }
 
-use wrenn_proto::host_http::{self, SandboxEvent, SandboxEventKind, SandboxEvents, SandboxEventsReply};
+use wrenn_proto::host_http::{
+    self, SandboxEvent, SandboxEventKind, SandboxEvents, SandboxEventsReply,
+};
 
 #[utoipa::path(post, path = "/v1/hosts/sandbox-events", tag = "host-agent",
     description = "Header `X-Host-Token`. `{events: [{sandbox_id, event: auto_paused|paused|auto_destroyed|destroyed|stopped|error, reason?, error?}]}` or one such object. Applied as guarded transitions on the host's own capsules.",
@@ -159,7 +160,12 @@ async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEvent) -> Result<bool,
         SandboxEventKind::AutoPaused => {
             (vec![Running], Paused, Some("capsule.pause"), "ttl_expired")
         }
-        SandboxEventKind::Paused => (vec![Running], Paused, Some("capsule.pause"), "host_state_sync"),
+        SandboxEventKind::Paused => (
+            vec![Running],
+            Paused,
+            Some("capsule.pause"),
+            "host_state_sync",
+        ),
         SandboxEventKind::AutoDestroyed => {
             (anywhere(), Stopped, Some("capsule.destroy"), "ttl_expired")
         }
