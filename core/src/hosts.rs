@@ -158,10 +158,10 @@ impl HostsArgs {
     /// Problems a type cannot express (reported with the rest of [`crate::Config::validate`]).
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if !(self.cpu_overcommit > 0.0) {
+        if self.cpu_overcommit.is_nan() || self.cpu_overcommit <= 0.0 {
             problems.push("WRENN_SCHED_CPU_OVERCOMMIT must be greater than 0".into());
         }
-        if !(self.reserve_cpus >= 0.0) {
+        if self.reserve_cpus.is_nan() || self.reserve_cpus < 0.0 {
             problems.push("WRENN_SCHED_RESERVE_CPUS must not be negative".into());
         }
         if !(0.0..=1.0).contains(&self.paused_weight) {

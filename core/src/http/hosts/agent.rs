@@ -105,7 +105,7 @@ pub async fn heartbeat(
     Ok(ApiJson(json!({
         "status": "ok",
         "host_id": id,
-        "host_status": host.as_ref().map(|h| h.status.clone()),
+        "host_status": host.as_ref().map(|h| h.status),
         "cert_expires_at": host
             .and_then(|h| h.cert_expires_at)
             .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
