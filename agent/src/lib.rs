@@ -9,11 +9,13 @@
 //!   socket, vsock or TCP).
 //! - [`capsules`]: the registry of capsules and their persisted records.
 //! - [`host`]: lifecycle operations combining runtime, envd hooks and registry; its
-//!   submodules run the TTL reaper, the metrics sampler and start-up recovery.
+//!   submodules run the TTL reaper, the metrics sampler and start-up recovery, and hold the
+//!   outbox of changes the agent made on its own ([`host::outbox`]).
 //! - [`metrics`]: per-capsule metric rings.
 //! - [`service`]: the tonic HostAgentService, mapping [`host`] errors to gRPC codes.
 //! - [`tls`]: mTLS server configuration (hot-swappable); [`registration`]: register,
-//!   saved credentials, heartbeat and refresh.
+//!   saved credentials, heartbeat and refresh, and delivery of the outbox to the control
+//!   plane (`POST /v1/hosts/sandbox-events`, bodies typed in `wrenn_proto::host_http`).
 //!
 //! Data flow: control plane → [`service`] → [`host`] → [`runtime`] (runsc) and
 //! [`envd`] (inside the capsule). Background loops ([`host::reaper`],

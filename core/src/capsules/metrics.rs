@@ -26,20 +26,11 @@ const TIERS: [(&str, i64, Duration); 3] = [
     ("24h", 300, Duration::from_secs(7 * 86_400)),
 ];
 
-fn flush_interval() -> Duration {
-    let secs = std::env::var("WRENN_METRICS_FLUSH_SEC")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(60)
-        .max(1);
-    Duration::from_secs(secs)
-}
-
 /// The flush worker.
 pub fn flush_worker(ctx: &App) -> BackgroundWorker {
     let ctx = ctx.clone();
     BackgroundWorker::new("capsule-metrics-flush", move |token| async move {
-        let mut ticker = tokio::time::interval(flush_interval());
+        let mut ticker = tokio::time::interval(Duration::from_secs(ctx.capsules.metrics_flush_sec));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await; // Nothing to flush at start-up.
         loop {

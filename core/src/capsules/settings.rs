@@ -27,6 +27,10 @@ pub struct CapsuleSettings {
         default_value_t = 3600
     )]
     pub proxy_token_ttl_sec: u64,
+    /// How often capsule metric points are flushed from the agents into PostgreSQL, seconds.
+    #[arg(long = "metrics-flush-sec", env = "WRENN_METRICS_FLUSH_SEC", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub metrics_flush_sec: u64,
 }
 
 impl Default for CapsuleSettings {
@@ -36,6 +40,7 @@ impl Default for CapsuleSettings {
             max_upload_bytes: 100 * 1024 * 1024,
             stats_interval_sec: 60,
             proxy_token_ttl_sec: 3600,
+            metrics_flush_sec: 60,
         }
     }
 }
