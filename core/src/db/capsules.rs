@@ -141,6 +141,11 @@ pub async fn list_for_team(
 
 /// Moves a capsule to `to` only if it currently is in one of `from`; `None` when it was not
 /// (someone else changed it first). `reason` replaces the status reason.
+///
+/// This and [`transition_on_host`] are the one guarded status write every state change goes
+/// through (the other writers, `place`, `mark_started`, `mark_resumed` and
+/// `mark_missing_on_host`, are guarded the same way and also set the columns their step
+/// fills in).
 pub async fn transition(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -148,16 +153,29 @@ pub async fn transition(
     to: CapsuleStatus,
     reason: &str,
 ) -> sqlx::Result<Option<CapsuleRow>> {
+    guarded_write(db, id, None, from, to, reason).await
+}
+
+async fn guarded_write(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    host_id: Option<Uuid>,
+    from: &[CapsuleStatus],
+    to: CapsuleStatus,
+    reason: &str,
+) -> sqlx::Result<Option<CapsuleRow>> {
     sqlx::query_as(&format!(
         "UPDATE capsules SET status = $3, status_reason = $4, last_updated = now(), \
          stopped_at = CASE WHEN $3 = $5 THEN now() ELSE stopped_at END \
-         WHERE id = $1 AND status = ANY($2) RETURNING {COLUMNS}"
+         WHERE id = $1 AND status = ANY($2) AND ($6::uuid IS NULL OR host_id = $6) \
+         RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(from)
     .bind(to)
     .bind(reason)
     .bind(CapsuleStatus::Stopped)
+    .bind(host_id)
     .fetch_optional(db)
     .await
 }
@@ -491,20 +509,11 @@ pub async fn transition_on_host(
     to: CapsuleStatus,
     reason: &str,
 ) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
-        "UPDATE capsules SET status = $4, status_reason = $5, last_updated = now(),
-                stopped_at = CASE WHEN $4 = $6 THEN now() ELSE stopped_at END
-         WHERE id = $1 AND host_id = $2 AND status = ANY($3)
-         RETURNING team_id",
+    Ok(
+        guarded_write(db, capsule_id, Some(host_id), from, to, reason)
+            .await?
+            .map(|row| row.team_id),
     )
-    .bind(capsule_id)
-    .bind(host_id)
-    .bind(from)
-    .bind(to)
-    .bind(reason)
-    .bind(CapsuleStatus::Stopped)
-    .fetch_optional(db)
-    .await
 }
 
 /// Online hosts with at least one capsule in `missing` (to reconcile).
