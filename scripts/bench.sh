@@ -17,6 +17,6 @@ run() { # package binary
 }
 run wrenn-envd envd-bench envd
 run wrenn-agent agent-bench agent
-run wrenn-core cp-bench core
-run wrenn-core events-bench core
+run wrenn-bench cp-bench bench
+run wrenn-bench events-bench bench
 exit $status

@@ -28,8 +28,10 @@
 //!   WebAssembly components loaded from `WRENN_FORMATTERS_DIR` at run time (wasmtime).
 //! - [`passwords`], [`tokens`] (one-time tokens hashed in Redis), [`mail`] (SMTP or the sink
 //!   directory), [`oauth`] (GitHub and the provider registry).
-//! - [`test_support`]: spawns a real server on 127.0.0.1:0 with a fresh database and a
-//!   throw-away Redis, plus typed HTTP helpers; used by this crate's and embedders' tests.
+//! - `test_support` (feature `test-support`, never in a release build): spawns a real server on
+//!   127.0.0.1:0 with a fresh database and a throw-away Redis, typed HTTP helpers, and
+//!   `test_support::stack`, the capsule harness with real agents and gVisor capsules; used by
+//!   this crate's tests, the benchmarks (`bench/`) and embedders' tests.
 //!
 //! A request flows: router → (extension middleware) → handler → guard extractor from
 //! `wrenn-extension-api` (session/API key) → `db::*` functions → `ApiError` or JSON.
@@ -51,6 +53,7 @@ pub mod oauth;
 pub mod passwords;
 pub mod server;
 pub mod sessions;
+#[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod tokens;
 

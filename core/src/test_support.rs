@@ -11,6 +11,7 @@ pub mod client;
 pub mod github;
 pub mod receiver;
 pub mod redis_server;
+pub mod stack;
 
 pub use client::{TestClient, TestResponse};
 pub use github::GithubStandin;

@@ -1,7 +1,7 @@
 //! Capsules end to end: the real control plane, a real agent and real gVisor capsules, driven
 //! over HTTP and WebSocket only (see `capsules_support` for the stack).
 
-mod capsules_support;
+use cpserver::test_support::stack as capsules_support;
 
 use base64::Engine;
 use capsules_support::{Account, Stack, DOMAIN};

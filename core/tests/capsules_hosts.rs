@@ -7,7 +7,7 @@
 //! The host monitor is driven by calling [`monitor::tick`] (silence is simulated by ageing
 //! the host's last heartbeat, as the 90 s threshold would), so the tests do not wait 90 s.
 
-mod capsules_support;
+use cpserver::test_support::stack as capsules_support;
 
 use capsules_support::{Account, Stack};
 use cpserver::hosts::monitor;

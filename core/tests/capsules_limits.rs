@@ -3,7 +3,7 @@
 //! transaction under the team's lock, with API.md's 402 codes or the hook's own refusal, and
 //! creates nothing when it refuses.
 
-mod capsules_support;
+use cpserver::test_support::stack as capsules_support;
 
 use capsules_support::Stack;
 use reqwest::Method;

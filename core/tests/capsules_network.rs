@@ -2,7 +2,7 @@
 //! real gVisor capsules. A web server in a network namespace of the test's own stands in
 //! for the internet (no outside address is ever used).
 
-mod capsules_support;
+use cpserver::test_support::stack as capsules_support;
 
 use capsules_support::{Account, Stack};
 use reqwest::Method;

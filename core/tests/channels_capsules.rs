@@ -3,7 +3,7 @@
 //! `capsule.pause` deliveries, the Slack receiver their text, and an extension's
 //! `SandboxEventHook` sees both.
 
-mod capsules_support;
+use cpserver::test_support::stack as capsules_support;
 
 use capsules_support::Stack;
 use cpserver::test_support::receiver::Receiver;

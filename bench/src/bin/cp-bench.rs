@@ -19,8 +19,7 @@
 //! (default 4) and `CP_BENCH_B9_MB` (default 100) scale the runs. `CP_BENCH_ONLY` (e.g.
 //! `b7` or `b3,b7`) runs only the named figures; unset, all of them run.
 
-#[path = "../../tests/capsules_support/mod.rs"]
-mod support;
+use cpserver::test_support::stack as support;
 
 use anyhow::{anyhow, Context};
 use axum::body::Bytes;

@@ -1,12 +1,11 @@
-//! The capsule end-to-end harness: the control plane of [`cpserver::test_support::TestServer`]
+//! The capsule end-to-end harness, shared by the capsule test suites and the benchmarks: the
+//! control plane of [`crate::test_support::TestServer`]
 //! (a throw-away PostgreSQL database and Redis server, on 127.0.0.1:0) and real `wrenn-agent`
 //! processes (`--insecure-dev` on loopback) running gVisor capsules from the base images
 //! ([`images_dir`]), each entered in the host registry as a development host. Everything is driven over HTTP and WebSocket.
 //!
 //! [`Stack::start`] returns `None` (after printing why) when the machine cannot run gVisor
 //! capsules: not root, no `runsc`, or no base image (`make test` builds them first).
-
-#![allow(dead_code)]
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
@@ -203,7 +202,7 @@ pub struct Stack {
     pub agent_dir: PathBuf,
     pub host_id: uuid::Uuid,
     /// The control plane with its own database, Redis and mail sink.
-    server: cpserver::test_support::TestServer,
+    server: crate::test_support::TestServer,
     /// The agents: the first is `agent_dir`/`host_id`; [`Stack::add_agent`] adds more.
     pub agents: Vec<Agent>,
 }
@@ -338,15 +337,15 @@ impl Stack {
 
     /// [`Stack::start`] with a customised server builder (extensions).
     pub async fn start_with(
-        customise: impl FnOnce(cpserver::Builder) -> cpserver::Builder,
+        customise: impl FnOnce(crate::Builder) -> crate::Builder,
     ) -> Option<Stack> {
         Self::start_configured(customise, |_| {}).await
     }
 
     /// [`Stack::start_with`], then `tweak` on the configuration.
     pub async fn start_configured(
-        customise: impl FnOnce(cpserver::Builder) -> cpserver::Builder,
-        tweak: impl FnOnce(&mut cpserver::Config),
+        customise: impl FnOnce(crate::Builder) -> crate::Builder,
+        tweak: impl FnOnce(&mut crate::Config),
     ) -> Option<Stack> {
         if let Some(reason) = skip_reason() {
             eprintln!("SKIPPED: {reason}");
@@ -356,8 +355,8 @@ impl Stack {
             .prefix("wrenn-caps-")
             .tempdir_in("/var/tmp")
             .expect("temp dir");
-        let server = cpserver::test_support::TestServer::start_with(
-            customise(cpserver::Builder::new()).without_inventory(),
+        let server = crate::test_support::TestServer::start_with(
+            customise(crate::Builder::new()).without_inventory(),
             |config| {
                 config.domain = DOMAIN.into();
                 config.capsules.default_template = "minimal-busybox".into();
@@ -406,12 +405,12 @@ impl Stack {
         n
     }
 
-    pub fn ctx(&self) -> &cpserver::ServerContext {
+    pub fn ctx(&self) -> &crate::ServerContext {
         self.server.ctx()
     }
 
     /// Core's typed services.
-    pub fn app(&self) -> &cpserver::App {
+    pub fn app(&self) -> &crate::App {
         self.server.app()
     }
 
@@ -512,9 +511,9 @@ impl Stack {
                 .await
                 .unwrap_or_default();
         for id in live {
-            if let Ok(Some(row)) = cpserver::db::capsules::get(ctx.db(), id).await {
-                let actor = cpserver::events::Actor::system();
-                let _ = cpserver::capsules::lifecycle::destroy_as(
+            if let Ok(Some(row)) = crate::db::capsules::get(ctx.db(), id).await {
+                let actor = crate::events::Actor::system();
+                let _ = crate::capsules::lifecycle::destroy_as(
                     &app,
                     &row,
                     &actor,
@@ -540,13 +539,13 @@ impl Stack {
 /// registration would have saved in `dir` (a host token signed by this control plane), so it
 /// heartbeats and reports the capsule changes it makes itself.
 async fn enter_host(
-    server: &cpserver::test_support::TestServer,
+    server: &crate::test_support::TestServer,
     dir: &std::path::Path,
     address: &str,
 ) -> uuid::Uuid {
     let host_id = insert_dev_host(server.ctx().db(), address).await;
     std::fs::create_dir_all(dir).unwrap();
-    let token = cpserver::hosts::token::issue_host_jwt(
+    let token = crate::hosts::token::issue_host_jwt(
         server.ctx().jwt_secret(),
         host_id,
         chrono::Duration::days(1),
