@@ -167,3 +167,36 @@ pub fn collect_registered() -> Vec<Box<dyn Extension>> {
     factories.sort_by_key(|f| f.name);
     factories.into_iter().map(|f| (f.create)()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_periodic_worker_runs_each_period_survives_failures_and_stops_on_shutdown() {
+        let passes = Arc::new(AtomicU32::new(0));
+        let counted = passes.clone();
+        let worker = BackgroundWorker::every("tick", Duration::from_secs(10), move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 1 {
+                    Err(HookError::new("second pass fails"))
+                } else {
+                    Ok(())
+                }
+            }
+        });
+        let token = CancellationToken::new();
+        let task = tokio::spawn((worker.run)(token.clone()));
+        // The first pass runs at once, then one per period (time is paused: no real waiting).
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(passes.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        assert_eq!(passes.load(Ordering::SeqCst), 3, "a failed pass does not stop the worker");
+        token.cancel();
+        task.await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(passes.load(Ordering::SeqCst), 3, "no pass after shutdown");
+    }
+}
