@@ -459,3 +459,69 @@ async fn on_signup_failure_aborts_oauth_signup() {
         .unwrap();
     assert_eq!(n, 0, "no account left behind");
 }
+
+/// An extension shipping `sql` as its migrations.
+struct Shipping(Vec<wrenn_extension_api::Migration>);
+
+impl Extension for Shipping {
+    fn name(&self) -> &str {
+        "ship-it"
+    }
+    fn migrations(&self) -> Vec<wrenn_extension_api::Migration> {
+        self.0.clone()
+    }
+}
+
+#[tokio::test]
+async fn extension_migrations_run_once_in_order_in_their_schema_and_refuse_edits() {
+    use wrenn_extension_api::Migration;
+    let db = cpserver::test_support::TestDatabase::create().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    cpserver::MIGRATOR.run(&pool).await.unwrap();
+    // Given out of order: applied by version.
+    let v2 = Migration::new(2, "column", "ALTER TABLE widgets ADD COLUMN size INT;");
+    let v1 = Migration::new(1, "table", "CREATE TABLE widgets (id INT PRIMARY KEY);");
+    let exts: Vec<Box<dyn Extension>> = vec![Box::new(Shipping(vec![v2.clone(), v1.clone()]))];
+    cpserver::extensions::migrate(&pool, &exts).await.unwrap();
+    // A second start applies nothing again.
+    cpserver::extensions::migrate(&pool, &exts).await.unwrap();
+    let (applied,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM extension_migrations WHERE extension = 'ship-it'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(applied, 2);
+    let (schema,): (String,) = sqlx::query_as(
+        "SELECT table_schema::text FROM information_schema.columns \
+         WHERE table_name = 'widgets' AND column_name = 'size'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(schema, "ext_ship_it");
+
+    // Editing an applied migration stops start-up and names it.
+    let edited = Migration::new(1, "table", "CREATE TABLE widgets (id BIGINT PRIMARY KEY);");
+    let exts: Vec<Box<dyn Extension>> = vec![Box::new(Shipping(vec![edited, v2.clone()]))];
+    let err = cpserver::extensions::migrate(&pool, &exts)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("migration 1 of extension \"ship-it\""),
+        "{err}"
+    );
+
+    // A failing migration rolls back alone and stops start-up; nothing of it remains.
+    let broken = Migration::new(3, "broken", "CREATE TABLE gadgets (id INT); SELECT nope;");
+    let exts: Vec<Box<dyn Extension>> = vec![Box::new(Shipping(vec![v1, v2, broken]))];
+    assert!(cpserver::extensions::migrate(&pool, &exts).await.is_err());
+    let (gadgets,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'gadgets'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(gadgets, 0);
+    pool.close().await;
+}

@@ -193,7 +193,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(passes.load(Ordering::SeqCst), 1);
         tokio::time::sleep(Duration::from_secs(25)).await;
-        assert_eq!(passes.load(Ordering::SeqCst), 3, "a failed pass does not stop the worker");
+        assert_eq!(
+            passes.load(Ordering::SeqCst),
+            3,
+            "a failed pass does not stop the worker"
+        );
         token.cancel();
         task.await.unwrap();
         tokio::time::sleep(Duration::from_secs(60)).await;
