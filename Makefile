@@ -10,7 +10,7 @@ HOST_TRIPLE := x86_64-unknown-linux-gnu
 ENVD_STATIC := $(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release/envd
 CARGO ?= cargo
 
-.PHONY: help deps services build envd-static check fmt clippy test dev images rootfs-% reinject-envd bench clean-dev
+.PHONY: help deps services build envd-static check fmt clippy semver test dev images rootfs-% reinject-envd bench clean-dev
 
 help:
 	@echo "make dev      set up and run Wrenn (control plane, agent, local PostgreSQL/Redis, base image)"
@@ -62,9 +62,13 @@ reinject-envd: envd-static
 test: deps envd-static
 	@bash scripts/images-ensure.sh
 	@eval "$$(bash scripts/services.sh)"; status=0; \
+	  bash scripts/semver.sh || status=1; \
 	  $(CARGO) test --workspace --no-fail-fast || status=1; \
 	  bash scripts/web.sh test || status=1; \
 	  exit $$status
+
+semver:
+	@bash scripts/semver.sh
 
 check: fmt clippy test
 
