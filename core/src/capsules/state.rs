@@ -99,6 +99,12 @@ impl CapsuleStatus {
         )
     }
 
+    /// A status the capsule waits in or passes through before it settles (pending, or a
+    /// transitional one): clients keep watching it.
+    pub fn is_unsettled(self) -> bool {
+        self == CapsuleStatus::Pending || self.is_transitional()
+    }
+
     /// Every status for which `test` holds, in declaration order: the one way status sets
     /// are made (for SQL `status = ANY($n)` binds and the API's documentation).
     pub fn all_where(test: fn(CapsuleStatus) -> bool) -> Vec<CapsuleStatus> {
@@ -107,6 +113,28 @@ impl CapsuleStatus {
 }
 
 crate::sql_text_enum!(CapsuleStatus);
+
+/// The dashboard's copy of the statuses, `web/src/generated/statuses.ts`, generated from this
+/// enum (a unit test checks the committed file; `WRENN_REGENERATE=1` rewrites it).
+pub fn dashboard_module() -> String {
+    let list = |set: Vec<CapsuleStatus>| {
+        set.iter()
+            .map(|s| format!("\"{}\"", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "// Generated from core/src/capsules/state.rs (CapsuleStatus); do not edit. Regenerate with\n\
+         // `WRENN_REGENERATE=1 cargo test -p wrenn-core --lib dashboard_statuses`.\n\n\
+         /** Every capsule status, in the order of the state machine. */\n\
+         export const CAPSULE_STATUSES = [{}] as const;\n\
+         export type CapsuleStatus = (typeof CAPSULE_STATUSES)[number];\n\n\
+         /** Statuses a capsule waits in or passes through before it settles: keep watching. */\n\
+         export const UNSETTLED: ReadonlySet<string> = new Set([{}]);\n",
+        list(CapsuleStatus::ALL.to_vec()),
+        list(CapsuleStatus::all_where(CapsuleStatus::is_unsettled)),
+    )
+}
 
 impl fmt::Display for CapsuleStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -175,6 +203,19 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", st.as_str()));
         }
         assert_eq!(CapsuleStatus::parse("bogus"), None);
+    }
+
+    #[test]
+    fn dashboard_statuses_match_the_enum() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../web/src/generated/statuses.ts");
+        let want = dashboard_module();
+        if std::env::var_os("WRENN_REGENERATE").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(have, want, "{} is stale: regenerate it", path.display());
     }
 
     #[test]

@@ -16,21 +16,18 @@ pub struct Cloud {
     pub meter_every: Duration,
 }
 
-/// Concurrent capsules a plan allows.
+const PLANS: &[(&str, u32)] = &[("free", 2), ("pro", 50)];
+type Conn = sqlx::PgConnection;
+
+/// Concurrent capsules a plan allows (none for an unknown or suspended plan).
 pub fn capsules_allowed(plan: &str) -> u32 {
-    match plan {
-        "pro" => 50,
-        "free" => 2,
-        _ => 0,
-    }
+    PLANS.iter().find(|(p, _)| *p == plan).map_or(0, |(_, n)| *n)
 }
 
 async fn plan_of(db: impl sqlx::PgExecutor<'_>, team: Uuid) -> Result<String, sqlx::Error> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT plan FROM ext_cloud.plans WHERE team_id = $1")
-        .bind(team)
-        .fetch_optional(db)
-        .await?;
-    Ok(row.map_or_else(|| "free".into(), |r| r.0))
+    let sql = "SELECT plan FROM ext_cloud.plans WHERE team_id = $1";
+    let plan: Option<String> = sqlx::query_scalar(sql).bind(team).fetch_optional(db).await?;
+    Ok(plan.unwrap_or_else(|| "free".into()))
 }
 
 async fn plan(State(ctx): State<Ctx>, caller: api::RequireSessionOrApiKey) -> Result<Json<Value>, ApiError> {
@@ -54,32 +51,19 @@ pub async fn meter(ctx: &Ctx) -> Result<(), HookError> {
 
 #[async_trait]
 impl api::AuthHook for Cloud {
-    async fn on_signup(
-        &self,
-        _: &Ctx,
-        conn: &mut sqlx::PgConnection,
-        a: &NewAccount,
-    ) -> Result<(), HookError> {
-        sqlx::query("INSERT INTO ext_cloud.plans VALUES ($1, 'free')").bind(a.team_id).execute(conn).await?;
+    async fn on_signup(&self, _: &Ctx, db: &mut Conn, a: &NewAccount) -> Result<(), HookError> {
+        sqlx::query("INSERT INTO ext_cloud.plans VALUES ($1, 'free')").bind(a.team_id).execute(db).await?;
         Ok(())
     }
 }
 
 #[async_trait]
 impl api::AdmissionHook for Cloud {
-    async fn admit(
-        &self,
-        _: &Ctx,
-        db: &mut sqlx::PgConnection,
-        r: &AdmissionRequest,
-    ) -> Result<Admission, HookError> {
+    async fn admit(&self, _: &Ctx, db: &mut Conn, r: &AdmissionRequest) -> Result<Admission, HookError> {
         let (plan, used) = (plan_of(db, r.team_id).await?, r.usage.concurrent_sandboxes);
-        Ok(match capsules_allowed(&plan) {
-            max if used < max => Admission::Allow,
-            max => {
-                Admission::over_limit("plan_limit", format!("the {plan} plan allows {max} capsules at once"))
-            }
-        })
+        let max = capsules_allowed(&plan);
+        let refusal = format!("the {plan} plan allows {max} capsules at once");
+        Ok(if used < max { Admission::Allow } else { Admission::over_limit("plan_limit", refusal) })
     }
 }
 

@@ -4,9 +4,11 @@
 import { api, listOf, seg, type Capsule, type ExecResult, type Template } from "../api";
 import type { App, Page } from "../app";
 import { busy, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
+import { UNSETTLED } from "../generated/statuses";
 
-/** States in which the capsule is changing by itself: the list refreshes while any is shown. */
-const TRANSITIONAL = new Set(["pending", "starting", "pausing", "resuming", "snapshotting", "stopping"]);
+/** States in which the capsule is changing by itself (from the control plane's own enum): the
+ * list refreshes while any is shown. */
+const TRANSITIONAL = UNSETTLED;
 const POLL_MS = 3000;
 
 function statusBadge(status: string, reason?: string) {
