@@ -11,8 +11,9 @@
 //! - an [`AdmissionHook`]: a create that would pass the quota is refused with 402
 //!   `quota_exceeded`, decided under core's per-team admission lock so concurrent creates
 //!   cannot overshoot;
-//! - a worker, `quota-enforcer`: a team above its quota (the quota was lowered) has its newest
-//!   running capsules paused, through the capsule facade, until it fits.
+//! - a worker, `quota-enforcer`: a team running more capsules than its quota (the quota was
+//!   lowered) has its newest running capsules paused, through the capsule facade, until at most
+//!   the quota run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,12 +148,13 @@ impl AdmissionHook for Gate {
     }
 }
 
-/// Which of a team's capsules to pause so that at most `max` hold resources: the newest
-/// running ones first (paused capsules already count, so they are never chosen).
+/// Which of a team's capsules to pause so that at most `max` run: the newest running ones.
+/// (Pausing frees the host but a paused capsule still counts against admission, so the
+/// enforcer caps what runs; it never destroys anything.)
 pub fn to_pause(capsules: &[CapsuleSummary], max: u32) -> Vec<Uuid> {
-    let excess = capsules.len().saturating_sub(max as usize);
     let mut running: Vec<&CapsuleSummary> =
         capsules.iter().filter(|c| c.status == "running").collect();
+    let excess = running.len().saturating_sub(max as usize);
     running.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     running.into_iter().take(excess).map(|c| c.id).collect()
 }

@@ -3,7 +3,7 @@
 
 use cpserver::test_support::TestServer;
 use cpserver::Builder;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 use wrenn_ext_quotas::{to_pause, Quotas};
 use wrenn_extension_api::chrono::{TimeZone, Utc};
@@ -128,11 +128,85 @@ fn the_enforcer_pauses_the_newest_running_capsules_first() {
         capsule(3, "running"),
         capsule(4, "running"),
     ];
+    // Three run: a quota of 2 pauses the newest running one.
+    assert_eq!(to_pause(&team, 2), vec![Uuid::from_u128(4)]);
     assert_eq!(
-        to_pause(&team, 2),
+        to_pause(&team, 1),
         vec![Uuid::from_u128(4), Uuid::from_u128(3)]
     );
-    assert_eq!(to_pause(&team, 4), Vec::<Uuid>::new());
-    // Paused capsules count but cannot be paused again: at most every running one.
+    assert_eq!(to_pause(&team, 3), Vec::<Uuid>::new());
+    // Paused capsules are never chosen: at most every running one.
     assert_eq!(to_pause(&team, 0).len(), 3);
+}
+
+/// The enforcer against real capsules: a quota lowered below what a team runs pauses its
+/// newest running capsules through the capsule facade until the team fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_enforcer_pauses_the_newest_capsules_of_a_team_over_its_quota() {
+    use cpserver::test_support::stack::Stack;
+    use wrenn_extension_api::sqlx;
+    let quotas = Quotas {
+        enforce_every: Duration::from_millis(200),
+    };
+    let Some(stack) = Stack::start_with(move |b| b.extension(quotas)).await else {
+        return; // Stack printed why (no root, runsc or base image)
+    };
+    let team = stack.account("over").await;
+    let older = stack.create(&team, json!({"memory_mb": 128})).await;
+    let newer = stack.create(&team, json!({"memory_mb": 128})).await;
+    let team_id: Uuid = sqlx::query_scalar(
+        "SELECT ut.team_id FROM users_teams ut JOIN users u ON u.id = ut.user_id WHERE u.email = $1",
+    )
+    .bind(&team.email)
+    .fetch_one(stack.ctx().db())
+    .await
+    .unwrap();
+    // The quota is lowered to 1 (as PUT /v1/quotas would, tested above).
+    sqlx::query("INSERT INTO ext_quotas.team_quotas (team_id, max_capsules) VALUES ($1, 1)")
+        .bind(team_id)
+        .execute(stack.ctx().db())
+        .await
+        .unwrap();
+    let status = |id: &Value| {
+        let id = wrenn_extension_api::ids::decode(
+            wrenn_extension_api::ids::CAPSULE,
+            id["id"].as_str().unwrap(),
+        )
+        .unwrap();
+        let db = stack.ctx().db().clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM capsules WHERE id = $1")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if status(&newer).await == "paused" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the enforcer did not pause the newest capsule\n{}",
+            stack.agent_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The older one keeps running; later passes change nothing (the team fits now).
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(status(&older).await, "running");
+    assert_eq!(status(&newer).await, "paused");
+    let (actor,): (String,) = sqlx::query_as(
+        "SELECT actor_name FROM audit_logs WHERE action = 'capsule.pause' ORDER BY created_at DESC LIMIT 1",
+    )
+    .fetch_one(stack.ctx().db())
+    .await
+    .unwrap();
+    assert_eq!(
+        actor, "quotas",
+        "the pause is the extension's, in the audit log"
+    );
+    stack.shutdown().await;
 }
