@@ -67,8 +67,10 @@ pub struct Config {
     #[arg(long, env = "WRENN_DNS", value_delimiter = ',')]
     pub dns: Vec<String>,
 
-    /// Medium of the per-capsule root overlay: memory, self or dir=/path.
-    #[arg(long, env = "WRENN_OVERLAY", default_value = "memory")]
+    /// Medium of the per-capsule root overlay: `disk` (each capsule gets its own disk of
+    /// `disk_mb`, a loop-mounted sparse ext4 image; a full disk is ENOSPC inside), or runsc's
+    /// `memory`, `self` or `dir=/path` (writes unbounded but by memory or the host's disk).
+    #[arg(long, env = "WRENN_OVERLAY", default_value = "disk")]
     pub overlay: String,
 
     /// Cache file of the start-up capability probe (default `$WRENN_DIR/capabilities.json`).
@@ -78,6 +80,11 @@ pub struct Config {
     /// How often the TTL reaper looks for idle capsules, in milliseconds.
     #[arg(long, env = "WRENN_REAPER_INTERVAL_MS", default_value_t = 1000)]
     pub reaper_interval_ms: u64,
+
+    /// How often the watchdog looks for capsules whose sandbox ended on its own (out of
+    /// memory, crashed), in milliseconds.
+    #[arg(long, env = "WRENN_WATCHDOG_INTERVAL_MS", default_value_t = 1000)]
+    pub watchdog_interval_ms: u64,
 }
 
 impl Config {

@@ -1,16 +1,22 @@
 //! The host: every capsule this agent owns and the lifecycle operations on them.
 //!
-//! The gRPC service, the TTL reaper, the metrics sampler and start-up recovery all go
-//! through [`Host`]; it combines the [`Runtime`] (isolation) with envd's hooks
+//! The gRPC service, the TTL reaper, the watchdog, the metrics sampler and start-up recovery
+//! all go through [`Host`]; it combines the [`Runtime`] (isolation) with envd's hooks
 //! (health, `/init`, `/snapshot/prepare`) and the [`Registry`] of capsules.
+//!
+//! A capsule whose sandbox ends on its own ([`Host::check`]) is cleaned up at once and
+//! remembered as dead ([`Graveyard`]): calls on it answer [`HostError::Dead`] with the
+//! reason, and the control plane hears of it through the [`outbox`].
 
 pub mod outbox;
 pub mod reaper;
 pub mod recovery;
 pub mod sampler;
+pub mod watchdog;
 
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -18,7 +24,11 @@ use tracing::{info, warn};
 
 use crate::capsules::{self, Capsule, Record, Registry, State};
 use crate::envd::{Envd, EnvdError, InitParams};
-use crate::runtime::{CapsuleSpec, NetworkMode, NetworkPolicy, Runtime, RuntimeError};
+use crate::runtime::{CapsuleSpec, Death, NetworkMode, NetworkPolicy, Runtime, RuntimeError};
+use wrenn_proto::host_http::SandboxEventKind;
+
+/// Times [`Host::explain`] looks for a death, 250 ms apart.
+const EXPLAIN_LOOKS: u32 = 6;
 
 /// How long a fresh or restored envd gets to answer `/health`.
 const ENVD_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +46,63 @@ pub enum HostError {
     AlreadyExists(String),
     #[error("{0}")]
     Internal(String),
+    /// The capsule's sandbox ended on its own (`reason`: `out_of_memory`, `crashed`).
+    #[error("{detail}")]
+    Dead { reason: String, detail: String },
+}
+
+/// Capsules that died on their own, remembered (the most recent [`Graveyard::CAPACITY`])
+/// so that calls on them say why instead of "not found".
+#[derive(Default)]
+pub struct Graveyard {
+    dead: Mutex<(HashMap<String, Death>, VecDeque<String>)>,
+}
+
+impl Graveyard {
+    pub const CAPACITY: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Death>, VecDeque<String>)> {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn bury(&self, id: &str, death: Death) {
+        let mut g = self.lock();
+        if g.0.insert(id.to_owned(), death).is_none() {
+            g.1.push_back(id.to_owned());
+        }
+        while g.1.len() > Self::CAPACITY {
+            if let Some(old) = g.1.pop_front() {
+                g.0.remove(&old);
+            }
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Death> {
+        self.lock().0.get(id).cloned()
+    }
+
+    /// Forgets a capsule (the control plane destroyed it); whether it was here.
+    pub fn forget(&self, id: &str) -> bool {
+        let mut g = self.lock();
+        let was = g.0.remove(id).is_some();
+        if was {
+            g.1.retain(|d| d != id);
+        }
+        was
+    }
+
+    pub fn ids(&self) -> Vec<String> {
+        self.lock().1.iter().cloned().collect()
+    }
+}
+
+impl From<Death> for HostError {
+    fn from(d: Death) -> Self {
+        HostError::Dead {
+            reason: d.reason().to_owned(),
+            detail: d.detail(),
+        }
+    }
 }
 
 impl From<RuntimeError> for HostError {
@@ -160,6 +227,8 @@ pub struct Host {
     pub shutdown: CancellationToken,
     /// Changes made here on the agent's own initiative, until the control plane has them.
     pub outbox: outbox::Outbox,
+    /// Capsules that died on their own.
+    pub graveyard: Graveyard,
 }
 
 /// Capsule ids are used in paths and runsc ids: keep them to a safe alphabet.
@@ -210,6 +279,7 @@ impl Host {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             shutdown,
             outbox: outbox::Outbox::default(),
+            graveyard: Graveyard::default(),
         })
     }
 
@@ -217,11 +287,86 @@ impl Host {
         self.images_dir.join("teams").join(team).join(template)
     }
 
-    /// The capsule, or NotFound.
+    /// The capsule, or Dead when it died on its own, or NotFound.
     pub fn capsule(&self, id: &str) -> Result<Arc<Capsule>, HostError> {
-        self.capsules
-            .get(id)
-            .ok_or_else(|| HostError::NotFound(format!("capsule {id} not found")))
+        if let Some(c) = self.capsules.get(id) {
+            return Ok(c);
+        }
+        match self.graveyard.get(id) {
+            Some(death) => Err(death.into()),
+            None => Err(HostError::NotFound(format!("capsule {id} not found"))),
+        }
+    }
+
+    /// Whether a running capsule's sandbox has ended on its own; if so it is cleaned up,
+    /// remembered as dead, and the control plane told (`error` with the reason). Skips a
+    /// capsule in the middle of an operation (the operation reports its own failure).
+    pub async fn check(&self, capsule: &Arc<Capsule>) -> Option<Death> {
+        let _op = capsule.op.try_lock().ok()?;
+        let current = self.capsules.get(&capsule.id);
+        if !current.is_some_and(|c| Arc::ptr_eq(&c, capsule)) {
+            // Buried (or destroyed) while the caller held on to it.
+            return self.graveyard.get(&capsule.id);
+        }
+        if capsule.state() != State::Running {
+            return None;
+        }
+        let death = self.runtime.exited(&capsule.id).await?;
+        warn!(capsule_id = %capsule.id, reason = death.reason(), detail = %death.detail(),
+            "capsule died on its own; cleaning up");
+        if let Err(e) = self.runtime.destroy(&capsule.id).await {
+            warn!(capsule_id = %capsule.id, error = %e, "cleaning up a dead capsule failed");
+        }
+        self.graveyard.bury(&capsule.id, death.clone());
+        self.capsules.remove(&capsule.id);
+        self.outbox.push(
+            &capsule.id,
+            SandboxEventKind::Error,
+            death.reason(),
+            Some(death.detail()),
+        );
+        Some(death)
+    }
+
+    /// Turns a failed call's error into [`HostError::Dead`] when the capsule turns out to
+    /// have died (a call that lost envd is how a death is often first seen).
+    pub async fn explain(&self, id: &str, error: tonic::Status) -> tonic::Status {
+        if !matches!(
+            error.code(),
+            tonic::Code::Unavailable | tonic::Code::Internal | tonic::Code::Unknown
+        ) {
+            return error;
+        }
+        match self.capsules.get(id) {
+            // A sandbox being killed closes envd's socket a moment before it is gone: look
+            // a few times.
+            Some(capsule) => {
+                let looks = if error.code() == tonic::Code::Unavailable {
+                    EXPLAIN_LOOKS
+                } else {
+                    1
+                };
+                for look in 1..=looks {
+                    // The watchdog may be the one that buries it meanwhile.
+                    if let Some(death) = self
+                        .check(&capsule)
+                        .await
+                        .or_else(|| self.graveyard.get(id))
+                    {
+                        return HostError::from(death).into();
+                    }
+                    if look == looks || capsule.state() != State::Running {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                error
+            }
+            None => match self.graveyard.get(id) {
+                Some(death) => HostError::from(death).into(),
+                None => error,
+            },
+        }
     }
 
     /// The capsule if it is running (activity is recorded), else the matching error.
@@ -296,6 +441,12 @@ impl Host {
             return Err(HostError::InvalidArgument(format!(
                 "{memory_mb} MiB requested; this host has {} MiB",
                 self.limits.memory_mb
+            )));
+        }
+        use crate::runtime::gvisor::disk::{MAX_DISK_MB, MIN_DISK_MB};
+        if p.disk_mb != 0 && !(MIN_DISK_MB..=MAX_DISK_MB).contains(&p.disk_mb) {
+            return Err(HostError::InvalidArgument(format!(
+                "disk_mb must be between {MIN_DISK_MB} and {MAX_DISK_MB} (0: the default)"
             )));
         }
         let network = network_policy(&p.network_mode, &p.network_allow).await?;
@@ -378,6 +529,13 @@ impl Host {
 
     pub async fn destroy(&self, id: &str) -> Result<(), HostError> {
         check_id(id)?;
+        if self.graveyard.forget(id) {
+            // Cleaned up when it died; only leftovers of an interrupted clean-up remain.
+            return match self.runtime.destroy(id).await {
+                Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+        }
         match self.capsules.get(id) {
             Some(capsule) => {
                 let _op = capsule.op.lock().await;

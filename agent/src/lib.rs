@@ -207,6 +207,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host.clone(),
         Duration::from_millis(config.reaper_interval_ms.max(50)),
     )));
+    tasks.push(tokio::spawn(host::watchdog::run(
+        host.clone(),
+        Duration::from_millis(config.watchdog_interval_ms.max(50)),
+    )));
     tasks.push(tokio::spawn(host::sampler::run(host.clone())));
 
     let signals = shutdown.clone();

@@ -112,6 +112,35 @@ pub enum LiveState {
     Gone,
 }
 
+/// Why a capsule's sandbox ended without being asked to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Death {
+    /// The host killed it for exceeding its memory (its memory cgroup counted an OOM kill).
+    OutOfMemory,
+    /// It ended for another reason; the runtime's last words.
+    Crashed(String),
+}
+
+impl Death {
+    /// The capsule's `status_reason` and the event's `metadata.reason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Death::OutOfMemory => "out_of_memory",
+            Death::Crashed(_) => "crashed",
+        }
+    }
+
+    /// A sentence for the event's `error` and the API's 409.
+    pub fn detail(&self) -> String {
+        match self {
+            Death::OutOfMemory => {
+                "the capsule used more memory than it has and the host stopped it".into()
+            }
+            Death::Crashed(words) => format!("the capsule's sandbox ended unexpectedly: {words}"),
+        }
+    }
+}
+
 /// What the host can do, probed once at start-up and reported to the control plane.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Capabilities {
@@ -194,6 +223,11 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Liveness of a capsule (used by recovery after an agent restart).
     async fn state(&self, id: &str) -> LiveState;
+
+    /// For a capsule the caller believes running: `Some` when its sandbox has ended on its
+    /// own, and why. Cheap enough to call every second for every capsule (the gVisor driver
+    /// reads `/proc`, and runs runsc only to confirm a death). Never changes anything.
+    async fn exited(&self, id: &str) -> Option<Death>;
 
     /// Replaces the egress policy of a capsule (running or paused).
     async fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError> {

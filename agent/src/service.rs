@@ -40,6 +40,15 @@ impl From<HostError> for Status {
             HostError::FailedPrecondition(m) => Status::failed_precondition(m),
             HostError::AlreadyExists(m) => Status::already_exists(m),
             HostError::Internal(m) => Status::internal(m),
+            HostError::Dead { reason, detail } => {
+                let mut status = Status::failed_precondition(detail);
+                if let Ok(v) = reason.parse() {
+                    status
+                        .metadata_mut()
+                        .insert(wrenn_proto::hostagent::CAPSULE_DEAD_METADATA, v);
+                }
+                status
+            }
         }
     }
 }
@@ -62,6 +71,17 @@ pub(crate) fn envd_error(e: EnvdError) -> Status {
         EnvdError::Status { status: 409, body } => Status::failed_precondition(body),
         EnvdError::Status { status: 413, body } => Status::resource_exhausted(body),
         other => Status::unavailable(other.to_string()),
+    }
+}
+
+impl AgentService {
+    /// `result`, with a failure that came from the capsule's sandbox having died told as
+    /// such ([`Host::explain`]).
+    async fn explained<T>(&self, id: &str, result: Result<T, Status>) -> Result<T, Status> {
+        match result {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.host.explain(id, e).await),
+        }
     }
 }
 
@@ -153,7 +173,10 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::ExecRequest>,
     ) -> Result<Response<pb::ExecResponse>, Status> {
-        process::exec(self, r.into_inner()).await.map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::exec(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     type ExecStreamStream = RpcStream<pb::ProcessEvent>;
@@ -161,32 +184,40 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::ExecStreamRequest>,
     ) -> Result<Response<Self::ExecStreamStream>, Status> {
-        process::exec_stream(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::exec_stream(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn start_background(
         &self,
         r: Request<pb::StartBackgroundRequest>,
     ) -> Result<Response<pb::StartBackgroundResponse>, Status> {
-        process::start_background(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::start_background(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn list_processes(
         &self,
         r: Request<pb::ListProcessesRequest>,
     ) -> Result<Response<pb::ListProcessesResponse>, Status> {
-        process::list(self, r.into_inner()).await.map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::list(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn kill_process(
         &self,
         r: Request<pb::KillProcessRequest>,
     ) -> Result<Response<pb::KillProcessResponse>, Status> {
-        process::kill(self, r.into_inner()).await.map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::kill(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     type ConnectProcessStream = RpcStream<pb::ProcessEvent>;
@@ -194,9 +225,10 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::ConnectProcessRequest>,
     ) -> Result<Response<Self::ConnectProcessStream>, Status> {
-        process::connect(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::connect(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     type PtyAttachStream = RpcStream<pb::PtyEvent>;
@@ -204,50 +236,60 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::PtyAttachRequest>,
     ) -> Result<Response<Self::PtyAttachStream>, Status> {
-        process::pty_attach(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::pty_attach(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn pty_send_input(
         &self,
         r: Request<pb::PtySendInputRequest>,
     ) -> Result<Response<pb::PtySendInputResponse>, Status> {
-        process::pty_input(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::pty_input(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn pty_resize(
         &self,
         r: Request<pb::PtyResizeRequest>,
     ) -> Result<Response<pb::PtyResizeResponse>, Status> {
-        process::pty_resize(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::pty_resize(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn pty_kill(
         &self,
         r: Request<pb::PtyKillRequest>,
     ) -> Result<Response<pb::PtyKillResponse>, Status> {
-        process::pty_kill(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = process::pty_kill(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn write_file(
         &self,
         r: Request<pb::WriteFileRequest>,
     ) -> Result<Response<pb::WriteFileResponse>, Status> {
-        files::write(self, r.into_inner()).await.map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = files::write(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn read_file(
         &self,
         r: Request<pb::ReadFileRequest>,
     ) -> Result<Response<pb::ReadFileResponse>, Status> {
-        files::read(self, r.into_inner()).await.map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = files::read(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn write_file_stream(
@@ -264,34 +306,40 @@ impl HostAgentService for AgentService {
         &self,
         r: Request<pb::ReadFileRequest>,
     ) -> Result<Response<Self::ReadFileStreamStream>, Status> {
-        files::read_stream(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = files::read_stream(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn list_dir(
         &self,
         r: Request<pb::ListDirRequest>,
     ) -> Result<Response<pb::ListDirResponse>, Status> {
-        files::list_dir(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = files::list_dir(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn make_dir(
         &self,
         r: Request<pb::MakeDirRequest>,
     ) -> Result<Response<pb::MakeDirResponse>, Status> {
-        files::make_dir(self, r.into_inner())
-            .await
-            .map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = files::make_dir(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn remove_path(
         &self,
         r: Request<pb::RemovePathRequest>,
     ) -> Result<Response<pb::RemovePathResponse>, Status> {
-        files::remove(self, r.into_inner()).await.map(Response::new)
+        let r = r.into_inner();
+        let id = r.sandbox_id.clone();
+        let result = files::remove(self, r).await;
+        self.explained(&id, result).await.map(Response::new)
     }
 
     async fn create_snapshot(

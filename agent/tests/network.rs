@@ -671,3 +671,122 @@ async fn pip_installs_from_a_local_index_and_keeps_working_after_pause_and_fork(
             .expect("destroy");
     }
 }
+
+/// A DNS server (UDP port 53) at `net`'s address `a`, in its namespace: A records for the
+/// names in `records`, NXDOMAIN for the rest. The stand-in for the internet's resolvers.
+fn dns_server(net: &Internet, records: Vec<(String, std::net::Ipv4Addr)>) {
+    use std::os::fd::AsFd;
+    let netns = std::fs::File::open(format!("/run/netns/{}", net.netns)).expect("netns");
+    let addr = format!("{}:53", net.a);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // This thread alone moves into the namespace; the socket stays there.
+        nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let socket = std::net::UdpSocket::bind(&addr).expect("bind :53 in the test netns");
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            if let Some(answer) = dns_answer(&buf[..n], &records) {
+                let _ = socket.send_to(&answer, peer);
+            }
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("DNS server started");
+}
+
+/// The answer to one DNS query (RFC 1035 message format): the question echoed, and an A
+/// record when the name is known and the type is A or ANY.
+fn dns_answer(query: &[u8], records: &[(String, std::net::Ipv4Addr)]) -> Option<Vec<u8>> {
+    if query.len() < 12 {
+        return None;
+    }
+    // The question's name: length-prefixed labels up to a zero byte.
+    let mut i = 12;
+    let mut labels = Vec::new();
+    while i < query.len() && query[i] != 0 {
+        let len = query[i] as usize;
+        labels.push(String::from_utf8_lossy(query.get(i + 1..i + 1 + len)?).to_lowercase());
+        i += 1 + len;
+    }
+    let qtype = u16::from_be_bytes([*query.get(i + 1)?, *query.get(i + 2)?]);
+    let question_end = i + 5;
+    let name = labels.join(".");
+    let found = records
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, a)| *a)
+        .filter(|_| qtype == 1 || qtype == 255);
+    let known = records.iter().any(|(n, _)| *n == name);
+    let mut out = query[..2].to_vec(); // id
+    let rcode: u8 = if known { 0 } else { 3 };
+    out.extend([0x81, 0x80 | rcode]); // response, recursion desired + available
+    out.extend([0, 1, 0, u8::from(found.is_some()), 0, 0, 0, 0]);
+    out.extend(query.get(12..question_end)?);
+    if let Some(a) = found {
+        out.extend([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        out.extend(a.octets());
+    }
+    Some(out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn names_resolve_through_the_resolvers_the_host_names() {
+    let test = "dns";
+    if net_skip(test) {
+        return;
+    }
+    let net = Internet::start();
+    let pkg: std::net::Ipv4Addr = net.b.parse().unwrap();
+    dns_server(&net, vec![("pkg.wrenn.test".into(), pkg)]);
+    let mut a = Agent::start(&["--dns", &net.a]).await;
+    let info = a
+        .client
+        .get_host_info(pb::GetHostInfoRequest {})
+        .await
+        .expect("host info")
+        .into_inner();
+    if info.capabilities.unwrap_or_default().network_mode != "sandbox" {
+        eprintln!("SKIP {test}: capsule networking unavailable on this host");
+        return;
+    }
+    let id = capsule_id();
+    a.client
+        .create_sandbox(create_req(&id, BUSYBOX))
+        .await
+        .expect("create");
+    let resolv = ok(sh(&mut a.client, &id, "cat /etc/resolv.conf").await);
+    assert!(
+        resolv.contains(&format!("nameserver {}", net.a)),
+        "{resolv}"
+    );
+    // A name resolves inside, through the configured resolver, and its page is fetched by name.
+    let (_, out, err) = sh(&mut a.client, &id, "nslookup pkg.wrenn.test").await;
+    assert!(out.contains(&net.b), "nslookup: {out} {err}");
+    let (code, out, err) = sh(
+        &mut a.client,
+        &id,
+        "wget -q -T 5 -O - http://pkg.wrenn.test:8080/",
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, PAGE), "{err}");
+    // An unknown name fails as it should.
+    let (code, _, _) = sh(&mut a.client, &id, "nslookup nowhere.wrenn.test").await;
+    assert_ne!(code, 0, "an unknown name resolved");
+    // With deny_all the resolver is unreachable too (only allow_list admits it).
+    set_policy(&mut a, &id, policy("deny_all", &[]))
+        .await
+        .unwrap();
+    let (code, _, _) = sh(&mut a.client, &id, "nslookup pkg.wrenn.test").await;
+    assert_ne!(code, 0, "deny_all still resolved");
+    set_policy(
+        &mut a,
+        &id,
+        policy("allow_list", &[&format!("{}/32", net.b)]),
+    )
+    .await
+    .unwrap();
+    let (_, out, err) = sh(&mut a.client, &id, "nslookup pkg.wrenn.test").await;
+    assert!(out.contains(&net.b), "allow_list keeps DNS: {out} {err}");
+}

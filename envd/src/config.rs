@@ -33,6 +33,12 @@ pub struct Config {
     /// second off (needs CAP_SYS_TIME; only meant for capsules).
     #[arg(long, env = "ENVD_SYNC_CLOCK")]
     pub sync_clock: bool,
+
+    /// Most tasks (processes and threads) the user of a started process may have: its
+    /// RLIMIT_NPROC. envd itself keeps no such limit, so a fork bomb in a child stops at the
+    /// limit while envd can still start the commands that end it. 0: unchanged.
+    #[arg(long, env = "ENVD_MAX_PROCESSES", default_value_t = 0)]
+    pub max_processes: u64,
 }
 
 /// The one listener envd serves on.

@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         reaper,
         config.replay_buffer,
         Duration::from_secs(config.exited_retention_secs),
+        (config.max_processes > 0).then_some(config.max_processes),
     );
     let transport = Transport::new(config.listen.clone(), token.clone());
     let state = Arc::new(AppState {

@@ -153,15 +153,23 @@ pub struct Processes {
     reaper: Arc<Reaper>,
     replay_buffer: usize,
     retention: Duration,
+    /// RLIMIT_NPROC of started processes ([`crate::Config::max_processes`]).
+    max_processes: Option<u64>,
 }
 
 impl Processes {
-    pub fn new(reaper: Arc<Reaper>, replay_buffer: usize, retention: Duration) -> Arc<Self> {
+    pub fn new(
+        reaper: Arc<Reaper>,
+        replay_buffer: usize,
+        retention: Duration,
+        max_processes: Option<u64>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             table: Mutex::default(),
             reaper,
             replay_buffer,
             retention,
+            max_processes,
         })
     }
 
@@ -242,6 +250,7 @@ impl Processes {
             user,
             pty,
             stdin,
+            max_processes: self.max_processes,
         };
 
         // The table lock covers the tag check and the insert, so two starts cannot both take

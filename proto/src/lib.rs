@@ -13,6 +13,10 @@ pub mod hostagent {
     pub mod v1 {
         tonic::include_proto!("wrenn.hostagent.v1");
     }
+
+    /// gRPC metadata key on a `FAILED_PRECONDITION` answer about a capsule whose sandbox
+    /// ended on its own; its value is the reason (`out_of_memory`, `crashed`).
+    pub const CAPSULE_DEAD_METADATA: &str = "wrenn-capsule-dead";
 }
 
 /// envd's ProcessService and FilesystemService (`proto/envd_*.proto`): the agent's client,

@@ -5,6 +5,8 @@
 //! - `$WRENN_DIR/sandboxes/<id>/bundle/config.json`: the OCI spec ([`bundle`]);
 //! - `$WRENN_DIR/sandboxes/<id>/run/`: bind-mounted to `/run/wrenn`, holds envd's socket;
 //! - `$WRENN_DIR/sandboxes/<id>/runsc.log`: runsc's output;
+//! - `$WRENN_DIR/sandboxes/<id>/disk.img`, mounted on `disk/`: the capsule's disk, which
+//!   holds its root overlay ([`disk`]);
 //! - `$WRENN_DIR/snapshots/<id>/`: the checkpoint image while paused.
 //!
 //! A snapshot template directory holds `checkpoint/` (the image) and `snapshot.json`.
@@ -12,24 +14,34 @@
 //! the shared template rootfs, which every fork's bundle names too.
 
 mod bundle;
+pub mod disk;
 pub mod net;
 pub mod probe;
 mod runsc;
+mod watch;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tracing::{info, warn};
 
+use disk::Medium;
 pub use probe::probe;
-use runsc::Runsc;
+use runsc::{Launch, Runsc};
+use watch::Watched;
 
 use net::Net;
 
 use super::{
-    Capabilities, CapsuleSpec, EnvdAddress, LiveState, NetworkPolicy, Runtime, RuntimeError, Stats,
+    Capabilities, CapsuleSpec, Death, EnvdAddress, LiveState, NetworkPolicy, Runtime, RuntimeError,
+    Stats,
 };
+
+/// Disk of a capsule whose request names none (a control plane older than disks).
+pub const DEFAULT_DISK_MB: u32 = 2048;
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -43,7 +55,8 @@ pub struct GvisorConfig {
     pub runsc: PathBuf,
     pub platform: String,
     pub network: String,
-    /// runsc `--overlay2` medium for the root: `memory`, `self` or `dir=/path`.
+    /// Medium of the root overlay: `disk` (each capsule's own disk, `disk_mb` large),
+    /// or runsc's `memory`, `self` or `dir=/path` (no disk bound).
     pub overlay: String,
     /// Per-capsule networking; required when `network` is `sandbox`.
     pub net: Option<net::NetConfig>,
@@ -55,6 +68,10 @@ pub struct Gvisor {
     capabilities: Capabilities,
     /// Set when capsules run with `--network=sandbox`.
     net: Option<Net>,
+    /// New capsules get a disk of their own.
+    disks: bool,
+    /// Sandbox processes of running capsules ([`watch`]).
+    watched: Mutex<HashMap<String, Watched>>,
 }
 
 /// runsc container id of a capsule.
@@ -80,19 +97,105 @@ impl Gvisor {
             }
             _ => None,
         };
+        let disks = config.overlay == "disk";
         let runsc = Runsc {
             binary: config.runsc,
             root: config.wrenn_dir.join("runsc"),
             platform: config.platform,
             network: config.network,
-            overlay: format!("root:{}", config.overlay),
+            // With disks, the medium of commands that start no sandbox does not matter.
+            overlay: if disks {
+                "root:memory".into()
+            } else {
+                format!("root:{}", config.overlay)
+            },
         };
         Ok(Gvisor {
             runsc,
             wrenn_dir: config.wrenn_dir,
             capabilities,
             net,
+            disks,
+            watched: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The flags that start capsule `spec` with its overlay in `medium`, its disk mounted
+    /// first when it has one.
+    async fn launch(&self, spec: &CapsuleSpec, medium: Medium) -> Result<Launch, RuntimeError> {
+        let overlay = match medium {
+            Medium::Disk => {
+                let dir = self.sandbox_dir(&spec.id);
+                let asked = if spec.disk_mb == 0 {
+                    DEFAULT_DISK_MB
+                } else {
+                    spec.disk_mb
+                };
+                // A fork needs room for everything its snapshot wrote.
+                let size =
+                    asked.max(self.snapshot_meta(spec)["disk_mb"].as_u64().unwrap_or(0) as u32);
+                disk::ensure(&dir, size).await?;
+                format!("root:dir={}", disk::mount_point(&dir).display())
+            }
+            // Capsules from before disks, on a host that now has them, keep memory.
+            Medium::Memory if self.disks => "root:memory".into(),
+            Medium::Memory => self.runsc.overlay.clone(),
+        };
+        Ok(Launch {
+            overlay,
+            vcpus: spec.vcpus,
+        })
+    }
+
+    /// `snapshot.json` of a fork's snapshot template (`null` for a fresh capsule).
+    fn snapshot_meta(&self, spec: &CapsuleSpec) -> serde_json::Value {
+        spec.snapshot_dir
+            .as_ref()
+            .and_then(|dir| std::fs::read(dir.join("snapshot.json")).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// The medium a new capsule's overlay uses: a fork's is its snapshot's.
+    fn medium_for(&self, spec: &CapsuleSpec) -> Medium {
+        match &spec.snapshot_dir {
+            Some(_) => serde_json::from_value(self.snapshot_meta(spec)["overlay_medium"].clone())
+                .unwrap_or_default(),
+            None if self.disks => Medium::Disk,
+            None => Medium::Memory,
+        }
+    }
+
+    /// Notes the sandbox process of a capsule that just started ([`watch`]), and gives a
+    /// 1-vCPU capsule's sandbox every CPU after its boot on one.
+    async fn watch(&self, id: &str, vcpus: Option<u32>) {
+        let observed = match self.runsc.state(&container_id(id)).await {
+            Some((status, pid)) if status == "running" => {
+                if vcpus.is_some_and(|v| v <= 1) {
+                    if let Err(e) = watch::unpin(pid) {
+                        warn!(capsule_id = %id, error = %e, "widening the capsule's cpuset failed");
+                    }
+                }
+                Watched::observe(pid)
+            }
+            _ => None,
+        };
+        let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+        match observed {
+            Some(w) => {
+                watched.insert(id.to_owned(), w);
+            }
+            None => {
+                watched.remove(id);
+            }
+        }
+    }
+
+    fn unwatch(&self, id: &str) {
+        self.watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     fn sandbox_dir(&self, id: &str) -> PathBuf {
@@ -140,7 +243,12 @@ impl Gvisor {
     /// "Restore successful" (seen on forks and resumes, a few in a hundred restores while
     /// other capsules were busy; never on a fresh boot). The checkpoint image is intact, so
     /// such a restore is retried.
-    async fn restore(&self, spec: &CapsuleSpec, image: &Path) -> Result<(), RuntimeError> {
+    async fn restore(
+        &self,
+        spec: &CapsuleSpec,
+        image: &Path,
+        medium: Medium,
+    ) -> Result<(), RuntimeError> {
         let cid = container_id(&spec.id);
         let image_arg = format!("--image-path={}", image.display());
         let mut attempt = 1;
@@ -156,15 +264,18 @@ impl Gvisor {
                 }
             }
             let bundle_arg = format!("--bundle={}", bundle_dir.display());
+            let launch = self.launch(spec, medium).await?;
             self.runsc
                 .run_detached(
                     "restore",
                     &["restore", "--detach", &image_arg, &bundle_arg, &cid],
                     &log,
                     RUN_TIMEOUT,
+                    &launch,
                 )
                 .await?;
             let Err(e) = self.rebind(&cid).await else {
+                self.watch(&spec.id, Some(spec.vcpus)).await;
                 return Ok(());
             };
             let output = runsc::last_lines(&std::fs::read_to_string(&log).unwrap_or_default());
@@ -219,12 +330,40 @@ impl Gvisor {
 
     /// Removes what a failed create left behind.
     async fn cleanup(&self, id: &str) {
+        self.unwatch(id);
         self.runsc.remove(&container_id(id)).await;
         if let Some(net) = &self.net {
             net.teardown(id).await;
         }
         unmount_run_dir(&self.sandbox_dir(id));
+        disk::release(&self.sandbox_dir(id));
         let _ = std::fs::remove_dir_all(self.sandbox_dir(id));
+    }
+
+    /// A fresh boot of the base template.
+    async fn boot(&self, spec: &CapsuleSpec, medium: Medium) -> Result<(), RuntimeError> {
+        let cid = container_id(&spec.id);
+        let (bundle_dir, log) = self.prepare(spec)?;
+        let launch = self.launch(spec, medium).await?;
+        let bundle_arg = format!("--bundle={}", bundle_dir.display());
+        self.runsc
+            .run_detached(
+                "run",
+                &["run", "--detach", &bundle_arg, &cid],
+                &log,
+                RUN_TIMEOUT,
+                &launch,
+            )
+            .await?;
+        self.watch(&spec.id, Some(spec.vcpus)).await;
+        Ok(())
+    }
+
+    /// The end of a capsule's runsc log, for a crash report.
+    fn last_words(&self, id: &str) -> String {
+        let log =
+            std::fs::read_to_string(self.sandbox_dir(id).join("runsc.log")).unwrap_or_default();
+        runsc::last_lines(&log)
     }
 
     /// Creates the sandbox dir and, with networking, the capsule's network.
@@ -249,24 +388,15 @@ impl Runtime for Gvisor {
         if self.sandbox_dir(&spec.id).exists() || self.runsc.has_state(&cid) {
             return Err(RuntimeError::AlreadyExists(spec.id.clone()));
         }
+        let medium = self.medium_for(spec);
         let result = match self.setup_network(spec).await {
             Err(e) => Err(e),
             Ok(()) => match &spec.snapshot_dir {
-                Some(snapshot) => self.restore(spec, &snapshot.join("checkpoint")).await,
-                None => match self.prepare(spec) {
-                    Ok((bundle_dir, log)) => {
-                        let bundle_arg = format!("--bundle={}", bundle_dir.display());
-                        self.runsc
-                            .run_detached(
-                                "run",
-                                &["run", "--detach", &bundle_arg, &cid],
-                                &log,
-                                RUN_TIMEOUT,
-                            )
-                            .await
-                    }
-                    Err(e) => Err(e),
-                },
+                Some(snapshot) => {
+                    self.restore(spec, &snapshot.join("checkpoint"), medium)
+                        .await
+                }
+                None => self.boot(spec, medium).await,
             },
         };
         match result {
@@ -288,11 +418,13 @@ impl Runtime for Gvisor {
         if !known && self.runsc.status(&cid).await.is_none() {
             return Err(RuntimeError::NotFound(id.to_owned()));
         }
+        self.unwatch(id);
         self.runsc.remove(&cid).await;
         if let Some(net) = &self.net {
             net.teardown(id).await;
         }
         unmount_run_dir(&self.sandbox_dir(id));
+        disk::release(&self.sandbox_dir(id));
         for dir in [self.sandbox_dir(id), self.snapshot_dir(id)] {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -312,6 +444,7 @@ impl Runtime for Gvisor {
         let _ = std::fs::remove_dir_all(&image);
         std::fs::create_dir_all(&image).map_err(RuntimeError::io("creating snapshot dir"))?;
         let image_arg = format!("--image-path={}", image.display());
+        self.unwatch(id);
         if let Err(e) = self
             .runsc
             .run("checkpoint", &["checkpoint", &image_arg, &cid], RUN_TIMEOUT)
@@ -320,6 +453,7 @@ impl Runtime for Gvisor {
             let _ = std::fs::remove_dir_all(&image);
             // envd closed its listener for the checkpoint; let it listen again.
             let _ = self.rebind(&cid).await;
+            self.watch(id, None).await;
             return Err(e);
         }
         // The checkpointed container is stopped; delete it so restore can reuse the id.
@@ -342,7 +476,12 @@ impl Runtime for Gvisor {
                 spec.id
             )));
         }
-        if let Err(e) = self.restore(spec, &image).await {
+        let medium = if disk::exists(&self.sandbox_dir(&spec.id)) {
+            Medium::Disk
+        } else {
+            Medium::Memory
+        };
+        if let Err(e) = self.restore(spec, &image, medium).await {
             // Keep the paused state so a later resume can retry.
             self.runsc.remove(&container_id(&spec.id)).await;
             return Err(e);
@@ -385,6 +524,11 @@ impl Runtime for Gvisor {
                 "memory_mb": spec.memory_mb,
                 "disk_mb": spec.disk_mb,
                 "runtime": "gvisor",
+                "overlay_medium": if disk::exists(&self.sandbox_dir(&spec.id)) {
+                    Medium::Disk
+                } else {
+                    Medium::Memory
+                },
             });
             std::fs::write(tmp.join("snapshot.json"), serde_json::to_vec_pretty(&meta)?)?;
             std::fs::rename(&tmp, dest)
@@ -418,7 +562,7 @@ impl Runtime for Gvisor {
         Ok(Stats {
             cpu_ns: data["cpu"]["usage"]["total"].as_u64().unwrap_or(0),
             mem_bytes: data["memory"]["usage"]["usage"].as_u64().unwrap_or(0),
-            disk_bytes: 0,
+            disk_bytes: disk::used_bytes(&self.sandbox_dir(id)),
         })
     }
 
@@ -428,6 +572,51 @@ impl Runtime for Gvisor {
             _ if self.snapshot_dir(id).join("checkpoint.img").exists() => LiveState::Paused,
             _ => LiveState::Gone,
         }
+    }
+
+    async fn exited(&self, id: &str) -> Option<Death> {
+        let known = self
+            .watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        let watched = match known {
+            Some(w) if w.alive() => return None,
+            Some(w) => w,
+            // Adopted after an agent restart: learn its process now.
+            None => {
+                self.watch(id, None).await;
+                let known = self
+                    .watched
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(id)
+                    .cloned();
+                if known.is_some() {
+                    return None;
+                }
+                // Not running: no process to inspect, but its cgroup remains until deleted.
+                return Some(if watch::oom_killed_container(&container_id(id)) {
+                    Death::OutOfMemory
+                } else {
+                    Death::Crashed(self.last_words(id))
+                });
+            }
+        };
+        // The process has ended. runsc calls a sandbox whose process is a zombie "running",
+        // so only a different live process means the sandbox was started again meanwhile.
+        if let Some((status, pid)) = self.runsc.state(&container_id(id)).await {
+            if status == "running" && pid != watched.pid() && Watched::observe(pid).is_some() {
+                self.watch(id, None).await;
+                return None;
+            }
+        }
+        Some(if watched.oom_killed() {
+            Death::OutOfMemory
+        } else {
+            Death::Crashed(self.last_words(id))
+        })
     }
 
     async fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError> {
@@ -492,6 +681,7 @@ impl Runtime for Gvisor {
                             net.teardown(&name).await;
                         }
                         unmount_run_dir(&entry.path());
+                        disk::release(&entry.path());
                     }
                     let _ = std::fs::remove_dir_all(entry.path());
                     removed.push(format!("{sub}/{name}"));

@@ -109,6 +109,17 @@ pub fn list(svc: &AgentService) -> pb::ListSandboxesResponse {
                 auto_paused: r.auto_paused,
             }
         })
+        .chain(
+            svc.host
+                .graveyard
+                .ids()
+                .into_iter()
+                .map(|id| pb::SandboxInfo {
+                    sandbox_id: id,
+                    state: pb::SandboxState::Error as i32,
+                    ..Default::default()
+                }),
+        )
         .collect();
     pb::ListSandboxesResponse {
         sandboxes,

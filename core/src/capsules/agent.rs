@@ -23,6 +23,18 @@ pub async fn client(ctx: &App, host_id: Uuid) -> Result<AgentClient, ApiError> {
 /// message is kept as the logged cause.
 pub fn status_to_api(status: tonic::Status) -> ApiError {
     let message = status.message().to_string();
+    // The capsule's sandbox died on its own: a state of the capsule, not of the host.
+    if let Some(reason) = status
+        .metadata()
+        .get(wrenn_proto::hostagent::CAPSULE_DEAD_METADATA)
+        .and_then(|v| v.to_str().ok())
+    {
+        return ApiError::conflict(
+            "invalid_state",
+            format!("the capsule is in error ({reason}): {message}"),
+        )
+        .with_cause(format!("agent: capsule dead: {reason}"));
+    }
     let client_text = if message.is_empty() {
         None
     } else {
@@ -82,5 +94,18 @@ mod tests {
                 assert!(!e.message.contains("/var/lib"), "5xx must not leak: {e}");
             }
         }
+    }
+
+    #[test]
+    fn a_dead_capsule_is_a_conflict_with_its_reason() {
+        let mut s = tonic::Status::failed_precondition("the host stopped it");
+        s.metadata_mut().insert(
+            wrenn_proto::hostagent::CAPSULE_DEAD_METADATA,
+            "out_of_memory".parse().unwrap(),
+        );
+        let e = status_to_api(s);
+        assert_eq!(e.status.as_u16(), 409);
+        assert_eq!(e.code, "invalid_state");
+        assert!(e.message.contains("out_of_memory"), "{e}");
     }
 }

@@ -21,6 +21,8 @@ use wrenn_proto::hostagent::v1 as pb;
 pub const MAX_VCPUS: u32 = 64;
 pub const MAX_MEMORY_MB: u32 = 256 * 1024;
 pub const MIN_MEMORY_MB: u32 = 64;
+pub const MIN_DISK_MB: u32 = 64;
+pub const MAX_DISK_MB: u32 = 1024 * 1024;
 
 /// The caller's capsule by wire id; anything else (malformed, missing, another team's) is
 /// the same 404.
@@ -33,10 +35,16 @@ pub async fn load(ctx: &App, principal: &Principal, wire_id: &str) -> Result<Cap
 }
 
 /// 409 `invalid_state` for an operation the capsule's state does not allow.
+/// A capsule in `error` says why (`out_of_memory`, `crashed`, ...).
 pub fn invalid_state(row: &CapsuleRow, what: &str) -> ApiError {
+    let why = if row.status == CapsuleStatus::Error && !row.status_reason.is_empty() {
+        format!(" ({})", row.status_reason)
+    } else {
+        String::new()
+    };
     ApiError::conflict(
         "invalid_state",
-        format!("cannot {what} a capsule that is {}", row.status),
+        format!("cannot {what} a capsule that is {}{why}", row.status),
     )
 }
 
@@ -182,6 +190,12 @@ pub async fn create(
             "memory_mb must be between {MIN_MEMORY_MB} and {MAX_MEMORY_MB}"
         )));
     }
+    let disk_mb = req.disk_mb.unwrap_or(ctx.capsules.default_disk_mb);
+    if !(MIN_DISK_MB..=MAX_DISK_MB).contains(&disk_mb) {
+        return Err(ApiError::invalid(format!(
+            "disk_mb must be between {MIN_DISK_MB} and {MAX_DISK_MB}"
+        )));
+    }
     let timeout_sec = req.timeout_sec.unwrap_or(0);
     if timeout_sec > i32::MAX as u32 {
         return Err(ApiError::invalid("timeout_sec is too large"));
@@ -219,6 +233,7 @@ pub async fn create(
             template_name: template.name.clone(),
             vcpus: vcpus as i32,
             memory_mb: memory_mb as i32,
+            disk_mb: disk_mb as i32,
             timeout_sec: timeout_sec as i32,
             access_token: inherited_token
                 .unwrap_or_else(|| hex::encode(rand::random::<[u8; 24]>())),
@@ -343,7 +358,8 @@ async fn start(
         snapshot,
         vcpus,
         memory_mb,
-        disk_mb: 0,
+        // A fork's disk is at least its snapshot's (the agent knows that size).
+        disk_mb: row.disk_mb.max(0) as u32,
         timeout_sec,
         env_vars: Default::default(),
         access_token: placed.access_token.clone(),

@@ -50,6 +50,8 @@ pub struct Capsule {
     pub template: String,
     pub vcpus: u32,
     pub memory_mb: u32,
+    /// Disk size in MiB: what the capsule can write (a full disk is ENOSPC inside).
+    pub disk_mb: u32,
     pub timeout_sec: u32,
     pub guest_ip: String,
     pub host_ip: String,
@@ -71,6 +73,7 @@ impl From<&CapsuleRow> for Capsule {
             template: row.template_name.clone(),
             vcpus: row.vcpus.max(0) as u32,
             memory_mb: row.memory_mb.max(0) as u32,
+            disk_mb: row.disk_mb.max(0) as u32,
             timeout_sec: row.timeout_sec.max(0) as u32,
             guest_ip: row.guest_ip.clone(),
             host_ip: row.host_ip.clone(),
@@ -98,6 +101,10 @@ pub struct CreateCapsule {
     /// Default 512.
     #[serde(default)]
     pub memory_mb: Option<u32>,
+    /// Disk size in MiB, 64 to 1048576; default the control plane's `WRENN_DEFAULT_DISK_MB`
+    /// (2048). Filling it gives the writer ENOSPC; the capsule lives on.
+    #[serde(default)]
+    pub disk_mb: Option<u32>,
     /// Auto-pause after this many seconds without activity; 0 (default) disables.
     #[serde(default)]
     pub timeout_sec: Option<u32>,

@@ -31,6 +31,10 @@ pub struct CapsuleSettings {
     #[arg(long = "metrics-flush-sec", env = "WRENN_METRICS_FLUSH_SEC", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub metrics_flush_sec: u64,
+    /// Disk size of a capsule whose create request names none, in MiB.
+    #[arg(long = "default-disk-mb", env = "WRENN_DEFAULT_DISK_MB", default_value_t = 2048,
+          value_parser = clap::value_parser!(u32).range(64..=1024 * 1024))]
+    pub default_disk_mb: u32,
 }
 
 impl Default for CapsuleSettings {
@@ -41,6 +45,7 @@ impl Default for CapsuleSettings {
             stats_interval_sec: 60,
             proxy_token_ttl_sec: 3600,
             metrics_flush_sec: 60,
+            default_disk_mb: 2048,
         }
     }
 }

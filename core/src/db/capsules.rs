@@ -18,6 +18,7 @@ pub struct CapsuleRow {
     pub status_reason: String,
     pub vcpus: i32,
     pub memory_mb: i32,
+    pub disk_mb: i32,
     pub timeout_sec: i32,
     pub guest_ip: String,
     pub host_ip: String,
@@ -49,6 +50,7 @@ pub struct NewCapsule {
     pub template_name: String,
     pub vcpus: i32,
     pub memory_mb: i32,
+    pub disk_mb: i32,
     pub timeout_sec: i32,
     pub access_token: String,
     pub created_by: Option<Uuid>,
@@ -56,8 +58,8 @@ pub struct NewCapsule {
 }
 
 const COLUMNS: &str = "id, team_id, host_id, template_id, template_name, status, status_reason, \
-    vcpus, memory_mb, timeout_sec, guest_ip, host_ip, access_token, metadata, created_by, \
-    created_at, started_at, last_active_at, last_updated, stopped_at, network";
+    vcpus, memory_mb, disk_mb, timeout_sec, guest_ip, host_ip, access_token, metadata, \
+    created_by, created_at, started_at, last_active_at, last_updated, stopped_at, network";
 
 /// Statuses that hold resources (every count of what a team uses).
 fn holding() -> Vec<CapsuleStatus> {
@@ -68,8 +70,8 @@ fn holding() -> Vec<CapsuleStatus> {
 pub async fn insert(db: impl PgExecutor<'_>, new: &NewCapsule) -> sqlx::Result<CapsuleRow> {
     sqlx::query_as(&format!(
         "INSERT INTO capsules (id, team_id, template_id, template_name, status, vcpus, memory_mb, \
-         timeout_sec, access_token, created_by, network) \
-         VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
+         timeout_sec, access_token, created_by, network, disk_mb) \
+         VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10, $12) RETURNING {COLUMNS}"
     ))
     .bind(new.id)
     .bind(new.team_id)
@@ -82,6 +84,7 @@ pub async fn insert(db: impl PgExecutor<'_>, new: &NewCapsule) -> sqlx::Result<C
     .bind(new.created_by)
     .bind(&new.network)
     .bind(CapsuleStatus::Pending)
+    .bind(new.disk_mb)
     .fetch_one(db)
     .await
 }

@@ -221,6 +221,8 @@ pub async fn reconcile(
             Some(SandboxState::Paused) => {
                 (CapsuleStatus::Paused, "capsule.pause", "host_state_sync")
             }
+            // It died on its own while the host was away (the agent cleaned it up).
+            Some(SandboxState::Error) => (CapsuleStatus::Error, "capsule.destroy", "crashed"),
             _ if was_auto_paused => (CapsuleStatus::Paused, "capsule.pause", "ttl_expired"),
             _ => (CapsuleStatus::Stopped, "capsule.destroy", "host_state_sync"),
         };
@@ -241,8 +243,13 @@ pub async fn reconcile(
             CapsuleStatus::Paused => report.paused.push(capsule_id),
             _ => report.stopped.push(capsule_id),
         }
+        let outcome = if to == CapsuleStatus::Error {
+            Outcome::Error
+        } else {
+            Outcome::Success
+        };
         let lifecycle = Event::new(event, team, Actor::system(), Resource::sandbox(capsule_id))
-            .outcome(Outcome::Success)
+            .outcome(outcome)
             .meta("reason", reason)
             .meta("inferred", "true");
         if let Err(e) = record_and_publish(ctx, &lifecycle, AuditScope::Team).await {

@@ -26,6 +26,8 @@ pub struct SpawnSpec {
     /// `Some((cols, rows))` to run on a PTY.
     pub pty: Option<(u16, u16)>,
     pub stdin: bool,
+    /// RLIMIT_NPROC of the child (and so of everything it starts).
+    pub max_processes: Option<u64>,
 }
 
 /// The parent's ends of a started child.
@@ -68,9 +70,11 @@ pub fn spawn(spec: SpawnSpec, reaper: &Reaper) -> io::Result<Spawned> {
     // CAP_SETUID/CAP_SETGID (a container's default capability set lacks them).
     let drop_privileges = uid != nix::unistd::geteuid() || gid != nix::unistd::getegid();
     let on_pty = spec.pty.is_some();
+    let max_processes = spec.max_processes;
 
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system
-    // calls (setsid, ioctl, setgroups, setgid, setuid) on data prepared before the fork.
+    // calls (setsid, ioctl, setgroups, setgid, setuid, setrlimit) on data prepared before the
+    // fork.
     unsafe {
         cmd.pre_exec(move || {
             nix::unistd::setsid()?;
@@ -81,6 +85,10 @@ pub fn spawn(spec: SpawnSpec, reaper: &Reaper) -> io::Result<Spawned> {
                 nix::unistd::setgroups(&groups)?;
                 nix::unistd::setgid(gid)?;
                 nix::unistd::setuid(uid)?;
+            }
+            // After the identity change: the kernel checks the limit when the user changes.
+            if let Some(n) = max_processes {
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, n, n)?;
             }
             Ok(())
         });

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::process::Command;
 use tracing::info;
 
-use super::runsc::Runsc;
+use super::runsc::{self, Runsc};
 use crate::runtime::Capabilities;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(8);
@@ -231,6 +231,10 @@ async fn try_container(
                     &["run", "--detach", &bundle_arg, &cid],
                     &log,
                     PROBE_TIMEOUT,
+                    &runsc::Launch {
+                        overlay: runsc.overlay.clone(),
+                        vcpus: 2,
+                    },
                 )
                 .await
                 .map_err(|e| e.to_string())?;

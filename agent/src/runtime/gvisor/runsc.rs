@@ -22,6 +22,15 @@ pub struct Runsc {
     pub overlay: String,
 }
 
+/// Flags of one capsule's `run`/`restore` that differ between capsules.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// `--overlay2` value (the capsule's own disk, or the host's medium).
+    pub overlay: String,
+    /// The capsule's vCPUs: what its `nproc` shows (see [`Runsc::run_detached`]).
+    pub vcpus: u32,
+}
+
 /// Output of a finished runsc call.
 pub struct Output {
     pub stdout: String,
@@ -29,6 +38,10 @@ pub struct Output {
 
 impl Runsc {
     fn command(&self) -> Command {
+        self.command_with(&self.overlay, true)
+    }
+
+    fn command_with(&self, overlay: &str, cpu_num_from_quota: bool) -> Command {
         let mut cmd = Command::new(&self.binary);
         // Operators chasing a runsc problem: WRENN_RUNSC_DEBUG_DIR=/path gives every runsc
         // command and sandbox its own debug log there.
@@ -45,11 +58,12 @@ impl Runsc {
             // ("endpoint cannot be saved in connected state").
             cmd.arg("--net-disconnect-ok");
         }
-        cmd.arg(format!("--overlay2={}", self.overlay))
-            .arg("--host-uds=all")
-            .arg("--cpu-num-from-quota")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        cmd.arg(format!("--overlay2={overlay}"))
+            .arg("--host-uds=all");
+        if cpu_num_from_quota {
+            cmd.arg("--cpu-num-from-quota");
+        }
+        cmd.stdin(Stdio::null()).kill_on_drop(true);
         cmd
     }
 
@@ -87,12 +101,17 @@ impl Runsc {
     /// Runs a command that leaves a sandbox behind (`run --detach`, `restore --detach`).
     /// The sandbox must outlive the agent: it gets its own session, and its stdio goes
     /// to `log` instead of the agent's pipes.
+    ///
+    /// The sandbox counts its CPUs once, at boot: from the CPU quota with
+    /// `--cpu-num-from-quota`, which never says less than 2, else from its cpuset; a 1-vCPU
+    /// capsule goes without the flag (see `bundle::config`).
     pub async fn run_detached(
         &self,
         op: &str,
         args: &[&str],
         log: &Path,
         timeout: Duration,
+        launch: &Launch,
     ) -> Result<(), RuntimeError> {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -102,7 +121,7 @@ impl Runsc {
         let err = file
             .try_clone()
             .map_err(RuntimeError::io("cloning log handle"))?;
-        let mut cmd = self.command();
+        let mut cmd = self.command_with(&launch.overlay, launch.vcpus > 1);
         cmd.args(args).stdout(file).stderr(err).kill_on_drop(false);
         let mask = self.network == "sandbox";
         // SAFETY: setsid, unshare and mount are plain syscalls, async-signal-safe, and
@@ -186,12 +205,19 @@ impl Runsc {
 
     /// `runsc state`: the container's status ("running", "stopped", ...), None if unknown.
     pub async fn status(&self, container: &str) -> Option<String> {
+        self.state(container).await.map(|(status, _)| status)
+    }
+
+    /// `runsc state`: the container's status and its sandbox's host process id.
+    pub async fn state(&self, container: &str) -> Option<(String, i32)> {
         let out = self
             .run("state", &["state", container], Duration::from_secs(10))
             .await
             .ok()?;
         let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-        v.get("status").and_then(|s| s.as_str()).map(str::to_owned)
+        let status = v.get("status").and_then(|s| s.as_str())?.to_owned();
+        let pid = v.get("pid").and_then(|p| p.as_i64()).unwrap_or(0) as i32;
+        Some((status, pid))
     }
 
     /// Container ids known to this runsc root.
@@ -265,14 +291,15 @@ fn mask_proc_sys_net() -> std::io::Result<()> {
     Ok(())
 }
 
-/// SIGKILLs every runsc process whose command line names `container` as its last
-/// argument or as its bundle directory (container ids are unique and full-length, so
-/// this never hits another capsule).
-pub fn kill_container_processes(container: &str) {
+/// Process ids of every runsc process whose command line names `container` as an argument
+/// or as its bundle directory (container ids are unique and full-length, so this never
+/// finds another capsule's).
+fn container_processes(container: &str) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
     let bundle_suffix = format!("/{container}");
+    let mut found = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -294,11 +321,19 @@ pub fn kill_container_processes(container: &str) {
                 || (a.starts_with(b"--bundle=") && a.ends_with(bundle_suffix.as_bytes()))
         });
         if is_runsc && names_it {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            found.push(pid);
         }
+    }
+    found
+}
+
+/// SIGKILLs every runsc process of `container` ([`container_processes`]).
+pub fn kill_container_processes(container: &str) {
+    for pid in container_processes(container) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
 }
 

@@ -156,6 +156,7 @@ async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEvent) -> Result<bool,
     };
     use CapsuleStatus::{Error, Paused, Running, Stopped};
     let anywhere = || CapsuleStatus::all_where(|s| s.on_host() || s == CapsuleStatus::Missing);
+    // The lifecycle event, its outcome, and where the capsule may be coming from.
     let (from, to, lifecycle, default_reason) = match e.event {
         SandboxEventKind::AutoPaused => {
             (vec![Running], Paused, Some("capsule.pause"), "ttl_expired")
@@ -175,11 +176,12 @@ async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEvent) -> Result<bool,
             Some("capsule.destroy"),
             "host_state_sync",
         ),
+        // The sandbox died on its own (out of memory, crashed): the agent has cleaned up.
         SandboxEventKind::Error => (
             CapsuleStatus::all_where(CapsuleStatus::occupies_host),
             Error,
-            None,
-            "host_state_sync",
+            Some("capsule.destroy"),
+            "crashed",
         ),
         SandboxEventKind::Unknown => return Ok(false),
     };
@@ -194,9 +196,17 @@ async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEvent) -> Result<bool,
         return Ok(false);
     };
     if let Some(kind) = lifecycle {
+        let outcome = if to == Error {
+            Outcome::Error
+        } else {
+            Outcome::Success
+        };
         let mut event = Event::new(kind, team, Actor::system(), Resource::sandbox(capsule_id))
-            .outcome(Outcome::Success)
+            .outcome(outcome)
             .meta("reason", reason.clone());
+        if to == Error {
+            event = event.error(e.error.clone().unwrap_or_else(|| reason.clone()));
+        }
         if e.event == SandboxEventKind::AutoDestroyed {
             event = event.meta("auto_pause_failed", "true");
         }

@@ -1,0 +1,316 @@
+//! Host safety with real gVisor capsules: a capsule's disk bounds what it writes, a capsule
+//! that dies on its own is noticed and reported with its reason, and a capsule counts only
+//! its own vCPUs. Run as root with runsc installed; otherwise each test prints why it skips.
+
+#[path = "support/agent.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{capsule_id, create_req, ok, sh, skip, Agent, BUSYBOX};
+use tonic::Code;
+use wrenn_proto::hostagent::v1 as pb;
+
+/// Free bytes on the filesystem holding `p`.
+fn free(p: &std::path::Path) -> u64 {
+    let s = nix::sys::statvfs::statvfs(p).unwrap();
+    s.blocks_available() * s.fragment_size()
+}
+
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let prefix = dir.display().to_string();
+    text.lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_is_enospc_inside_and_the_capsule_lives_on() {
+    if skip("full_disk") {
+        return;
+    }
+    let mut a = Agent::start(&[]).await;
+    let id = capsule_id();
+    let mut req = create_req(&id, BUSYBOX);
+    req.disk_mb = 64;
+    a.client.create_sandbox(req).await.expect("create");
+    let before = free(&a.dir);
+
+    // 200 MB into a 64 MiB disk: the writer gets ENOSPC, the host's disk loses at most 64 MiB.
+    let (_, out, _) = sh(
+        &mut a.client,
+        &id,
+        "dd if=/dev/zero of=/fill bs=1M count=200 2>&1; echo rc=$?",
+    )
+    .await;
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    let lost = before.saturating_sub(free(&a.dir));
+    assert!(lost <= 70 * 1024 * 1024, "the host disk lost {lost} bytes");
+    // The capsule's memory did not take the file either: it is alive and answers.
+    assert_eq!(
+        ok(sh(&mut a.client, &id, "rm /fill && echo again > /f && cat /f").await),
+        "again"
+    );
+    // The disk travels through a pause and resume, bounded the same way.
+    ok(sh(&mut a.client, &id, "echo kept > /kept").await);
+    a.client
+        .pause_sandbox(pb::PauseSandboxRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .expect("pause");
+    a.client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: id.clone(),
+            timeout_sec: 0,
+        })
+        .await
+        .expect("resume");
+    assert_eq!(ok(sh(&mut a.client, &id, "cat /kept").await), "kept");
+    let (_, out, _) = sh(
+        &mut a.client,
+        &id,
+        "dd if=/dev/zero of=/fill bs=1M count=200 2>&1; echo rc=$?",
+    )
+    .await;
+    assert!(
+        out.contains("No space left on device"),
+        "after resume: {out}"
+    );
+
+    a.client
+        .destroy_sandbox(pb::DestroySandboxRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .expect("destroy");
+    let sandbox = a.dir.join("sandboxes").join(&id);
+    assert!(!sandbox.exists(), "sandbox dir left behind");
+    assert!(
+        mounts_under(&sandbox).is_empty(),
+        "{:?}",
+        mounts_under(&sandbox)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_out_of_memory_capsule_is_reported_dead_with_its_reason() {
+    if skip("oom") {
+        return;
+    }
+    let mut a = Agent::start(&["--watchdog-interval-ms", "500"]).await;
+    let id = capsule_id();
+    let mut req = create_req(&id, BUSYBOX);
+    req.memory_mb = 128;
+    a.client.create_sandbox(req).await.expect("create");
+    // Keep a sibling capsule: it must not be touched.
+    let other = capsule_id();
+    a.client
+        .create_sandbox(create_req(&other, BUSYBOX))
+        .await
+        .expect("create the sibling");
+
+    // A 400 MB buffer in a 128 MiB capsule, in the background so the test sees the watchdog
+    // (not a failing call) notice the death.
+    a.client
+        .start_background(pb::StartBackgroundRequest {
+            sandbox_id: id.clone(),
+            process: Some(pb::ProcessSpec {
+                cmd: "/bin/sh".into(),
+                args: vec![
+                    "-c".into(),
+                    "sleep 0.5; dd if=/dev/zero of=/dev/null bs=400M count=1".into(),
+                ],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("start the hog");
+    let started = Instant::now();
+    loop {
+        let list = a
+            .client
+            .list_sandboxes(pb::ListSandboxesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let me = list.sandboxes.iter().find(|s| s.sandbox_id == id);
+        if me.is_some_and(|s| s.state() == pb::SandboxState::Error) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not reported dead after 10 s: {me:?}\n{}",
+            a.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Calls on it say why, with the reason the control plane maps to 409.
+    let e = a
+        .client
+        .exec(pb::ExecRequest {
+            sandbox_id: id.clone(),
+            process: Some(pb::ProcessSpec {
+                cmd: "true".into(),
+                ..Default::default()
+            }),
+            timeout_sec: 5,
+        })
+        .await
+        .expect_err("exec on a dead capsule");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e}");
+    assert_eq!(
+        e.metadata()
+            .get(wrenn_proto::hostagent::CAPSULE_DEAD_METADATA)
+            .and_then(|v| v.to_str().ok()),
+        Some("out_of_memory"),
+        "{e:?}"
+    );
+    // Its sandbox, network and disk are gone already; the sibling still runs.
+    let containers = a.runsc_containers();
+    assert!(
+        !containers.iter().any(|c| c.ends_with(&id)),
+        "{containers:?}"
+    );
+    let sandbox = a.dir.join("sandboxes").join(&id);
+    assert!(!sandbox.exists(), "sandbox dir left behind");
+    assert!(mounts_under(&sandbox).is_empty());
+    assert_eq!(ok(sh(&mut a.client, &other, "echo alive").await), "alive");
+
+    // Destroying it (what the control plane does next) is fine and forgets it.
+    a.client
+        .destroy_sandbox(pb::DestroySandboxRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .expect("destroy the dead capsule");
+    let e = a
+        .client
+        .ping_sandbox(pb::PingSandboxRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .expect_err("forgotten");
+    assert_eq!(e.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nproc_counts_the_capsules_vcpus() {
+    if skip("nproc") {
+        return;
+    }
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if host_cpus < 2 {
+        eprintln!("SKIP nproc: the host has one CPU, so 1 and 2 vCPUs cannot be told apart");
+        return;
+    }
+    let mut a = Agent::start(&[]).await;
+    for vcpus in [1u32, 2] {
+        let id = capsule_id();
+        let mut req = create_req(&id, BUSYBOX);
+        req.vcpus = vcpus;
+        a.client.create_sandbox(req).await.expect("create");
+        let out = ok(sh(
+            &mut a.client,
+            &id,
+            "nproc; grep -c ^processor /proc/cpuinfo",
+        )
+        .await);
+        assert_eq!(out, format!("{vcpus}\n{vcpus}"), "{vcpus} vCPUs");
+        // The pin that makes a 1-vCPU sandbox count one CPU is gone once it runs: its
+        // threads may use every CPU of the host (its quota bounds its time).
+        let cid = format!("wrenn-{id}");
+        for pid in support::sandbox_pids(&a.dir, &cid) {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            let allowed = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let mine = std::fs::read_to_string("/proc/self/status")
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("Cpus_allowed_list:")
+                        .map(|s| s.trim().to_owned())
+                })
+                .unwrap_or_default();
+            assert_eq!(allowed, mine, "pid {pid} of a {vcpus}-vCPU capsule");
+        }
+        // And after a pause and resume.
+        a.client
+            .pause_sandbox(pb::PauseSandboxRequest {
+                sandbox_id: id.clone(),
+            })
+            .await
+            .expect("pause");
+        a.client
+            .resume_sandbox(pb::ResumeSandboxRequest {
+                sandbox_id: id.clone(),
+                timeout_sec: 0,
+            })
+            .await
+            .expect("resume");
+        let out = ok(sh(&mut a.client, &id, "nproc").await);
+        assert_eq!(out, vcpus.to_string(), "{vcpus} vCPUs after resume");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fork_bomb_stops_at_the_task_limit_and_the_capsule_lives_on() {
+    if skip("fork_bomb") {
+        return;
+    }
+    let mut a = Agent::start(&[]).await;
+    let id = capsule_id();
+    let mut req = create_req(&id, BUSYBOX);
+    req.memory_mb = 256;
+    a.client.create_sandbox(req).await.expect("create");
+    let bomb = a
+        .client
+        .start_background(pb::StartBackgroundRequest {
+            sandbox_id: id.clone(),
+            process: Some(pb::ProcessSpec {
+                cmd: "/bin/sh".into(),
+                args: vec!["-c".into(), "b(){ b | b & }; b; sleep 60".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("start the bomb")
+        .into_inner();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // envd still starts commands, and the bomb is held at the limit (one task per 2 MiB).
+    let started = Instant::now();
+    let (code, out, err) = sh(&mut a.client, &id, "echo alive").await;
+    assert_eq!((code, out.trim()), (0, "alive"), "{err}\n{}", a.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "exec took {:?} under the bomb",
+        started.elapsed()
+    );
+    // Its process group is ended from inside, and the capsule is itself again.
+    let kill = format!(
+        "kill -9 -- -{} ; sleep 1; ls /proc | grep -c '^[0-9]'",
+        bomb.pid
+    );
+    let (code, out, err) = sh(&mut a.client, &id, &kill).await;
+    assert_eq!(code, 0, "{out} {err}");
+    let left: u32 = out.trim().parse().unwrap_or(u32::MAX);
+    assert!(left < 20, "{left} processes left after the kill");
+    assert_eq!(ok(sh(&mut a.client, &id, "echo fine").await), "fine");
+    let list = a
+        .client
+        .list_sandboxes(pb::ListSandboxesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let me = list.sandboxes.iter().find(|s| s.sandbox_id == id).unwrap();
+    assert_eq!(me.state(), pb::SandboxState::Running);
+}
