@@ -11,6 +11,8 @@ use super::{envd_status, AgentService, RpcStream};
 use crate::capsules::Capsule;
 
 const SIGKILL: i32 = 9;
+/// How long a timed-out exec waits for envd to take the kill before it answers anyway.
+const KILL_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn random_tag(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(rand::random::<[u8; 4]>()))
@@ -120,19 +122,23 @@ pub async fn exec(svc: &AgentService, r: pb::ExecRequest) -> Result<pb::ExecResp
         stdin: false,
     };
     let started = Instant::now();
-    let mut stream = envd
-        .process()
-        .start(envd.request(req))
-        .await
-        .map_err(envd_status)?
-        .into_inner();
     let timeout = Duration::from_secs(u64::from(if r.timeout_sec == 0 {
         30
     } else {
         r.timeout_sec
     }));
+    // The timeout counts from the request, starting the process included (a loaded
+    // capsule can be slow to fork).
     let deadline = tokio::time::Instant::now() + timeout;
     let mut resp = pb::ExecResponse::default();
+    let start = tokio::time::timeout_at(deadline, envd.process().start(envd.request(req))).await;
+    let Ok(start) = start else {
+        resp.timed_out = true;
+        resp.exit_code = 128 + SIGKILL;
+        resp.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(resp);
+    };
+    let mut stream = start.map_err(envd_status)?.into_inner();
     let mut pid = 0;
     loop {
         let next = tokio::time::timeout_at(deadline, stream.next()).await;
@@ -151,7 +157,10 @@ pub async fn exec(svc: &AgentService, r: pb::ExecRequest) -> Result<pb::ExecResp
                     signal: SIGKILL,
                     process_group: true,
                 };
-                let _ = envd.process().send_signal(envd.request(sig)).await;
+                // Bounded too: the answer must not wait for a capsule too busy to listen.
+                let mut process = envd.process();
+                let kill = process.send_signal(envd.request(sig));
+                let _ = tokio::time::timeout(KILL_TIMEOUT, kill).await;
                 resp.timed_out = true;
                 resp.exit_code = 128 + SIGKILL;
                 break;
