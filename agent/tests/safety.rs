@@ -55,6 +55,30 @@ async fn a_full_disk_is_enospc_inside_and_the_capsule_lives_on() {
         ok(sh(&mut a.client, &id, "rm /fill && echo again > /f && cat /f").await),
         "again"
     );
+    // Every other place a capsule can write: each stops at its bound, none reaches the host
+    // beyond the capsule's disk.
+    for dir in [
+        "/tmp",
+        "/root",
+        "/var/tmp",
+        "/dev/shm",
+        "/run/wrenn",
+        "/etc",
+    ] {
+        let (_, out, _) = sh(
+            &mut a.client,
+            &id,
+            &format!("mkdir -p {dir}; dd if=/dev/zero of={dir}/fill bs=1M count=200 2>&1; rm -f {dir}/fill; echo end"),
+        )
+        .await;
+        assert!(out.contains("end"), "{dir}: {out}");
+        let lost = before.saturating_sub(free(&a.dir));
+        assert!(
+            lost <= 70 * 1024 * 1024,
+            "{dir}: the host disk lost {lost} bytes"
+        );
+    }
+    assert_eq!(ok(sh(&mut a.client, &id, "echo alive").await), "alive");
     // The disk travels through a pause and resume, bounded the same way.
     ok(sh(&mut a.client, &id, "echo kept > /kept").await);
     a.client

@@ -6,10 +6,12 @@
 //! candidate (a HostAgentService call) with a raw runsc baseline on the same rootfs and
 //! prints one line: median, p99, and the ratio of medians.
 //!
-//! Env: `BENCH_REPS` (default 15), `BENCH_IDLE` (B6 capsule count, default 50).
+//! Env: `BENCH_REPS` (default 15), `BENCH_IDLE` (B6 capsule count, default 50),
+//! `BENCH_NETWORK` (`none` or `sandbox`), `BENCH_OVERLAY` (`disk`, the default, or `memory`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -55,17 +57,52 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// How the raw baselines run: the candidate's overlay medium and network, set once.
+struct Raw {
+    /// `--overlay2` value.
+    overlay: String,
+    /// gVisor netstack in a netns of the baseline's own (as capsules with a network).
+    network: bool,
+}
+
+static RAW: OnceLock<Raw> = OnceLock::new();
+
+fn raw() -> &'static Raw {
+    RAW.get().expect("raw baseline settings")
+}
+
 /// Runs runsc with stderr in a file: a detached sandbox inherits the descriptors, so a
-/// pipe would never reach EOF.
+/// pipe would never reach EOF. With a network, `run` and `restore` get the private mount
+/// namespace with `/proc/sys/net` masked that runsc needs (ENVIRONMENT.md), as the agent's do.
 fn runsc(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     std::fs::create_dir_all(root)?;
     let err_path = root.with_extension("err");
     let err = std::fs::File::create(&err_path)?;
-    let status = Command::new("runsc")
+    let raw = raw();
+    let starts = matches!(args.first(), Some(&"run" | &"restore"));
+    let mut cmd = if raw.network && starts {
+        let mut c = Command::new("unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs none /proc/sys/net && exec runsc "$@""#,
+            "runsc",
+        ]);
+        c
+    } else {
+        Command::new("runsc")
+    };
+    let network = if raw.network {
+        "--network=sandbox"
+    } else {
+        "--network=none"
+    };
+    let status = cmd
         .arg(format!("--root={}", root.display()))
         .args([
-            "--network=none",
-            "--overlay2=root:memory",
+            network,
+            &format!("--overlay2={}", raw.overlay),
             "--host-uds=all",
             "--cpu-num-from-quota",
         ])
@@ -86,10 +123,87 @@ fn runsc(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The raw baseline's network for sandbox `id`, when it has one: a netns with one end of a
+/// veth holding the capsules' fixed guest address and a default route (what a capsule's
+/// netstack takes over, and what a restore of a capsule's checkpoint expects).
+fn raw_net(id: &str) -> anyhow::Result<()> {
+    if !raw().network {
+        return Ok(());
+    }
+    let ip = |args: &[&str]| -> anyhow::Result<()> {
+        let out = Command::new("ip").args(args).output()?;
+        if !out.status.success() {
+            bail!(
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    };
+    let host_end = format!("rb{}", &id[id.len().saturating_sub(8)..]);
+    ip(&["netns", "add", id])?;
+    ip(&[
+        "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", id,
+    ])?;
+    ip(&["link", "set", &host_end, "up"])?;
+    ip(&["-n", id, "addr", "add", "192.168.254.2/30", "dev", "eth0"])?;
+    ip(&["-n", id, "link", "set", "eth0", "up"])?;
+    ip(&["-n", id, "link", "set", "lo", "up"])?;
+    ip(&["-n", id, "route", "add", "default", "via", "192.168.254.1"])?;
+    Ok(())
+}
+
+/// Before a raw restore into netns `id`: runsc took the address off the veth at start, and a
+/// restore needs it back (ENVIRONMENT.md; the agent does the same).
+fn raw_readdress(id: &str) -> anyhow::Result<()> {
+    if !raw().network {
+        return Ok(());
+    }
+    for args in [
+        [
+            "-n",
+            id,
+            "addr",
+            "replace",
+            "192.168.254.2/30",
+            "dev",
+            "eth0",
+        ]
+        .as_slice(),
+        [
+            "-n",
+            id,
+            "route",
+            "replace",
+            "default",
+            "via",
+            "192.168.254.1",
+        ]
+        .as_slice(),
+    ] {
+        let out = Command::new("ip").args(args).output()?;
+        if !out.status.success() {
+            bail!(
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A raw bundle: the same rootfs and init as a capsule, no agent.
 fn raw_bundle(dir: &Path, rootfs: &Path) -> anyhow::Result<PathBuf> {
     let run = dir.join("run");
     std::fs::create_dir_all(&run)?;
+    let id = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("bundle dir name")?;
+    let mut netns = json!({"type": "network"});
+    if raw().network {
+        netns["path"] = json!(format!("/run/netns/{id}"));
+    }
     let config = json!({
         "ociVersion": "1.0.0",
         "process": {"args": ["/usr/local/bin/envd", "--listen", "unix:/run/wrenn/envd.sock"], "cwd": "/",
@@ -100,7 +214,7 @@ fn raw_bundle(dir: &Path, rootfs: &Path) -> anyhow::Result<PathBuf> {
             {"destination": "/run/wrenn", "type": "bind", "source": run, "options": ["rbind", "rw"]}
         ],
         "linux": {"resources": {"cpu": {"quota": 100000, "period": 100000}, "memory": {"limit": 256u64 << 20}},
-                  "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}]}
+                  "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, netns]}
     });
     std::fs::write(dir.join("config.json"), config.to_string())?;
     Ok(run.join("envd.sock"))
@@ -133,6 +247,10 @@ async fn wait_health(sock: &Path) -> anyhow::Result<()> {
 fn remove_raw(root: &Path, id: &str) {
     let _ = runsc(root, &["kill", "--all", id, "KILL"]);
     let _ = runsc(root, &["delete", "--force", id]);
+    if raw().network {
+        // The veth goes with its namespace.
+        let _ = Command::new("ip").args(["netns", "del", id]).output();
+    }
 }
 
 fn mem_available_kb() -> u64 {
@@ -178,6 +296,22 @@ async fn main() -> anyhow::Result<()> {
     // The raw-runsc baselines run with --network=none; so does the candidate unless
     // BENCH_NETWORK=sandbox (then the ratios include the capsule network's set-up).
     let network = std::env::var("BENCH_NETWORK").unwrap_or_else(|_| "none".into());
+    // The capsule's root overlay: its own disk (the agent's default) or BENCH_OVERLAY=memory
+    // (the medium of the raw baseline), to see what the disk costs.
+    let overlay = std::env::var("BENCH_OVERLAY").unwrap_or_else(|_| "disk".into());
+    println!("agent-bench: network={network} overlay={overlay}");
+    // The baselines use the same medium kind (a checkpoint restores only with its own) and
+    // the same network; a plain directory holds their overlay files.
+    let raw_disk = dir.join("raw-disk");
+    std::fs::create_dir_all(&raw_disk)?;
+    let _ = RAW.set(Raw {
+        overlay: if overlay == "disk" {
+            format!("root:dir={}", raw_disk.display())
+        } else {
+            "root:memory".into()
+        },
+        network: network == "sandbox",
+    });
     let config = wrenn_agent::config::Config::parse_from([
         "wrenn-agent",
         "--wrenn-dir",
@@ -191,6 +325,8 @@ async fn main() -> anyhow::Result<()> {
         "/var/tmp/wrenn-agent-tests/capabilities.json",
         "--network",
         &network,
+        "--overlay",
+        &overlay,
     ]);
     let agent = tokio::spawn(wrenn_agent::run(config));
     let mut client = loop {
@@ -267,6 +403,7 @@ async fn bench(
         let bdir = dir.join(&rid);
         let sock = raw_bundle(&bdir, rootfs)?;
         let t = Instant::now();
+        raw_net(&rid)?;
         runsc(
             raw_root,
             &[
@@ -295,6 +432,7 @@ async fn bench(
         r#"["/bin/sleep","100000"]"#,
     );
     std::fs::write(bdir.join("config.json"), cfg)?;
+    raw_net(rid)?;
     runsc(
         raw_root,
         &[
@@ -334,6 +472,7 @@ async fn bench(
             ],
         )?;
         runsc(raw_root, &["delete", "--force", rid])?;
+        raw_readdress(rid)?;
         runsc(
             raw_root,
             &[
@@ -392,6 +531,7 @@ async fn bench(
         let bdir = dir.join(&rid);
         raw_bundle(&bdir, rootfs)?;
         let t = Instant::now();
+        raw_net(&rid)?;
         runsc(
             raw_root,
             &[

@@ -6,7 +6,8 @@
 //! (`sandboxes/<id>/disk.img`, no journal, reserved blocks 0) loop-mounted on
 //! `sandboxes/<id>/disk`. When it is full the capsule's writer gets ENOSPC and the capsule
 //! lives on (measured); the host's disk holds at most `disk_mb` per capsule, and the capsule's
-//! memory is not spent on files.
+//! memory is not spent on files. Mounted with `discard`, so space the capsule frees goes back
+//! to the host (the image is sparse).
 //!
 //! The filestore's medium travels with a checkpoint: an image taken with one medium restores
 //! only with the same kind (runsc refuses "inconsistent private memory files" otherwise), the
@@ -81,7 +82,7 @@ pub async fn ensure(dir: &Path, disk_mb: u32) -> Result<(), RuntimeError> {
     run(
         "mount",
         Command::new("mount")
-            .args(["-o", "loop,nosuid,nodev,noexec"])
+            .args(["-o", "loop,nosuid,nodev,noexec,discard"])
             .arg(&image)
             .arg(&mount),
     )
