@@ -141,6 +141,9 @@ fn raw_net(id: &str) -> anyhow::Result<()> {
         Ok(())
     };
     let host_end = format!("rb{}", &id[id.len().saturating_sub(8)..]);
+    // Left by a run that failed half-way.
+    let _ = ip(&["netns", "del", id]);
+    let _ = ip(&["link", "del", &host_end]);
     ip(&["netns", "add", id])?;
     ip(&[
         "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", id,
@@ -201,18 +204,25 @@ fn raw_bundle(dir: &Path, rootfs: &Path) -> anyhow::Result<PathBuf> {
         .and_then(|n| n.to_str())
         .context("bundle dir name")?;
     let mut netns = json!({"type": "network"});
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        json!({"destination": "/run/wrenn", "type": "bind", "source": run, "options": ["rbind", "rw"]}),
+    ];
     if raw().network {
         netns["path"] = json!(format!("/run/netns/{id}"));
+        // As a capsule with a network has (and a restore of its checkpoint needs).
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 192.0.2.53\n")?;
+        mounts.push(json!({"destination": "/etc/resolv.conf", "type": "bind",
+            "source": resolv, "options": ["bind", "ro"]}));
     }
     let config = json!({
         "ociVersion": "1.0.0",
         "process": {"args": ["/usr/local/bin/envd", "--listen", "unix:/run/wrenn/envd.sock"], "cwd": "/",
                     "user": {"uid": 0, "gid": 0}, "env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
-        "root": {"path": rootfs, "readonly": true},
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/run/wrenn", "type": "bind", "source": run, "options": ["rbind", "rw"]}
-        ],
+        // Writable, as a capsule's: runsc then puts its overlay on the root.
+        "root": {"path": rootfs, "readonly": false},
+        "mounts": mounts,
         "linux": {"resources": {"cpu": {"quota": 100000, "period": 100000}, "memory": {"limit": 256u64 << 20}},
                   "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, netns]}
     });
@@ -492,6 +502,15 @@ async fn bench(
     // B5: fork from a snapshot template vs raw restore of the same checkpoint.
     let tpl = "00000000000000000bench0b5".to_owned();
     let snap_team = "00000000000000000000bench".to_owned();
+    // A run that failed half-way may have left it.
+    let _ = client
+        .delete_snapshot(pb::DeleteSnapshotRequest {
+            template: Some(pb::TemplateRef {
+                team_id: snap_team.clone(),
+                template_id: tpl.clone(),
+            }),
+        })
+        .await;
     client
         .create_snapshot(pb::CreateSnapshotRequest {
             sandbox_id: id.clone(),
