@@ -105,9 +105,7 @@ pub fn used_bytes(dir: &Path) -> u64 {
         return 0;
     }
     match nix::sys::statvfs::statvfs(&mount) {
-        Ok(s) => {
-            (s.blocks() as u64).saturating_sub(s.blocks_free() as u64) * s.fragment_size() as u64
-        }
+        Ok(s) => s.blocks().saturating_sub(s.blocks_free()) * s.fragment_size(),
         Err(_) => 0,
     }
 }
