@@ -27,6 +27,21 @@ use crate::envd::{Envd, EnvdError, InitParams};
 use crate::runtime::{CapsuleSpec, Death, NetworkMode, NetworkPolicy, Runtime, RuntimeError};
 use wrenn_proto::host_http::SandboxEventKind;
 
+/// The clock of a periodic host task: a round that runs late delays the next one.
+pub(crate) fn ticks(every: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Waits for the next round of a periodic host task; false once the host shuts down.
+pub(crate) async fn next_round(host: &Host, tick: &mut tokio::time::Interval) -> bool {
+    tokio::select! {
+        _ = host.shutdown.cancelled() => false,
+        _ = tick.tick() => true,
+    }
+}
+
 /// Times [`Host::explain`] looks for a death, 250 ms apart.
 const EXPLAIN_LOOKS: u32 = 6;
 

@@ -20,25 +20,10 @@ async fn an_out_of_memory_capsule_reads_error_with_its_reason() {
     let events_before = audit(&stack, &alice).await;
 
     // A 400 MB buffer in a 128 MiB capsule: the host's OOM killer ends the whole sandbox.
-    let r = stack
-        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/exec"))
-        .json(&json!({"cmd": "/bin/sh", "args": ["-c", "dd if=/dev/zero of=/dev/null bs=400M count=1"],
-                      "timeout_sec": 20}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
     // The exec that killed it answers 409 with the reason (never "host not reachable").
-    assert_eq!(status, 409, "{body}\n{}", stack.agent_log());
-    assert_eq!(body["error"]["code"], "invalid_state", "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("out_of_memory"),
-        "{body}"
-    );
+    let hog = json!({"cmd": "/bin/sh", "args": ["-c", "dd if=/dev/zero of=/dev/null bs=400M count=1"],
+                     "timeout_sec": 20});
+    answers_dead(&stack, &alice, &id, hog).await;
 
     // Within 10 s the capsule reads `error`, reason out_of_memory.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -62,22 +47,7 @@ async fn an_out_of_memory_capsule_reads_error_with_its_reason() {
     assert_eq!(capsule["reason"], "out_of_memory", "{capsule}");
 
     // Calls on it answer 409 with the reason.
-    let r = stack
-        .req(&alice, Method::POST, &format!("/v1/capsules/{id}/exec"))
-        .json(&json!({"cmd": "true"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 409);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invalid_state");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("out_of_memory"),
-        "{body}"
-    );
+    answers_dead(&stack, &alice, &id, json!({"cmd": "true"})).await;
 
     // capsule.destroy with outcome error reached the audit log, once.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -169,6 +139,22 @@ async fn a_capsule_disk_is_the_size_it_asked_for() {
         "{out}"
     );
     stack.shutdown().await;
+}
+
+/// Execs `body` in capsule `id` and expects 409 `invalid_state` naming `out_of_memory`.
+async fn answers_dead(stack: &Stack, who: &capsules_support::Account, id: &str, body: Value) {
+    let r = stack
+        .req(who, Method::POST, &format!("/v1/capsules/{id}/exec"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let answer: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 409, "{answer}\n{}", stack.agent_log());
+    assert_eq!(answer["error"]["code"], "invalid_state", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("out_of_memory"), "{answer}");
 }
 
 /// The team's audit log, newest first (the latest 200 rows).

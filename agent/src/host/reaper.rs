@@ -17,13 +17,8 @@ pub const TTL_EXPIRED: &str = "ttl_expired";
 use crate::capsules::State;
 
 pub async fn run(host: Arc<Host>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = host.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    let mut tick = super::ticks(every);
+    while super::next_round(&host, &mut tick).await {
         for capsule in host.capsules.all() {
             let expired = {
                 let live = capsule.lock();
