@@ -151,7 +151,12 @@ fn net_skip(test: &str) -> bool {
 
 /// Starts an agent and fails loudly when capsules would not get a network.
 async fn agent_with_network(test: &str) -> Option<Agent> {
-    let mut a = Agent::start(&[]).await;
+    agent_with_network_and(test, &[]).await
+}
+
+/// [`agent_with_network`] with more agent flags.
+async fn agent_with_network_and(test: &str, extra: &[&str]) -> Option<Agent> {
+    let mut a = Agent::start(extra).await;
     let info = a
         .client
         .get_host_info(pb::GetHostInfoRequest {})
@@ -740,17 +745,9 @@ async fn names_resolve_through_the_resolvers_the_host_names() {
     let net = Internet::start();
     let pkg: std::net::Ipv4Addr = net.b.parse().unwrap();
     dns_server(&net, vec![("pkg.wrenn.test".into(), pkg)]);
-    let mut a = Agent::start(&["--dns", &net.a]).await;
-    let info = a
-        .client
-        .get_host_info(pb::GetHostInfoRequest {})
-        .await
-        .expect("host info")
-        .into_inner();
-    if info.capabilities.unwrap_or_default().network_mode != "sandbox" {
-        eprintln!("SKIP {test}: capsule networking unavailable on this host");
+    let Some(mut a) = agent_with_network_and(test, &["--dns", &net.a]).await else {
         return;
-    }
+    };
     let id = capsule_id();
     a.client
         .create_sandbox(create_req(&id, BUSYBOX))

@@ -81,19 +81,7 @@ async fn a_full_disk_is_enospc_inside_and_the_capsule_lives_on() {
     assert_eq!(ok(sh(&mut a.client, &id, "echo alive").await), "alive");
     // The disk travels through a pause and resume, bounded the same way.
     ok(sh(&mut a.client, &id, "echo kept > /kept").await);
-    a.client
-        .pause_sandbox(pb::PauseSandboxRequest {
-            sandbox_id: id.clone(),
-        })
-        .await
-        .expect("pause");
-    a.client
-        .resume_sandbox(pb::ResumeSandboxRequest {
-            sandbox_id: id.clone(),
-            timeout_sec: 0,
-        })
-        .await
-        .expect("resume");
+    support::pause_resume(&mut a.client, &id).await;
     assert_eq!(ok(sh(&mut a.client, &id, "cat /kept").await), "kept");
     let (_, out, _) = sh(
         &mut a.client,
@@ -268,19 +256,7 @@ async fn nproc_counts_the_capsules_vcpus() {
             assert_eq!(allowed, mine, "pid {pid} of a {vcpus}-vCPU capsule");
         }
         // And after a pause and resume.
-        a.client
-            .pause_sandbox(pb::PauseSandboxRequest {
-                sandbox_id: id.clone(),
-            })
-            .await
-            .expect("pause");
-        a.client
-            .resume_sandbox(pb::ResumeSandboxRequest {
-                sandbox_id: id.clone(),
-                timeout_sec: 0,
-            })
-            .await
-            .expect("resume");
+        support::pause_resume(&mut a.client, &id).await;
         let out = ok(sh(&mut a.client, &id, "nproc").await);
         assert_eq!(out, vcpus.to_string(), "{vcpus} vCPUs after resume");
     }

@@ -130,16 +130,6 @@ fn raw_net(id: &str) -> anyhow::Result<()> {
     if !raw().network {
         return Ok(());
     }
-    let ip = |args: &[&str]| -> anyhow::Result<()> {
-        let out = Command::new("ip").args(args).output()?;
-        if !out.status.success() {
-            bail!(
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
-    };
     let host_end = format!("rb{}", &id[id.len().saturating_sub(8)..]);
     // Left by a run that failed half-way.
     let _ = ip(&["netns", "del", id]);
@@ -184,13 +174,19 @@ fn raw_readdress(id: &str) -> anyhow::Result<()> {
         ]
         .as_slice(),
     ] {
-        let out = Command::new("ip").args(args).output()?;
-        if !out.status.success() {
-            bail!(
-                "ip {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
+        ip(args)?;
+    }
+    Ok(())
+}
+
+/// Runs `ip args`, failing with its error text.
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip").args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }

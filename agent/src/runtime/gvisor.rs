@@ -359,11 +359,15 @@ impl Gvisor {
         Ok(())
     }
 
-    /// The end of a capsule's runsc log, for a crash report.
-    fn last_words(&self, id: &str) -> String {
+    /// Why capsule `id`'s sandbox ended: its memory, or else a crash told by the end of its
+    /// runsc log.
+    fn death(&self, id: &str, oom_killed: bool) -> Death {
+        if oom_killed {
+            return Death::OutOfMemory;
+        }
         let log =
             std::fs::read_to_string(self.sandbox_dir(id).join("runsc.log")).unwrap_or_default();
-        runsc::last_lines(&log)
+        Death::Crashed(runsc::last_lines(&log))
     }
 
     /// Creates the sandbox dir and, with networking, the capsule's network.
@@ -597,11 +601,7 @@ impl Runtime for Gvisor {
                     return None;
                 }
                 // Not running: no process to inspect, but its cgroup remains until deleted.
-                return Some(if watch::oom_killed_container(&container_id(id)) {
-                    Death::OutOfMemory
-                } else {
-                    Death::Crashed(self.last_words(id))
-                });
+                return Some(self.death(id, watch::oom_killed_container(&container_id(id))));
             }
         };
         // The process has ended. runsc calls a sandbox whose process is a zombie "running",
@@ -612,11 +612,7 @@ impl Runtime for Gvisor {
                 return None;
             }
         }
-        Some(if watched.oom_killed() {
-            Death::OutOfMemory
-        } else {
-            Death::Crashed(self.last_words(id))
-        })
+        Some(self.death(id, watched.oom_killed()))
     }
 
     async fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError> {

@@ -415,6 +415,23 @@ pub async fn sh(client: &mut Client, id: &str, script: &str) -> (i32, String, St
     )
 }
 
+/// Pauses capsule `id` (memory kept) and resumes it, both of which must succeed.
+pub async fn pause_resume(client: &mut Client, id: &str) {
+    client
+        .pause_sandbox(pb::PauseSandboxRequest {
+            sandbox_id: id.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("pause {id}: {e}"));
+    client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: id.into(),
+            timeout_sec: 0,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("resume {id}: {e}"));
+}
+
 /// `sh` that must succeed; returns trimmed stdout.
 #[track_caller]
 pub fn ok(out: (i32, String, String)) -> String {
