@@ -191,6 +191,14 @@ impl Gvisor {
         }
     }
 
+    fn watched(&self, id: &str) -> Option<Watched> {
+        self.watched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
     fn unwatch(&self, id: &str) {
         self.watched
             .lock()
@@ -579,25 +587,13 @@ impl Runtime for Gvisor {
     }
 
     async fn exited(&self, id: &str) -> Option<Death> {
-        let known = self
-            .watched
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned();
-        let watched = match known {
+        let watched = match self.watched(id) {
             Some(w) if w.alive() => return None,
             Some(w) => w,
             // Adopted after an agent restart: learn its process now.
             None => {
                 self.watch(id, None).await;
-                let known = self
-                    .watched
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(id)
-                    .cloned();
-                if known.is_some() {
+                if self.watched(id).is_some() {
                     return None;
                 }
                 // Not running: no process to inspect, but its cgroup remains until deleted.
