@@ -254,7 +254,7 @@ async fn with_tags(ctx: &App, hosts: Vec<HostRow>) -> Result<Vec<Value>, ApiErro
 
 #[utoipa::path(get, path = "/v1/hosts", tag = "hosts",
     description = "Hosts the caller manages: every host for platform admins, the team's BYOC hosts for its owners/admins.",
-    responses((status = 200, description = "`{hosts: [Host]}`")))]
+    responses((status = 200, description = "A bare JSON array of hosts (API.md: lists are arrays)")))]
 async fn list(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
@@ -267,7 +267,7 @@ async fn list(
     } else {
         Vec::new()
     };
-    Ok(ApiJson(json!({"hosts": with_tags(&ctx, rows).await?})))
+    Ok(ApiJson(json!(with_tags(&ctx, rows).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}", tag = "hosts", params(("id" = String, Path, description = "host_ id")),

@@ -20,14 +20,14 @@ pub fn valid_tag(tag: &str) -> bool {
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
-    responses((status = 200, description = "`{tags: [string]}`")))]
+    responses((status = 200, description = "A bare JSON array of the host's tags")))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let (_, host) = managed_host(&ctx, session, &id).await?;
-    Ok(ApiJson(json!({"tags": db::tags(ctx.db(), host.id).await?})))
+    Ok(ApiJson(json!(db::tags(ctx.db(), host.id).await?)))
 }
 
 /// `{"tag": "gpu"}` or `{"tags": ["gpu", "eu"]}`.
@@ -40,7 +40,7 @@ pub struct AddTags {
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
     description = "Body `{tag}` or `{tags: [..]}`; tags match `^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$`.",
-    responses((status = 200, description = "`{tags}`"), (status = 400, description = "`invalid_request`")))]
+    responses((status = 200, description = "The host's tags after the change, a bare JSON array"), (status = 400, description = "`invalid_request`")))]
 pub async fn add(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
@@ -59,7 +59,7 @@ pub async fn add(
         )));
     }
     db::add_tags(ctx.db(), host.id, &tags).await?;
-    Ok(ApiJson(json!({"tags": db::tags(ctx.db(), host.id).await?})))
+    Ok(ApiJson(json!(db::tags(ctx.db(), host.id).await?)))
 }
 
 #[utoipa::path(delete, path = "/v1/hosts/{id}/tags/{tag}", tag = "hosts",
