@@ -156,7 +156,7 @@ async fn apply(ctx: &App, host_id: uuid::Uuid, e: &SandboxEvent) -> Result<bool,
     };
     use CapsuleStatus::{Error, Paused, Running, Stopped};
     let anywhere = || CapsuleStatus::all_where(|s| s.on_host() || s == CapsuleStatus::Missing);
-    // The lifecycle event, its outcome, and where the capsule may be coming from.
+    // Where the capsule may come from, where it goes, its lifecycle event and default reason.
     let (from, to, lifecycle, default_reason) = match e.event {
         SandboxEventKind::AutoPaused => {
             (vec![Running], Paused, Some("capsule.pause"), "ttl_expired")
