@@ -475,12 +475,18 @@ impl RunningServer {
 /// subscriber installed, so an embedding program keeps both.
 pub async fn run(mut builder: Builder) -> Result<(), StartError> {
     if builder.logging {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "info,sqlx=warn".into()),
-            )
-            .try_init();
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "info,sqlx=warn".into());
+        let logs = tracing_subscriber::fmt().with_env_filter(filter);
+        // `WRENN_LOG_FORMAT=json`: one JSON object per line, for log pipelines.
+        let _ = match std::env::var("WRENN_LOG_FORMAT").as_deref() {
+            Ok("json") => logs.json().try_init(),
+            Ok("text") | Err(_) => logs.try_init(),
+            Ok(other) => {
+                eprintln!("WRENN_LOG_FORMAT={other:?} is neither text nor json; logging text");
+                logs.try_init()
+            }
+        };
     }
     if builder.config.is_none() && builder.command_line {
         let _ = dotenvy::dotenv();

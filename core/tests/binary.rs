@@ -55,10 +55,13 @@ async fn migrates_serves_and_stops_on_sigterm() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Structured logs: every line on stdout is a JSON object.
+    let log_path = mail.path().join("cp.log");
     let mut serve = wrenn_cp();
     configure(&mut serve);
     let mut child = serve
-        .stdout(Stdio::null())
+        .env("WRENN_LOG_FORMAT", "json")
+        .stdout(std::fs::File::create(&log_path).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -92,6 +95,17 @@ async fn migrates_serves_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "graceful exit: {exit:?}");
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no log lines");
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
 }
 
 #[test]
