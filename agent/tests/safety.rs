@@ -212,53 +212,32 @@ async fn an_out_of_memory_capsule_is_reported_dead_with_its_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn nproc_counts_the_capsules_vcpus() {
+async fn nproc_counts_the_capsules_vcpus_from_two_up() {
     if skip("nproc") {
         return;
     }
-    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if host_cpus < 2 {
-        eprintln!("SKIP nproc: the host has one CPU, so 1 and 2 vCPUs cannot be told apart");
-        return;
-    }
     let mut a = Agent::start(&[]).await;
-    for vcpus in [1u32, 2] {
+    // runsc counts at least 2 (see bundle::config for why the floor stays).
+    for (vcpus, shown) in [(1u32, 2u32), (2, 2), (3, 3)] {
         let id = capsule_id();
         let mut req = create_req(&id, BUSYBOX);
         req.vcpus = vcpus;
-        a.client.create_sandbox(req).await.expect("create");
+        if let Err(e) = a.client.create_sandbox(req).await {
+            // A host with fewer CPUs refuses more vCPUs than it has.
+            assert_eq!(e.code(), Code::InvalidArgument, "{e}");
+            eprintln!("nproc: {vcpus} vCPUs refused on this host: {}", e.message());
+            continue;
+        }
         let out = ok(sh(
             &mut a.client,
             &id,
             "nproc; grep -c ^processor /proc/cpuinfo",
         )
         .await);
-        assert_eq!(out, format!("{vcpus}\n{vcpus}"), "{vcpus} vCPUs");
-        // The pin that makes a 1-vCPU sandbox count one CPU is gone once it runs: its
-        // threads may use every CPU of the host (its quota bounds its time).
-        let cid = format!("wrenn-{id}");
-        for pid in support::sandbox_pids(&a.dir, &cid) {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            let allowed = status
-                .lines()
-                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            let mine = std::fs::read_to_string("/proc/self/status")
-                .unwrap_or_default()
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix("Cpus_allowed_list:")
-                        .map(|s| s.trim().to_owned())
-                })
-                .unwrap_or_default();
-            assert_eq!(allowed, mine, "pid {pid} of a {vcpus}-vCPU capsule");
-        }
-        // And after a pause and resume.
+        assert_eq!(out, format!("{shown}\n{shown}"), "{vcpus} vCPUs");
         support::pause_resume(&mut a.client, &id).await;
         let out = ok(sh(&mut a.client, &id, "nproc").await);
-        assert_eq!(out, vcpus.to_string(), "{vcpus} vCPUs after resume");
+        assert_eq!(out, shown.to_string(), "{vcpus} vCPUs after resume");
     }
 }
 

@@ -141,10 +141,7 @@ impl Gvisor {
             Medium::Memory if self.disks => "root:memory".into(),
             Medium::Memory => self.runsc.overlay.clone(),
         };
-        Ok(Launch {
-            overlay,
-            vcpus: spec.vcpus,
-        })
+        Ok(Launch { overlay })
     }
 
     /// `snapshot.json` of a fork's snapshot template (`null` for a fresh capsule).
@@ -166,18 +163,10 @@ impl Gvisor {
         }
     }
 
-    /// Notes the sandbox process of a capsule that just started ([`watch`]), and gives a
-    /// 1-vCPU capsule's sandbox every CPU after its boot on one.
-    async fn watch(&self, id: &str, vcpus: Option<u32>) {
+    /// Notes the sandbox process of a capsule that just started ([`watch`]).
+    async fn watch(&self, id: &str) {
         let observed = match self.runsc.state(&container_id(id)).await {
-            Some((status, pid)) if status == "running" => {
-                if vcpus.is_some_and(|v| v <= 1) {
-                    if let Err(e) = watch::unpin(pid) {
-                        warn!(capsule_id = %id, error = %e, "widening the capsule's cpuset failed");
-                    }
-                }
-                Watched::observe(pid)
-            }
+            Some((status, pid)) if status == "running" => Watched::observe(pid),
             _ => None,
         };
         let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());
@@ -283,7 +272,7 @@ impl Gvisor {
                 )
                 .await?;
             let Err(e) = self.rebind(&cid).await else {
-                self.watch(&spec.id, Some(spec.vcpus)).await;
+                self.watch(&spec.id).await;
                 return Ok(());
             };
             let output = runsc::last_lines(&std::fs::read_to_string(&log).unwrap_or_default());
@@ -363,7 +352,7 @@ impl Gvisor {
                 &launch,
             )
             .await?;
-        self.watch(&spec.id, Some(spec.vcpus)).await;
+        self.watch(&spec.id).await;
         Ok(())
     }
 
@@ -465,7 +454,7 @@ impl Runtime for Gvisor {
             let _ = std::fs::remove_dir_all(&image);
             // envd closed its listener for the checkpoint; let it listen again.
             let _ = self.rebind(&cid).await;
-            self.watch(id, None).await;
+            self.watch(id).await;
             return Err(e);
         }
         // The checkpointed container is stopped; delete it so restore can reuse the id.
@@ -592,7 +581,7 @@ impl Runtime for Gvisor {
             Some(w) => w,
             // Adopted after an agent restart: learn its process now.
             None => {
-                self.watch(id, None).await;
+                self.watch(id).await;
                 if self.watched(id).is_some() {
                     return None;
                 }
@@ -604,7 +593,7 @@ impl Runtime for Gvisor {
         // so only a different live process means the sandbox was started again meanwhile.
         if let Some((status, pid)) = self.runsc.state(&container_id(id)).await {
             if status == "running" && pid != watched.pid() && Watched::observe(pid).is_some() {
-                self.watch(id, None).await;
+                self.watch(id).await;
                 return None;
             }
         }

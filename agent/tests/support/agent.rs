@@ -253,26 +253,6 @@ impl Agent {
     }
 }
 
-/// Thread ids of the sandbox process of runsc container `cid` (under agent dir `dir`).
-pub fn sandbox_pids(dir: &Path, cid: &str) -> Vec<i32> {
-    let out = Command::new("runsc")
-        .arg(format!("--root={}", dir.join("runsc").display()))
-        .args(["state", cid])
-        .output()
-        .expect("runsc state");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let pid = v["pid"].as_i64().unwrap_or(0);
-    assert!(pid > 0, "no sandbox pid for {cid}: {v}");
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|tasks| {
-            tasks
-                .flatten()
-                .filter_map(|t| t.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 pub fn runsc_list(dir: &Path) -> Vec<String> {
     let out = Command::new("runsc")
         .arg(format!("--root={}", dir.join("runsc").display()))

@@ -45,12 +45,6 @@ pub fn max_processes(memory_mb: u32) -> u32 {
     (memory_mb / 2).clamp(64, 65_536)
 }
 
-/// The first CPU the agent may run on.
-fn first_cpu() -> Option<usize> {
-    let mine = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
-    (0..nix::sched::CpuSet::count()).find(|c| mine.is_set(*c).unwrap_or(false))
-}
-
 /// The init command: the image's `wrenn-init` when present (it execs envd), else envd.
 pub fn init_args(rootfs: &Path) -> Vec<String> {
     if rootfs.join("usr/local/bin/wrenn-init").exists() {
@@ -111,16 +105,12 @@ pub fn config(
                 "source": net.resolv_conf, "options": ["bind", "ro"]}));
         }
     }
-    let mut cpu =
+    // The sandbox counts its CPUs from the quota (`--cpu-num-from-quota`), never fewer than
+    // 2. A 1-vCPU sandbox booted on a one-CPU cpuset would count 1, but its sentry then runs on
+    // one Go processor, and one such capsule stalled mid-upload (its envd stopped reading):
+    // runsc's floor stays until that is understood.
+    let cpu =
         json!({"quota": u64::from(spec.vcpus.max(1)) * CPU_PERIOD_US, "period": CPU_PERIOD_US});
-    // A sandbox counts its CPUs at boot, from its cpuset when runsc is not told to use the
-    // quota (which never counts fewer than 2): a 1-vCPU capsule boots on one CPU, and the
-    // driver widens its cpuset again once it runs (`watch::unpin`).
-    if spec.vcpus <= 1 {
-        if let Some(first) = first_cpu() {
-            cpu["cpus"] = json!(first.to_string());
-        }
-    }
     json!({
         "ociVersion": "1.0.0",
         "process": {

@@ -233,7 +233,6 @@ async fn try_container(
                     PROBE_TIMEOUT,
                     &runsc::Launch {
                         overlay: runsc.overlay.clone(),
-                        vcpus: 2,
                     },
                 )
                 .await

@@ -27,8 +27,6 @@ pub struct Runsc {
 pub struct Launch {
     /// `--overlay2` value (the capsule's own disk, or the host's medium).
     pub overlay: String,
-    /// The capsule's vCPUs: what its `nproc` shows (see [`Runsc::run_detached`]).
-    pub vcpus: u32,
 }
 
 /// Output of a finished runsc call.
@@ -38,10 +36,10 @@ pub struct Output {
 
 impl Runsc {
     fn command(&self) -> Command {
-        self.command_with(&self.overlay, true)
+        self.command_with(&self.overlay)
     }
 
-    fn command_with(&self, overlay: &str, cpu_num_from_quota: bool) -> Command {
+    fn command_with(&self, overlay: &str) -> Command {
         let mut cmd = Command::new(&self.binary);
         // Operators chasing a runsc problem: WRENN_RUNSC_DEBUG_DIR=/path gives every runsc
         // command and sandbox its own debug log there.
@@ -59,11 +57,10 @@ impl Runsc {
             cmd.arg("--net-disconnect-ok");
         }
         cmd.arg(format!("--overlay2={overlay}"))
-            .arg("--host-uds=all");
-        if cpu_num_from_quota {
-            cmd.arg("--cpu-num-from-quota");
-        }
-        cmd.stdin(Stdio::null()).kill_on_drop(true);
+            .arg("--host-uds=all")
+            .arg("--cpu-num-from-quota")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         cmd
     }
 
@@ -101,10 +98,6 @@ impl Runsc {
     /// Runs a command that leaves a sandbox behind (`run --detach`, `restore --detach`).
     /// The sandbox must outlive the agent: it gets its own session, and its stdio goes
     /// to `log` instead of the agent's pipes.
-    ///
-    /// The sandbox counts its CPUs once, at boot: from the CPU quota with
-    /// `--cpu-num-from-quota`, which never says less than 2, else from its cpuset; a 1-vCPU
-    /// capsule goes without the flag (see `bundle::config`).
     pub async fn run_detached(
         &self,
         op: &str,
@@ -121,7 +114,7 @@ impl Runsc {
         let err = file
             .try_clone()
             .map_err(RuntimeError::io("cloning log handle"))?;
-        let mut cmd = self.command_with(&launch.overlay, launch.vcpus > 1);
+        let mut cmd = self.command_with(&launch.overlay);
         cmd.args(args).stdout(file).stderr(err).kill_on_drop(false);
         let mask = self.network == "sandbox";
         // SAFETY: setsid, unshare and mount are plain syscalls, async-signal-safe, and

@@ -65,33 +65,6 @@ pub fn oom_killed_container(cid: &str) -> bool {
     .any(|text| oom_kills(&text) > 0)
 }
 
-/// Gives sandbox process `pid`'s cpuset cgroup every CPU of its parent group again, after a
-/// boot on one CPU (see `bundle::config`): the count the sandbox took at boot stays, its
-/// threads may run anywhere (its quota bounds its time).
-pub fn unpin(pid: i32) -> std::io::Result<()> {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let root = Path::new("/sys/fs/cgroup");
-    for line in cgroups.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let rel = path.trim_start_matches('/');
-        let (group, parent_file) = if controllers.split(',').any(|c| c == "cpuset") {
-            (root.join("cpuset").join(rel), "cpuset.cpus")
-        } else if controllers.is_empty() && root.join(rel).join("cpuset.cpus").exists() {
-            (root.join(rel), "cpuset.cpus.effective")
-        } else {
-            continue;
-        };
-        let parent = group.parent().unwrap_or(&group);
-        let all = std::fs::read_to_string(parent.join(parent_file))?;
-        return std::fs::write(group.join("cpuset.cpus"), all.trim());
-    }
-    Ok(())
-}
-
 /// Field 22 of `/proc/<pid>/stat` (start time in clock ticks since boot); None when the
 /// process does not exist or has ended (a zombie waiting for its parent counts as ended).
 fn start_time(pid: i32) -> Option<u64> {
