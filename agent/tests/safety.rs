@@ -32,7 +32,7 @@ async fn a_full_disk_is_enospc_inside_and_the_capsule_lives_on() {
     if skip("full_disk") {
         return;
     }
-    let mut a = Agent::start(&[]).await;
+    let mut a = Agent::start(&["--overlay", "disk"]).await;
     let id = capsule_id();
     let mut req = create_req(&id, BUSYBOX);
     req.disk_mb = 64;

@@ -1,6 +1,6 @@
 //! Host safety through the public API, with the real control plane, a real agent and real
 //! gVisor capsules: a capsule that runs out of memory is reported dead with its reason, and
-//! a capsule's disk is as large as it asked for.
+//! `disk_mb` is checked, stored and returned.
 
 use cpserver::test_support::stack as capsules_support;
 
@@ -84,7 +84,7 @@ async fn an_out_of_memory_capsule_reads_error_with_its_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_capsule_disk_is_the_size_it_asked_for() {
+async fn disk_mb_is_checked_stored_and_returned() {
     let Some(stack) = Stack::start().await else {
         return;
     };
@@ -108,36 +108,8 @@ async fn a_capsule_disk_is_the_size_it_asked_for() {
     assert_eq!(default["disk_mb"], 2048, "{default}");
 
     let c = stack.create(&alice, json!({"disk_mb": 64})).await;
-    let id = c["id"].as_str().unwrap().to_string();
     assert_eq!(c["disk_mb"], 64, "{c}");
-    let out = stack
-        .exec(
-            &alice,
-            &id,
-            "/bin/sh",
-            &[
-                "-c",
-                "dd if=/dev/zero of=/fill bs=1M count=200 2>&1; echo rc=$?",
-            ],
-        )
-        .await;
-    let text = out["stdout"].as_str().unwrap_or_default();
-    assert!(text.contains("No space left on device"), "{out}");
-    assert!(text.contains("rc=1"), "{out}");
-    // The capsule lives on and can free its space.
-    let out = stack
-        .exec(
-            &alice,
-            &id,
-            "/bin/sh",
-            &["-c", "rm /fill && echo ok > /again && cat /again"],
-        )
-        .await;
-    assert_eq!(
-        out["stdout"].as_str().unwrap_or_default().trim(),
-        "ok",
-        "{out}"
-    );
+    // ENOSPC at the bound is the agent's `--overlay=disk` (agent/tests/safety.rs).
     stack.shutdown().await;
 }
 
