@@ -77,6 +77,8 @@ pub struct Services {
     /// Present when `WRENN_FORMATTERS_DIR` is set.
     pub formatters: Option<Arc<WasmFormatters>>,
     pub capsules: CapsuleSettings,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Background work started by requests (activity pings, reaping); drained on shutdown.
     pub tasks: TaskTracker,
 }

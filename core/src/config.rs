@@ -96,6 +96,11 @@ pub struct Config {
     #[arg(long, env = "WRENN_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
 
+    /// Bearer token that `GET /metrics` (Prometheus, OpenMetrics text) requires; the
+    /// endpoint answers 404 while this is unset.
+    #[arg(long, env = "WRENN_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Seconds shutdown waits for background work (workers, in-flight agent calls) to finish.
     #[arg(long, env = "WRENN_SHUTDOWN_DRAIN_SECS", default_value_t = 30)]
     pub shutdown_drain_secs: u64,

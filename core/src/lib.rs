@@ -49,10 +49,12 @@ pub mod formatters;
 pub mod hosts;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod oauth;
 pub mod passwords;
 pub mod server;
 pub mod sessions;
+pub mod teams;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod tokens;

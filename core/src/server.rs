@@ -249,6 +249,7 @@ impl Builder {
             channels: channels.clone(),
             formatters: wasm.clone(),
             capsules: config.capsules.clone(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             tasks: tasks.clone(),
             config: config.clone(),
         });
@@ -302,8 +303,12 @@ impl Builder {
         for group in &groups {
             crate::events::consumer::Consumer::ensure_group(&mut ctx.redis(), group).await?;
         }
-        let dispatcher =
-            crate::channels::dispatch::Dispatcher::new(channels, ctx.db().clone(), ctx.redis());
+        let dispatcher = crate::channels::dispatch::Dispatcher::new(
+            channels,
+            ctx.db().clone(),
+            ctx.redis(),
+            app.metrics.clone(),
+        );
         for worker in dispatcher.workers(redis_client.clone(), config.events.consumer()) {
             spawn_worker(&tracker, &shutdown, worker);
         }
@@ -412,6 +417,10 @@ fn build_router(app: &App, extensions: &[Box<dyn Extension>]) -> axum::Router {
         router = router.merge(routes.with_state(app.ctx.clone()));
     }
     http::finish(router, app.config.web_dir.as_deref())
+        .layer(axum::middleware::from_fn_with_state(
+            app.metrics.clone(),
+            crate::metrics::track,
+        ))
         // Outermost: capsule port-proxy hosts never reach the API routes.
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -59,8 +59,14 @@ async fn migrates_serves_and_stops_on_sigterm() {
     let log_path = mail.path().join("cp.log");
     let mut serve = wrenn_cp();
     configure(&mut serve);
+    let e2b_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = serve
         .env("WRENN_LOG_FORMAT", "json")
+        .env("WRENN_E2B_LISTEN", format!("127.0.0.1:{e2b_port}"))
         .stdout(std::fs::File::create(&log_path).unwrap())
         .stderr(Stdio::null())
         .spawn()
@@ -78,6 +84,20 @@ async fn migrates_serves_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(health["status"], "ok");
+    // The binary ships E2B compatibility: with WRENN_E2B_LISTEN set, E2B's API answers there
+    // (a request without a key gets E2B's error body).
+    let e2b = loop {
+        match reqwest::get(format!("http://127.0.0.1:{e2b_port}/v2/sandboxes")).await {
+            Ok(r) => break r,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("the E2B listener did not come up: {e}"),
+        }
+    };
+    assert_eq!(e2b.status(), 401);
+    let body: serde_json::Value = e2b.json().await.unwrap();
+    assert_eq!(body["code"], 401, "{body}");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

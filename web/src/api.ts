@@ -47,7 +47,7 @@ export function onUnauthorized(listener: () => void): () => void {
   return () => unauthorizedListeners.delete(listener);
 }
 
-async function errorFrom(res: Response): Promise<ApiError> {
+export async function errorFrom(res: Response): Promise<ApiError> {
   let code = `http_${res.status}`;
   let message = res.statusText || `request failed with status ${res.status}`;
   try {
@@ -67,6 +67,11 @@ async function errorFrom(res: Response): Promise<ApiError> {
  * `undefined` for 204 and empty bodies.
  */
 export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return (await exchange<T>(method, path, body)).body;
+}
+
+/** Like `request`, with the response headers (for paging headers such as `X-Next-Cursor`). */
+async function exchange<T>(method: string, path: string, body?: unknown): Promise<{ body: T; headers: Headers }> {
   const headers: Record<string, string> = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (!SAFE_METHODS.has(method)) {
@@ -89,11 +94,11 @@ export async function request<T>(method: string, path: string, body?: unknown): 
     if (sessionEnded(err)) unauthorizedListeners.forEach((l) => l());
     throw err;
   }
-  if (res.status === 204) return undefined as T;
+  if (res.status === 204) return { body: undefined as T, headers: res.headers };
   const text = await res.text();
-  if (!text) return undefined as T;
+  if (!text) return { body: undefined as T, headers: res.headers };
   try {
-    return JSON.parse(text) as T;
+    return { body: JSON.parse(text) as T, headers: res.headers };
   } catch {
     throw new ApiError(res.status, "invalid_response", "The server sent a response that is not JSON.");
   }
@@ -106,6 +111,25 @@ export const api = {
   put: <T>(path: string, body: unknown) => request<T>("PUT", path, body),
   del: <T = void>(path: string, body?: unknown) => request<T>("DELETE", path, body),
 };
+
+/** Header of a paged list's response naming the cursor of the next page (absent on the last). */
+export const NEXT_CURSOR_HEADER = "X-Next-Cursor";
+
+/** One page of a cursor-paged list (bare array body, `X-Next-Cursor` header). */
+export interface ListPage<T> {
+  items: T[];
+  /** Pass back as `cursor` for the next page; null on the last page. */
+  next: string | null;
+}
+
+/** GETs one page of a paged list; `cursor` and `limit` are added to the path's query. */
+export async function getPage<T>(path: string, cursor: string | null, limit = 50): Promise<ListPage<T>> {
+  const url = new URL(path, location.origin);
+  url.searchParams.set("limit", String(limit));
+  if (cursor) url.searchParams.set("cursor", cursor);
+  const { body, headers } = await exchange<unknown>("GET", url.pathname + url.search);
+  return { items: Array.isArray(body) ? (body as T[]) : [], next: headers.get(NEXT_CURSOR_HEADER) || null };
+}
 
 /** Lists come either bare or wrapped (`{"capsules":[...]}`); accept both. */
 export function listOf<T>(value: unknown, key: string): T[] {
@@ -264,4 +288,131 @@ export interface Delivery {
   error: string;
   latency_ms: number;
   created_at: string;
+}
+
+/** Host capabilities as the agent reports them (runtime probe); every field may be absent. */
+export interface HostCapabilities {
+  runtime?: string;
+  runtime_version?: string;
+  platform?: string;
+  platforms?: string[];
+  network_mode?: string;
+  network_modes?: string[];
+  checkpoint_network_modes?: string[];
+  pause_keeps_memory?: boolean;
+  snapshots?: boolean;
+  hardware_virtualization?: boolean;
+  kernel_version?: string;
+  transport?: string;
+  notes?: Record<string, string>;
+  [key: string]: unknown;
+}
+
+/** A host (API.md, Hosts): `pending` until its agent registers with the one-time token. */
+export interface Host {
+  id: string;
+  type: "regular" | "byoc";
+  team_id: string | null;
+  provider: string | null;
+  availability_zone: string | null;
+  status: "pending" | "online" | "unreachable" | "deleted" | string;
+  arch: string | null;
+  cpu_cores: number | null;
+  memory_mb: number | null;
+  disk_gb: number | null;
+  address: string | null;
+  transport: string | null;
+  capabilities: HostCapabilities | null;
+  agent_version: string | null;
+  tags: string[];
+  cert_expires_at: string | null;
+  created_at: string;
+  registered_at: string | null;
+  last_heartbeat_at: string | null;
+}
+
+/** `POST /v1/hosts` and `POST /v1/hosts/{id}/token`: the token is shown only here. */
+export interface HostToken {
+  host: Host;
+  registration_token: string;
+}
+
+export interface HostDeletePreview {
+  host: Host;
+  sandbox_ids: string[];
+  sandbox_count: number;
+}
+
+/** One audit log row (`GET /v1/audit-logs`). */
+export interface AuditLog {
+  id: string;
+  team_id: string | null;
+  scope: "team" | "admin";
+  actor: { type: string; id: string | null; name: string | null };
+  action: string;
+  resource: { type: string; id: string | null };
+  outcome: "success" | "error" | null;
+  metadata: Record<string, string> | null;
+  error: string | null;
+  created_at: string;
+}
+
+export interface AuditPage {
+  audit_logs: AuditLog[];
+  /** Pass as `before` / `before_id` for the next (older) page; null on the last page. */
+  next_before: string | null;
+  next_before_id: string | null;
+}
+
+/** A lifecycle event as carried by the SSE streams and the notification channels. */
+export interface LiveEvent {
+  event: string;
+  outcome?: "success" | "error";
+  timestamp: string;
+  team_id: string;
+  actor: { type: string; id: string; name: string };
+  resource: { id: string; type: string };
+  metadata?: Record<string, string>;
+  error?: string;
+}
+
+// ---- Platform administration (/v1/admin/*, platform admins only) ----------------------------
+
+export interface AdminTeam {
+  id: string;
+  name: string;
+  is_byoc: boolean;
+  created_at: string;
+  deleted_at: string | null;
+  member_count: number;
+  running_capsules: number;
+  paused_capsules: number;
+  vcpus_in_use: number;
+  memory_mb_in_use: number;
+  host_count: number;
+}
+
+export interface AdminUser {
+  id: string;
+  email: string;
+  name: string;
+  is_active: boolean;
+  is_admin: boolean;
+  disabled: boolean;
+  created_at: string;
+  team_count: number;
+}
+
+export interface AdminTemplate extends Template {
+  /** Platform base templates cannot be deleted (403 `template_reserved`). */
+  reserved: boolean;
+  team_id: string | null;
+  team_name: string | null;
+}
+
+export interface AdminCapsule extends Capsule {
+  team_id: string;
+  team_name: string | null;
+  host_id: string | null;
+  host_address: string | null;
 }

@@ -48,3 +48,13 @@ export function canManage(app: App): boolean {
   const role = currentTeam(app)?.role ?? app.me?.auth?.role;
   return role === "owner" || role === "admin";
 }
+
+/** Platform admins run the platform: every host, the admin pages. */
+export function isPlatformAdmin(app: App): boolean {
+  return app.me?.is_admin === true;
+}
+
+/** Hosts are managed by platform admins and by owners/admins of a BYOC team (for that team). */
+export function canManageHosts(app: App): boolean {
+  return isPlatformAdmin(app) || (currentTeam(app)?.is_byoc === true && canManage(app));
+}

@@ -132,3 +132,28 @@ export function str(data: FormData, name: string): string {
   const v = data.get(name);
   return typeof v === "string" ? v : "";
 }
+
+/**
+ * A "Copy" button for `text`. Without clipboard access (it needs a secure context) it selects
+ * `shown`, the element displaying the text, so it can be copied by hand.
+ */
+export function copyButton(text: string, shown: Element, label = "Copy"): HTMLButtonElement {
+  const copy = h("button", { type: "button", class: "secondary" }, label);
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      copy.textContent = "Copied";
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(shown);
+      getSelection()?.removeAllRanges();
+      getSelection()?.addRange(range);
+    }
+  });
+  return copy;
+}
+
+/** A page body for someone who may not use the page: its heading and why not. */
+export function notAllowed(title: string, message: string): Node[] {
+  return [h("h1", { tabindex: "-1" }, title), h("div", { class: "error-box", role: "alert", id: "not-allowed" }, h("strong", null, message))];
+}

@@ -3,7 +3,7 @@
 
 import "./style.css";
 import { api, ApiError, listOf, onUnauthorized, sessionEnded, type Profile, type SessionStarted, type Team } from "./api";
-import type { App, NoticeKind, Page, RouteContext } from "./app";
+import { canManageHosts, isPlatformAdmin, type App, type NoticeKind, type Page, type RouteContext } from "./app";
 import { describe, h, mount } from "./dom";
 import { activatePage, forgotPage, loginPage, resetPage, signupPage } from "./pages/auth";
 import { capsulePage, capsulesPage } from "./pages/capsules";
@@ -12,6 +12,13 @@ import { apiKeysPage } from "./pages/keys";
 import { channelsPage } from "./pages/channels";
 import { teamPage } from "./pages/team";
 import { accountPage } from "./pages/account";
+import { hostsPage } from "./pages/hosts";
+import { auditPage } from "./pages/audit";
+import { adminOverviewPage } from "./pages/admin/overview";
+import { adminTeamsPage } from "./pages/admin/teams";
+import { adminUsersPage } from "./pages/admin/users";
+import { adminTemplatesPage } from "./pages/admin/templates";
+import { adminCapsulesPage } from "./pages/admin/capsules";
 
 interface Route {
   pattern: RegExp;
@@ -42,6 +49,13 @@ const routes: Route[] = [
   route("/channels", channelsPage),
   route("/team", teamPage),
   route("/settings", accountPage),
+  route("/hosts", hostsPage),
+  route("/audit", auditPage),
+  route("/admin", adminOverviewPage),
+  route("/admin/teams", adminTeamsPage),
+  route("/admin/users", adminUsersPage),
+  route("/admin/templates", adminTemplatesPage),
+  route("/admin/capsules", adminCapsulesPage),
 ];
 
 const notFoundPage: Page = {
@@ -119,20 +133,30 @@ function notify(kind: NoticeKind, message: unknown) {
     close,
   );
   close.addEventListener("click", () => item.remove());
+  // A confirmation tells how the latest action went: it replaces the ones before it rather than
+  // piling up under them (a "Switched to …" from the last page says nothing about this one).
+  // Errors stay until dismissed.
+  if (kind !== "error") notices.querySelectorAll(".notice-success, .notice-info").forEach((n) => n.remove());
   notices.appendChild(item);
   if (kind !== "error") setTimeout(() => item.remove(), 6000);
 }
 
 // ---- Shell -----------------------------------------------------------------------------------
 
-const NAV: [string, string][] = [
-  ["/capsules", "Capsules"],
-  ["/snapshots", "Snapshots"],
-  ["/api-keys", "API keys"],
-  ["/channels", "Channels"],
-  ["/team", "Team"],
-  ["/settings", "Account"],
-];
+/** The main navigation; Hosts and Admin only for those who may use them. */
+function navEntries(): [string, string][] {
+  return [
+    ["/capsules", "Capsules"],
+    ["/snapshots", "Snapshots"],
+    ["/api-keys", "API keys"],
+    ["/channels", "Channels"],
+    ["/team", "Team"],
+    ["/audit", "Audit log"],
+    ...(canManageHosts(app) ? ([["/hosts", "Hosts"]] as [string, string][]) : []),
+    ...(isPlatformAdmin(app) ? ([["/admin", "Admin"]] as [string, string][]) : []),
+    ["/settings", "Account"],
+  ];
+}
 
 function teamSwitcher(): HTMLElement {
   const select = h("select", { id: "team-switcher", "aria-label": "Team" });
@@ -179,7 +203,7 @@ function shell(path: string): HTMLElement {
     h(
       "ul",
       null,
-      NAV.map(([href, label]) => {
+      navEntries().map(([href, label]) => {
         const current = path === href || path.startsWith(`${href}/`) || (href === "/capsules" && path === "/dashboard");
         return h("li", null, h("a", { href, "aria-current": current ? "page" : null }, label));
       }),

@@ -31,6 +31,8 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
 
   const url = (p) => `${stack.baseUrl}${p}`;
   const csrfCookie = async () => (await browser.context.cookies(stack.baseUrl)).find((c) => c.name === "wrenn_csrf")?.value;
+  /** The success notice saying exactly `text` (not one of an earlier step that merely contains it). */
+  const success = (text) => page.locator(".notice-success").getByText(text, { exact: true });
 
   before(async () => {
     stack = await startStack();
@@ -189,7 +191,7 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
     const before = mutations.length;
     await page.getByLabel("Display name").fill("Ada King");
     await page.getByRole("button", { name: "Save" }).click();
-    await page.locator(".notice-success", { hasText: "Ada King" }).waitFor();
+    await success("Your name is now “Ada King”.").waitFor();
     assert.equal(await page.locator(".topbar .who").innerText(), "Ada King");
     const patch = mutations.slice(before).find((m) => m.method === "PATCH" && m.path === "/v1/me");
     assert.ok(patch, "the rename was sent");
@@ -215,12 +217,12 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
     const toggle = page.getByLabel(/Resume a paused capsule/);
     assert.equal(await toggle.isChecked(), false);
     await toggle.check();
-    await page.getByText("Paused capsules now resume on proxied traffic.").waitFor();
+    await success("Paused capsules now resume on proxied traffic.").waitFor();
     const teamId = await page.locator("#team-switcher option:checked").getAttribute("value");
     const stored = await (await fetch(url(`/v1/teams/${teamId}`), { headers: { "X-API-Key": apiKey } })).json();
     assert.equal(stored.team.auto_resume, true);
     await toggle.uncheck();
-    await page.getByText("Proxied traffic to a paused capsule is refused again.").waitFor();
+    await success("Proxied traffic to a paused capsule is refused again.").waitFor();
 
     const api = await fetch(url("/v1/capsules"), { headers: { "X-API-Key": apiKey } });
     await page.getByRole("link", { name: "Capsules" }).click();
@@ -274,7 +276,7 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
     // Back to the first team through the switcher.
     const first = await page.locator("#team-switcher option", { hasText: "Ada Lovelace's Team" }).getAttribute("value");
     await page.locator("#team-switcher").selectOption(first);
-    await page.locator(".notice-success", { hasText: "Switched to" }).waitFor();
+    await success("Switched to Ada Lovelace's Team.").waitFor();
     await page.locator("#api-keys tbody tr", { hasText: "browser-test" }).waitFor();
   });
 
@@ -292,12 +294,12 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
     await page.getByLabel("Current password").fill(user.password);
     await page.getByLabel("New password").fill("an even better one");
     await page.getByRole("button", { name: "Change password" }).click();
-    await page.locator(".notice-success", { hasText: "Password changed" }).waitFor();
+    await success("Password changed. Other sessions were signed out.").waitFor();
     const after = await csrfCookie();
     assert.ok(after && after !== before, "a fresh session replaced the revoked ones");
     await page.getByLabel("Display name").fill("Ada Lovelace");
     await page.getByRole("button", { name: "Save" }).click();
-    await page.locator(".notice-success", { hasText: "Ada Lovelace" }).waitFor();
+    await success("Your name is now “Ada Lovelace”.").waitFor();
     assert.equal(mutations.at(-1).csrf, after);
 
     const login = await fetch(url("/v1/auth/login"), {

@@ -210,7 +210,8 @@ export async function startStack() {
     if (!(shell.headers.get("content-type") ?? "").startsWith("text/html")) {
       throw new Error(`${wrennCpPath()} does not serve the dashboard at / (${shell.status}): a build without core/src/http/dashboard.rs?`);
     }
-    return { baseUrl, mailDir, redisPort, log, stop };
+    const databaseUrl = withDatabase(state.adminUrl, state.dbName);
+    return { baseUrl, mailDir, redisPort, databaseUrl, sql: (query) => psql(databaseUrl, query), log, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -232,6 +233,100 @@ export async function waitForMail(mailDir, to, { subject, timeoutMs = 10_000 } =
     await sleep(100);
   }
   throw new Error(`no mail to ${to} in ${mailDir} after ${timeoutMs} ms`);
+}
+
+/** The UUID behind a wire id (`prefix_` + 25 base36 digits, API.md), for SQL in tests. */
+export function wireUuid(wire) {
+  const digits = wire.slice(wire.indexOf("_") + 1);
+  let n = 0n;
+  for (const c of digits) n = n * 36n + BigInt(parseInt(c, 36));
+  const hex = n.toString(16).padStart(32, "0");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * A signed-in user as seen from node: the session's cookies, and `api(method, path, body)`
+ * sending them with the CSRF header (API.md, Conventions). `cookies` is in the shape
+ * playwright's `context.addCookies` takes, to sign a browser in as this user.
+ */
+export function sessionClient(baseUrl, setCookies) {
+  const jar = new Map();
+  const take = (headers) => {
+    for (const line of headers.getSetCookie?.() ?? []) {
+      const [pair] = line.split(";");
+      const eq = pair.indexOf("=");
+      const value = pair.slice(eq + 1).trim();
+      if (value === "" || /max-age=0/i.test(line)) jar.delete(pair.slice(0, eq).trim());
+      else jar.set(pair.slice(0, eq).trim(), value);
+    }
+  };
+  take(setCookies);
+  const client = {
+    get cookieHeader() {
+      return [...jar].map(([k, v]) => `${k}=${v}`).join("; ");
+    },
+    get cookies() {
+      return [...jar].map(([name, value]) => ({
+        name,
+        value,
+        url: baseUrl,
+        httpOnly: name !== "wrenn_csrf",
+        sameSite: "Strict",
+      }));
+    },
+    async api(method, path, body) {
+      const headers = { Accept: "application/json", Cookie: client.cookieHeader };
+      if (body !== undefined) headers["Content-Type"] = "application/json";
+      if (!["GET", "HEAD"].includes(method)) headers["X-CSRF-Token"] = jar.get("wrenn_csrf") ?? "";
+      const res = await fetch(`${baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      take(res.headers);
+      const text = await res.text();
+      let json = null;
+      try {
+        json = text ? JSON.parse(text) : null;
+      } catch {
+        json = null;
+      }
+      return { status: res.status, body: json, headers: res.headers };
+    },
+  };
+  return client;
+}
+
+/** Signs up and activates a user through the API and the mail sink; resolves to its session. */
+export async function createUser(stack, { name, email, password }) {
+  const signup = await fetch(`${stack.baseUrl}/v1/auth/signup`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name, email, password }),
+  });
+  if (signup.status !== 201) throw new Error(`signup of ${email}: ${signup.status} ${await signup.text()}`);
+  const mail = await waitForMail(stack.mailDir, email, { subject: "Activate" });
+  const token = mail.match(/\/activate\?token=(\S+)/)?.[1];
+  if (!token) throw new Error(`no activation token in mail:\n${mail}`);
+  const activate = await fetch(`${stack.baseUrl}/v1/auth/activate`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ token: decodeURIComponent(token) }),
+  });
+  if (!activate.ok) throw new Error(`activation of ${email}: ${activate.status} ${await activate.text()}`);
+  return sessionClient(stack.baseUrl, activate.headers);
+}
+
+/** Logs in through the API: `{status, body, session}` (session only on success). */
+export async function login(stack, email, password) {
+  const res = await fetch(`${stack.baseUrl}/v1/auth/login`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  const body = await res.json().catch(() => null);
+  return { status: res.status, body, session: res.ok ? sessionClient(stack.baseUrl, res.headers) : null };
+}
+
+/** Makes a user platform admin in the database (the first activated user already is). */
+export function makePlatformAdmin(stack, userWireId) {
+  stack.sql(`UPDATE users SET is_admin = TRUE WHERE id = '${wireUuid(userWireId)}'`);
 }
 
 /** Launches Chromium with a fresh profile; `close()` also removes the profile. */

@@ -651,3 +651,33 @@ pub async fn prune_points(
     }
     Ok(deleted)
 }
+
+/// The row's columns qualified by a table alias, for joins that read a [`CapsuleRow`].
+pub fn columns_of(alias: &str) -> String {
+    COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every capsule of the team that is not stopped (errored and transitional ones included).
+pub async fn list_not_stopped(
+    db: impl PgExecutor<'_>,
+    team_id: Uuid,
+) -> sqlx::Result<Vec<CapsuleRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM capsules WHERE team_id = $1 AND status <> $2 ORDER BY created_at"
+    ))
+    .bind(team_id)
+    .bind(CapsuleStatus::Stopped)
+    .fetch_all(db)
+    .await
+}
+
+/// How many capsules are in each status (statuses without any are absent).
+pub async fn count_by_status(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(CapsuleStatus, i64)>> {
+    sqlx::query_as("SELECT status, count(*) FROM capsules GROUP BY status")
+        .fetch_all(db)
+        .await
+}

@@ -279,3 +279,10 @@ pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
     .fetch_all(executor)
     .await
 }
+
+/// How many hosts are in each status (statuses without any are absent).
+pub async fn count_by_status(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(HostStatus, i64)>> {
+    sqlx::query_as("SELECT status, count(*) FROM hosts GROUP BY status")
+        .fetch_all(db)
+        .await
+}

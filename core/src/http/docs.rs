@@ -58,6 +58,7 @@ pub fn document(version: &str) -> utoipa::openapi::OpenApi {
     doc.merge(super::hosts::HostsApi::openapi());
     doc.merge(super::channels::ChannelsApi::openapi());
     doc.merge(super::formatters::FormattersApi::openapi());
+    doc.merge(super::admin::AdminApi::openapi());
     doc.info.version = version.to_string();
     doc
 }

@@ -15,7 +15,9 @@ pub struct Health {
 }
 
 pub fn router() -> Router<App> {
-    Router::new().route("/health", get(health))
+    Router::new()
+        .route("/metrics", get(crate::metrics::serve))
+        .route("/health", get(health))
 }
 
 /// Liveness and version.

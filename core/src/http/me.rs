@@ -178,8 +178,10 @@ pub async fn delete_me(
     }
     let deleted_at = db::users::soft_delete(&mut *tx, user.id).await?;
     tx.commit().await?;
+    let actor = crate::events::Actor::user(user.id, user.email.clone());
     for team in deleted_teams {
         ctx.sessions().api_keys_revoked(team).await;
+        crate::teams::destroy_capsules(&ctx, team, &actor).await;
     }
     ctx.sessions().revoke_all(user.id).await?;
     tracing::info!(user_id = %user.id, "Account soft-deleted.");

@@ -169,7 +169,8 @@ pub async fn rename(
     Ok(Json(TeamView::new(&team, Some(role.as_str()))))
 }
 
-/// Delete a team (owner only): soft delete, its API keys are revoked.
+/// Delete a team (owner only): soft delete; its capsules are destroyed, its API keys revoked
+/// and its channels removed.
 #[utoipa::path(delete, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
     responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
@@ -190,13 +191,8 @@ pub async fn remove(
             "the platform team cannot be deleted",
         ));
     }
-    let mut tx = ctx.db().begin().await?;
-    db::teams::soft_delete(&mut *tx, team_id).await?;
-    db::api_keys::revoke_all_for_team(&mut *tx, team_id).await?;
-    db::channels::delete_all_for_team(&mut *tx, team_id).await?;
-    tx.commit().await?;
-    ctx.sessions().api_keys_revoked(team_id).await;
-    tracing::info!(%team_id, "Team deleted.");
+    let actor = crate::capsules::outcome::actor_of(&ctx, Some(&Principal::Session(s))).await;
+    crate::teams::delete(&ctx, team_id, &actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,20 +5,12 @@ import { api, listOf, seg, type Capsule, type ExecResult, type Template } from "
 import type { App, Page } from "../app";
 import { busy, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
 import { UNSETTLED } from "../generated/statuses";
+import { memory, statusBadge } from "../format";
 
 /** States in which the capsule is changing by itself (from the control plane's own enum): the
  * list refreshes while any is shown. */
 const TRANSITIONAL = UNSETTLED;
 const POLL_MS = 3000;
-
-function statusBadge(status: string, reason?: string) {
-  const badge = h("span", { class: `status status-${status}` }, status);
-  return reason ? [badge, " ", h("small", { class: "muted" }, reason.replace(/_/g, " "))] : badge;
-}
-
-function memory(mb: number) {
-  return mb >= 1024 && mb % 1024 === 0 ? `${mb / 1024} GiB` : `${mb} MiB`;
-}
 
 /** Buttons for what the capsule's state allows; `done` runs after a successful action. */
 function actionButtons(app: App, c: Capsule, report: (err: unknown) => void, done: (gone: boolean) => Promise<void>) {

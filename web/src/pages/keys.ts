@@ -3,7 +3,7 @@
 
 import { api, listOf, seg, type ApiKey, type CreatedApiKey } from "../api";
 import { currentTeam, type Page } from "../app";
-import { busy, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
+import { busy, copyButton, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
 
 export const apiKeysPage: Page = {
   title: "API keys",
@@ -35,19 +35,7 @@ export const apiKeysPage: Page = {
 
     function showOnce(created: CreatedApiKey) {
       const keyEl = h("code", { id: "new-key-value", class: "secret" }, created.key);
-      const copy = h("button", { type: "button", class: "secondary" }, "Copy");
-      copy.addEventListener("click", async () => {
-        try {
-          await navigator.clipboard.writeText(created.key);
-          copy.textContent = "Copied";
-        } catch {
-          // Clipboard needs a secure context; select the text so it can be copied by hand.
-          const range = document.createRange();
-          range.selectNodeContents(keyEl);
-          getSelection()?.removeAllRanges();
-          getSelection()?.addRange(range);
-        }
-      });
+      const copy = copyButton(created.key, keyEl);
       const done = h("button", { type: "button" }, "I have saved it");
       done.addEventListener("click", () => reveal.replaceChildren());
       mount(

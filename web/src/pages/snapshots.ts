@@ -4,18 +4,7 @@
 import { api, listOf, seg, type Template } from "../api";
 import type { Page } from "../app";
 import { busy, errorBox, h, mount, time } from "../dom";
-
-function size(bytes: number | null | undefined): string {
-  if (bytes === null || bytes === undefined) return "—";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
+import { size } from "../format";
 
 export const snapshotsPage: Page = {
   title: "Snapshots",

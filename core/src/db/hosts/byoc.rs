@@ -10,10 +10,15 @@ pub async fn is_byoc_team<'e, E: PgExecutor<'e>>(executor: E, team_id: Uuid) -> 
         .await
 }
 
+/// Makes a team BYOC: `byoc_teams` (what the scheduler reads) and `teams.is_byoc` (what the
+/// team views show), in one statement.
 pub async fn mark_byoc_team<'e, E: PgExecutor<'e>>(executor: E, team_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO byoc_teams (team_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(team_id)
-        .execute(executor)
-        .await?;
+    sqlx::query(
+        "WITH marked AS (INSERT INTO byoc_teams (team_id) VALUES ($1) ON CONFLICT DO NOTHING) \
+         UPDATE teams SET is_byoc = TRUE WHERE id = $1",
+    )
+    .bind(team_id)
+    .execute(executor)
+    .await?;
     Ok(())
 }
