@@ -21,6 +21,9 @@ have psql          || need+=(postgresql postgresql-client)
 have redis-server  || need+=(redis-server)
 have file          || need+=(file)
 have nft           || need+=(nftables)
+have unshare       || need+=(util-linux)
+# The E2B SDK tests install the Python SDK into venvs.
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 
 updated=0
 apt_update() { [ "$updated" -eq 1 ] || { $SUDO apt-get update -q; updated=1; }; }

@@ -34,7 +34,14 @@ export WRENN_DOMAIN="${WRENN_DOMAIN:-localhost}"
 export WRENN_MAIL_DIR="$DEV/mail"
 export WRENN_DEFAULT_TEMPLATE="${WRENN_DEFAULT_TEMPLATE:-minimal-debian}"
 export WRENN_DEV_MODE=1
+# E2B's API and data plane (README "Use the E2B SDKs with Wrenn"), plain HTTP on loopback.
+export WRENN_E2B_LISTEN="${WRENN_E2B_LISTEN:-127.0.0.1:3000}"
+E2B_URL="http://${WRENN_E2B_LISTEN/0.0.0.0/127.0.0.1}"
 export RUST_LOG="${RUST_LOG:-info}"
+# Prometheus metrics: the control plane's /metrics needs this bearer token; the agent's are on
+# a loopback port of their own.
+export WRENN_METRICS_TOKEN="${WRENN_METRICS_TOKEN:-dev-metrics}"
+export WRENN_AGENT_METRICS_LISTEN="${WRENN_AGENT_METRICS_LISTEN:-127.0.0.1:9465}"
 URL="http://127.0.0.1:$PORT"
 
 log "building wrenn-cp, wrenn-agent and the static envd"
@@ -92,6 +99,28 @@ if [ ! -f "$CRED" ]; then
 fi
 . "$CRED"
 
+# ---- "running" means a capsule can be created: wait for the agent, prove it with one --------
+log "waiting until a capsule can be created (the agent registers and reports in)"
+ok=""
+for _ in $(seq 1 120); do
+    out=$(curl -sS -X POST "$URL/v1/capsules" -H "X-API-Key: $API_KEY" \
+        -H 'content-type: application/json' -d '{}' -w '\n%{http_code}' 2>/dev/null || true)
+    code=$(printf '%s' "$out" | tail -n1)
+    if [ "$code" = "201" ]; then
+        id=$(printf '%s' "$out" | head -n1 | sed -E 's/.*"id":"([^"]+)".*/\1/')
+        curl -fsS -X DELETE "$URL/v1/capsules/$id" -H "X-API-Key: $API_KEY" >/dev/null || true
+        ok=1
+        break
+    fi
+    sleep 1
+done
+if [ -z "$ok" ]; then
+    echo "dev: no capsule could be created within 2 minutes; last answer: $out" >&2
+    tail -n 30 "$DEV/logs/agent.log" >&2 || true
+    exit 1
+fi
+curl -fsS "$E2B_URL/health" >/dev/null || { echo "dev: the E2B listener ($E2B_URL) does not answer" >&2; tail -n 20 "$DEV/logs/cp.log" >&2; exit 1; }
+
 cat <<INFO
 
   Wrenn is running.
@@ -104,6 +133,13 @@ cat <<INFO
     curl -s -X POST $URL/v1/capsules -H "X-API-Key: $API_KEY" -H 'content-type: application/json' -d '{}'
     curl -s -X POST $URL/v1/capsules/<id>/exec -H "X-API-Key: $API_KEY" -H 'content-type: application/json' \\
          -d '{"cmd":"uname","args":["-a"]}'
+
+  Or drive it with the E2B SDKs (pip install e2b / npm install e2b), unchanged:
+    export E2B_API_KEY=e2b_${API_KEY#wrn_} E2B_API_URL=$E2B_URL E2B_SANDBOX_URL=$E2B_URL
+
+  Prometheus metrics:
+    curl -s $URL/metrics -H "Authorization: Bearer $WRENN_METRICS_TOKEN"
+    curl -s http://$WRENN_AGENT_METRICS_LISTEN/metrics
 
   Logs: .wrenn-dev/logs/   Stop: Ctrl-C
 INFO

@@ -45,6 +45,7 @@ macro_rules! sql_text_enum {
     };
 }
 
+pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod capsules;

@@ -100,7 +100,7 @@ impl Actor {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resource {
     pub id: String,
-    /// `sandbox`, `snapshot` or `host`.
+    /// `sandbox`, `snapshot` or `host` (and `team` or `user` for admin actions).
     #[serde(rename = "type")]
     pub kind: String,
 }
@@ -117,6 +117,20 @@ impl Resource {
         Self {
             id: name.into(),
             kind: "snapshot".into(),
+        }
+    }
+
+    pub fn team(team_id: Uuid) -> Self {
+        Self {
+            id: ids::encode(ids::TEAM, team_id),
+            kind: "team".into(),
+        }
+    }
+
+    pub fn user(user_id: Uuid) -> Self {
+        Self {
+            id: ids::encode(ids::USER, user_id),
+            kind: "user".into(),
         }
     }
 

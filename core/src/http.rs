@@ -3,6 +3,7 @@
 //! Each `http/<resource>.rs` exposes `router() -> Router<App>` (state attached once,
 //! by the server). Adding a resource is one `.merge(...)` line in [`api_router`].
 
+pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod health;
 pub mod hosts;
 pub mod me;
 pub mod oauth;
+pub mod paging;
 pub mod proxy;
 pub mod snapshots;
 pub mod teams;
@@ -54,6 +56,7 @@ pub fn api_router() -> Router<App> {
         .merge(hosts::router())
         .merge(audit::router())
         .merge(events::router())
+        .merge(admin::router())
 }
 
 /// Fallbacks (the dashboard for non-API paths, else the error envelope), 5xx logging and

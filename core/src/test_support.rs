@@ -140,6 +140,7 @@ pub fn test_config(
         capsules: crate::capsules::settings::CapsuleSettings::default(),
         hosts: crate::hosts::HostsArgs::default(),
         web_dir: None,
+        metrics_token: None,
         shutdown_drain_secs: 10,
         purge_interval_secs: 3600,
         insecure_test_password_hashing: true,

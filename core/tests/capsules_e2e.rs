@@ -863,6 +863,18 @@ async fn isolation_limits_proxy_and_races() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(body, "proxied-page\n");
+    // A port nothing listens on is 502 port_closed (never "host not reachable").
+    let closed = stack
+        .http
+        .get(stack.url("/"))
+        .header("Host", format!("8081-{id}.{DOMAIN}"))
+        .header("X-API-Key", &alice.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 502);
+    let closed: Value = closed.json().await.unwrap();
+    assert_eq!(closed["error"]["code"], "port_closed", "{closed}");
     assert_eq!(get(None, "/index.html").send().await.unwrap().status(), 401);
     assert_eq!(
         get(Some(&mallory), "/index.html")

@@ -39,6 +39,17 @@ pub struct Config {
     /// limit while envd can still start the commands that end it. 0: unchanged.
     #[arg(long, env = "ENVD_MAX_PROCESSES", default_value_t = 0)]
     pub max_processes: u64,
+
+    /// The tunnel port at which envd itself speaks E2B's envd protocol (Connect JSON and
+    /// `/files`), so the `e2b` SDKs can drive the capsule. Nothing listens on it: a tunnel
+    /// to this port is served in-process. 0: off, the port is tunnelled like any other.
+    #[arg(long, env = "ENVD_E2B_PORT", default_value_t = 49983)]
+    pub e2b_port: u16,
+
+    /// The user E2B calls run as when they name none, if it exists in /etc/passwd
+    /// (otherwise /init's default user, else root).
+    #[arg(long, env = "ENVD_E2B_DEFAULT_USER", default_value = "user")]
+    pub e2b_default_user: String,
 }
 
 /// The one listener envd serves on.

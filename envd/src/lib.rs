@@ -15,11 +15,14 @@
 //!   FilesystemService in [`filesystem::service`].
 //! - [`http`]: `/health`, `/metrics` ([`metrics`]), `/envs`, `/init` ([`capsule`] defaults),
 //!   `/snapshot/prepare`, `/files` (download/upload) and `/tunnel/{port}` (port tunnel).
+//! - [`e2b`]: E2B's envd protocol (Connect JSON, `/files`) over the same services, served
+//!   in-process on tunnels to `--e2b-port` so the `e2b` SDKs can drive the capsule.
 //! - [`client`]: small client helpers for the host agent, tests and the benchmark.
 pub mod auth;
 pub mod capsule;
 pub mod client;
 pub mod config;
+pub mod e2b;
 pub mod fd_stream;
 pub mod filesystem;
 pub mod http;
@@ -63,6 +66,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         (config.max_processes > 0).then_some(config.max_processes),
     );
     let transport = Transport::new(config.listen.clone(), token.clone());
+    let e2b = (config.e2b_port != 0).then(|| {
+        Arc::new(e2b::E2b {
+            processes: ProcessRpc {
+                processes: processes.clone(),
+                capsule: capsule.clone(),
+            },
+            filesystem: FilesystemRpc {
+                capsule: capsule.clone(),
+            },
+            capsule: capsule.clone(),
+            default_user_name: config.e2b_default_user.clone(),
+            watchers: Default::default(),
+        })
+    });
     let state = Arc::new(AppState {
         config,
         token,
@@ -70,6 +87,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         processes: processes.clone(),
         transport: transport.clone(),
         cpu: Default::default(),
+        e2b,
     });
     let grpc = tonic::service::Routes::new(ProcessServiceServer::new(ProcessRpc {
         processes,

@@ -136,7 +136,7 @@ pub fn io_status(e: std::io::Error) -> Status {
         NotFound => Status::not_found(e.to_string()),
         PermissionDenied => Status::permission_denied(e.to_string()),
         AlreadyExists => Status::already_exists(e.to_string()),
-        InvalidInput => Status::invalid_argument(e.to_string()),
+        InvalidInput | NotADirectory | IsADirectory => Status::invalid_argument(e.to_string()),
         _ => Status::internal(e.to_string()),
     }
 }

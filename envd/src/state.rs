@@ -15,4 +15,6 @@ pub struct AppState {
     pub processes: Arc<Processes>,
     pub transport: Arc<Transport>,
     pub cpu: CpuSampler,
+    /// E2B's envd protocol, served on tunnels to `--e2b-port`; `None` when off.
+    pub e2b: Option<Arc<crate::e2b::E2b>>,
 }

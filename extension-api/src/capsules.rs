@@ -1,10 +1,14 @@
 //! [`CapsuleService`]: what extensions may do with a team's capsules, without touching core's
 //! tables. Reached through [`ServerContext::capsules`](crate::ServerContext::capsules).
 
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::hooks::TeamUsage;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
+use tokio::io::{AsyncRead, AsyncWrite};
 use uuid::Uuid;
 
 /// One capsule, as an extension sees it.
@@ -19,6 +23,14 @@ pub struct CapsuleSummary {
     pub vcpus: u32,
     pub memory_mb: u64,
     pub created_at: DateTime<Utc>,
+    /// Disk size in MiB.
+    pub disk_mb: u64,
+    /// Why the capsule is in its status (error text, `ttl_expired`, ...); may be empty.
+    pub reason: String,
+    /// When it last started running (create or resume), if it has.
+    pub started_at: Option<DateTime<Utc>>,
+    /// The version of envd inside, as the agent reported it (empty until it started).
+    pub envd_version: String,
 }
 
 impl CapsuleSummary {
@@ -39,14 +51,80 @@ impl CapsuleSummary {
             vcpus,
             memory_mb,
             created_at,
+            disk_mb: 0,
+            reason: String::new(),
+            started_at: None,
+            envd_version: String::new(),
         }
     }
+}
+
+/// What to create: every field optional, with the REST API's defaults
+/// (`POST /v1/capsules`). Build it with `CapsuleSpec::default()` and set fields.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct CapsuleSpec {
+    /// Template name; `None` → the configured default base template.
+    pub template: Option<String>,
+    pub vcpus: Option<u32>,
+    pub memory_mb: Option<u32>,
+    pub disk_mb: Option<u32>,
+    /// Core's inactivity auto-pause in seconds; `None`/0 disables it.
+    pub timeout_sec: Option<u32>,
+    /// The capsule's default environment, seen by every process envd starts.
+    pub env_vars: BTreeMap<String, String>,
+    /// The user processes run as when a call names none (default root).
+    pub default_user: Option<String>,
+    /// The working directory processes start in when a call names none.
+    pub default_workdir: Option<String>,
+    /// The egress policy, as the REST API's `network` object
+    /// (`{"mode":"allow_all"|"deny_all"|"allow_list","allow":[...]}`); `None` → allow all.
+    /// Validated as `POST /v1/capsules` validates it (400 `invalid_request`).
+    pub network: Option<serde_json::Value>,
+}
+
+/// One metrics sample of a capsule.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct CapsuleMetric {
+    pub timestamp_unix: i64,
+    /// CPU use, percent of the capsule's vCPUs.
+    pub cpu_pct: f64,
+    pub mem_bytes: u64,
+    pub disk_bytes: u64,
+}
+
+impl CapsuleMetric {
+    pub fn new(timestamp_unix: i64, cpu_pct: f64, mem_bytes: u64, disk_bytes: u64) -> Self {
+        Self {
+            timestamp_unix,
+            cpu_pct,
+            mem_bytes,
+            disk_bytes,
+        }
+    }
+}
+
+/// A byte stream to a TCP port inside a capsule ([`CapsuleService::open_port`]).
+pub trait PortStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> PortStream for T {}
+
+fn not_provided(what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "not_implemented",
+        format!("this control plane does not provide {what} to extensions"),
+    )
 }
 
 /// Capsule operations on behalf of an extension. Each one is the same guarded operation as
 /// the REST API's (same state machine, events and audit entries, with the extension named
 /// as the actor); a capsule of another team is `404 not_found`, a state that does not allow
 /// the operation `409 invalid_state`.
+///
+/// Core implements every method. Methods added after the first release have a default that
+/// answers `501 not_implemented`, so implementations written against an older contract keep
+/// compiling.
 #[async_trait::async_trait]
 pub trait CapsuleService: Send + Sync + 'static {
     /// What the team's capsules hold now (the figures the admission check uses).
@@ -66,4 +144,59 @@ pub trait CapsuleService: Send + Sync + 'static {
         team_id: Uuid,
         capsule_id: Uuid,
     ) -> Result<(), ApiError>;
+
+    /// One of the team's capsules, in any status (`stopped` ones too, while core keeps them).
+    async fn get(&self, team_id: Uuid, capsule_id: Uuid) -> Result<CapsuleSummary, ApiError> {
+        let _ = (team_id, capsule_id);
+        Err(not_provided("capsule lookups"))
+    }
+
+    /// Creates a capsule for `by`'s team, as `POST /v1/capsules` does (limits, admission
+    /// hooks, scheduling; `by` is the actor), and answers once it runs.
+    async fn create(&self, by: &Principal, spec: CapsuleSpec) -> Result<CapsuleSummary, ApiError> {
+        let _ = (by, spec);
+        Err(not_provided("capsule creation"))
+    }
+
+    /// Pauses a running capsule of `by`'s team, with `by` as the actor.
+    async fn pause_as(&self, by: &Principal, capsule_id: Uuid) -> Result<(), ApiError> {
+        let _ = (by, capsule_id);
+        Err(not_provided("pausing as a caller"))
+    }
+
+    /// Resumes a paused capsule of `by`'s team and answers once it runs.
+    async fn resume(&self, by: &Principal, capsule_id: Uuid) -> Result<CapsuleSummary, ApiError> {
+        let _ = (by, capsule_id);
+        Err(not_provided("resuming"))
+    }
+
+    /// Destroys a capsule of `by`'s team, with `by` as the actor.
+    async fn destroy_as(&self, by: &Principal, capsule_id: Uuid) -> Result<(), ApiError> {
+        let _ = (by, capsule_id);
+        Err(not_provided("destroying as a caller"))
+    }
+
+    /// The capsule's metrics over `range` (`5m`, `10m`, `1h`, `2h`, `6h`, `24h`), oldest first.
+    async fn metrics(
+        &self,
+        team_id: Uuid,
+        capsule_id: Uuid,
+        range: &str,
+    ) -> Result<Vec<CapsuleMetric>, ApiError> {
+        let _ = (team_id, capsule_id, range);
+        Err(not_provided("capsule metrics"))
+    }
+
+    /// A byte stream to `127.0.0.1:port` inside a running capsule of the team (the port
+    /// proxy's tunnel); counts as activity. `409 invalid_state` unless it runs, `502` when
+    /// nothing listens there.
+    async fn open_port(
+        &self,
+        team_id: Uuid,
+        capsule_id: Uuid,
+        port: u16,
+    ) -> Result<Box<dyn PortStream>, ApiError> {
+        let _ = (team_id, capsule_id, port);
+        Err(not_provided("port tunnels"))
+    }
 }

@@ -12,4 +12,10 @@ if [ -n "${WRENN_DEBIAN_MIRROR:-}" ]; then
 else
   mmdebstrap "${args[@]}" bookworm "$root"
 fi
+# E2B's defaults, so scripts written for E2B run unchanged: `python` is python3, and a user
+# `user` (home /home/user, passwordless sudo) exists for the SDKs' default user.
+ln -sf python3 "$root/usr/bin/python"
+chroot "$root" useradd --create-home --home-dir /home/user --shell /bin/bash --uid 1000 user
+echo 'user ALL=(ALL:ALL) NOPASSWD: ALL' > "$root/etc/sudoers.d/user"
+chmod 0440 "$root/etc/sudoers.d/user"
 rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"* 2>/dev/null || true

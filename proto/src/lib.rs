@@ -17,6 +17,10 @@ pub mod hostagent {
     /// gRPC metadata key on a `FAILED_PRECONDITION` answer about a capsule whose sandbox
     /// ended on its own; its value is the reason (`out_of_memory`, `crashed`).
     pub const CAPSULE_DEAD_METADATA: &str = "wrenn-capsule-dead";
+
+    /// gRPC metadata key on an `UNAVAILABLE` answer to `Tunnel` when nothing listens on the
+    /// port inside the capsule (the host and the capsule are fine); its value is the port.
+    pub const PORT_CLOSED_METADATA: &str = "wrenn-port-closed";
 }
 
 /// envd's ProcessService and FilesystemService (`proto/envd_*.proto`): the agent's client,

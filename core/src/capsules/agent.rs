@@ -35,6 +35,14 @@ pub fn status_to_api(status: tonic::Status) -> ApiError {
         )
         .with_cause(format!("agent: capsule dead: {reason}"));
     }
+    // Nothing listens on a tunnelled port: the capsule is fine, the port is closed.
+    if status
+        .metadata()
+        .contains_key(wrenn_proto::hostagent::PORT_CLOSED_METADATA)
+    {
+        return ApiError::new(StatusCode::BAD_GATEWAY, "port_closed", message)
+            .with_cause("agent: port closed");
+    }
     let client_text = if message.is_empty() {
         None
     } else {

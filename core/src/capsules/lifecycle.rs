@@ -173,6 +173,7 @@ pub async fn create(
     principal: &Principal,
     req: CreateCapsule,
 ) -> Result<CapsuleRow, ApiError> {
+    let started = std::time::Instant::now();
     let team_id = principal.team_id();
     let template = templates::resolve(ctx, team_id, req.template.as_deref()).await?;
     let (vcpus, memory_mb) = if template.is_snapshot() {
@@ -246,7 +247,15 @@ pub async fn create(
     tracing::Span::current().record("capsule_id", tracing::field::display(row.id));
     tracing::info!(template = %template.name, "Creating a capsule.");
 
-    let result = start(ctx, &row, &template, vcpus, memory_mb, timeout_sec, &actor).await;
+    let result = start(
+        ctx,
+        &row,
+        &template,
+        &req,
+        (vcpus, memory_mb, timeout_sec),
+        &actor,
+    )
+    .await;
     let resource = Resource::sandbox(row.id);
     match result {
         Ok(running) => {
@@ -259,6 +268,7 @@ pub async fn create(
                     resource,
                     result: Ok(()),
                     metadata: vec![("template", template.name.clone())],
+                    started,
                 },
             )
             .await;
@@ -274,6 +284,7 @@ pub async fn create(
                     resource,
                     result: Err(public_message(&e)),
                     metadata: vec![("template", template.name.clone())],
+                    started,
                 },
             )
             .await;
@@ -288,9 +299,8 @@ async fn start(
     ctx: &App,
     row: &CapsuleRow,
     template: &crate::db::templates::TemplateRow,
-    vcpus: u32,
-    memory_mb: u32,
-    timeout_sec: u32,
+    req: &CreateCapsule,
+    (vcpus, memory_mb, timeout_sec): (u32, u32, u32),
     actor: &Actor,
 ) -> Result<CapsuleRow, ApiError> {
     let fail = |reason: String| async move {
@@ -309,9 +319,15 @@ async fn start(
         (true, Some(host)) => Ok(host),
         _ => {
             let needs = Requirements::new(vcpus, u64::from(memory_mb));
-            crate::hosts::scheduler::pick_host(ctx, row.team_id, &needs)
-                .await
-                .map_err(ApiError::from)
+            let picked = crate::hosts::scheduler::pick_host(ctx, row.team_id, &needs).await;
+            ctx.metrics.scheduled(match &picked {
+                Ok(_) => "placed",
+                Err(crate::hosts::scheduler::SchedulerError::NoHostsAvailable) => {
+                    "no_hosts_available"
+                }
+                Err(_) => "error",
+            });
+            picked.map_err(ApiError::from)
         }
     };
     let host_id = match host_id {
@@ -361,10 +377,10 @@ async fn start(
         // A fork's disk is at least its snapshot's (the agent knows that size).
         disk_mb: row.disk_mb.max(0) as u32,
         timeout_sec,
-        env_vars: Default::default(),
+        env_vars: req.env_vars.clone().into_iter().collect(),
         access_token: placed.access_token.clone(),
-        default_user: String::new(),
-        default_workdir: String::new(),
+        default_user: req.default_user.clone().unwrap_or_default(),
+        default_workdir: req.default_workdir.clone().unwrap_or_default(),
         network: Some(
             serde_json::from_value::<NetworkPolicy>(row.network.clone())
                 .unwrap_or_default()
@@ -454,6 +470,7 @@ pub async fn destroy(ctx: &App, principal: &Principal, row: CapsuleRow) -> Resul
 
 /// Destroys `row` on behalf of `actor` and reports the outcome (event + audit).
 pub async fn destroy_reported(ctx: &App, row: CapsuleRow, actor: Actor) -> Result<(), ApiError> {
+    let started = std::time::Instant::now();
     let result = destroy_as(ctx, &row, &actor, None).await;
     outcome::report(
         ctx,
@@ -464,6 +481,7 @@ pub async fn destroy_reported(ctx: &App, row: CapsuleRow, actor: Actor) -> Resul
             resource: Resource::sandbox(row.id),
             result: result.as_ref().map(|_| ()).map_err(public_message),
             metadata: vec![],
+            started,
         },
     )
     .await;
@@ -539,6 +557,7 @@ where
     F: FnOnce(AgentClient, CapsuleRow) -> Fut,
     Fut: std::future::Future<Output = Result<Option<serde_json::Value>, ApiError>>,
 {
+    let started = std::time::Instant::now();
     let result = async {
         let Some(claimed) = step(ctx, &row, t.from, t.via, "", &actor).await? else {
             let now = db::get(ctx.db(), row.id).await?.unwrap_or(row.clone());
@@ -591,6 +610,7 @@ where
             resource: Resource::sandbox(row.id),
             result: result.as_ref().map(|_| ()).map_err(public_message),
             metadata: vec![],
+            started,
         },
     )
     .await;

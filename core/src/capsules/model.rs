@@ -111,6 +111,15 @@ pub struct CreateCapsule {
     /// Egress policy; default `allow_all`.
     #[serde(default)]
     pub network: Option<NetworkPolicy>,
+    /// The capsule's default environment (set by extensions, not part of the REST body).
+    #[serde(skip)]
+    pub env_vars: std::collections::BTreeMap<String, String>,
+    /// The default user of processes (extensions only).
+    #[serde(skip)]
+    pub default_user: Option<String>,
+    /// The default working directory of processes (extensions only).
+    #[serde(skip)]
+    pub default_workdir: Option<String>,
 }
 
 /// Egress mode of a capsule.

@@ -36,11 +36,15 @@ pub struct Report<'a> {
     /// `Err(message)` for a failure; the message is a client-safe description.
     pub result: Result<(), String>,
     pub metadata: Vec<(&'static str, String)>,
+    /// When the operation began (for its duration metric).
+    pub started: std::time::Instant,
 }
 
 /// Writes the audit row and publishes the event. Never fails the caller: the operation has
 /// already happened; a reporting failure is logged.
 pub async fn report(ctx: &App, r: Report<'_>) {
+    ctx.metrics
+        .operation(r.event, r.result.is_ok(), r.started.elapsed());
     let outcome = if r.result.is_ok() {
         Outcome::Success
     } else {

@@ -27,6 +27,7 @@ pub async fn snapshot(
     name: String,
 ) -> Result<crate::db::templates::TemplateRow, ApiError> {
     use crate::db::templates as tdb;
+    let started = std::time::Instant::now();
     let actor = outcome::actor_of(ctx, Some(principal)).await;
     let team_id = row.team_id;
     let result = async {
@@ -123,6 +124,7 @@ pub async fn snapshot(
             resource: Resource::snapshot(name.clone()),
             result: result.as_ref().map(|_| ()).map_err(public_message),
             metadata: vec![("sandbox_id", wire(row.id))],
+            started,
         },
     )
     .await;
@@ -137,6 +139,7 @@ pub async fn delete_snapshot(
     principal: &Principal,
     template: crate::db::templates::TemplateRow,
 ) -> Result<(), ApiError> {
+    let started = std::time::Instant::now();
     let actor = outcome::actor_of(ctx, Some(principal)).await;
     let result = async {
         let tref = template_ref(template.team_id, template.id);
@@ -174,6 +177,7 @@ pub async fn delete_snapshot(
             resource: Resource::snapshot(template.name.clone()),
             result: result.as_ref().map(|_| ()).map_err(public_message),
             metadata: vec![],
+            started,
         },
     )
     .await;

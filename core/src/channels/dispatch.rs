@@ -62,14 +62,22 @@ pub struct Dispatcher {
     channels: Arc<Channels>,
     db: PgPool,
     redis: ConnectionManager,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Dispatcher {
-    pub fn new(channels: Arc<Channels>, db: PgPool, redis: ConnectionManager) -> Arc<Self> {
+    /// `metrics` counts every delivery attempt.
+    pub fn new(
+        channels: Arc<Channels>,
+        db: PgPool,
+        redis: ConnectionManager,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             channels,
             db,
             redis,
+            metrics,
         })
     }
 
@@ -152,6 +160,9 @@ impl Dispatcher {
     }
 
     async fn record(&self, records: &[DeliveryRecord]) {
+        for r in records {
+            self.metrics.delivered(&r.event, r.status);
+        }
         if let Err(e) = db::channels::record_deliveries(&self.db, records).await {
             tracing::warn!(error = %e, count = records.len(), "Recording delivery attempts failed.");
         }

@@ -31,6 +31,8 @@ pub struct Account {
 pub struct Agent {
     pub host_id: uuid::Uuid,
     pub address: String,
+    /// Where the agent serves its Prometheus metrics (`/metrics`).
+    pub metrics_address: String,
     pub dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -42,6 +44,7 @@ impl Agent {
     async fn spawn(dir: PathBuf, log: PathBuf, address: Option<String>) -> Agent {
         std::fs::create_dir_all(&dir).unwrap();
         let address = address.unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
+        let metrics_address = format!("127.0.0.1:{}", free_port());
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -53,6 +56,7 @@ impl Agent {
             .arg("--images-dir")
             .arg(images_dir())
             .args(["--reaper-interval-ms", "200", "--heartbeat-secs", "2"])
+            .args(["--metrics-listen", &metrics_address])
             .env("RUST_LOG", "info")
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -70,6 +74,7 @@ impl Agent {
         Agent {
             host_id: uuid::Uuid::nil(),
             address,
+            metrics_address,
             dir,
             log,
             child: Some(child),
@@ -440,6 +445,22 @@ impl Stack {
             csrf: client.cookie("wrenn_csrf").expect("csrf cookie"),
             email,
         }
+    }
+
+    /// A request in the account's session (cookies and the CSRF header).
+    pub fn session(
+        &self,
+        who: &Account,
+        method: reqwest::Method,
+        path: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header(
+                "Cookie",
+                format!("wrenn_sid={}; wrenn_csrf={}", who.sid, who.csrf),
+            )
+            .header("X-CSRF-Token", &who.csrf)
     }
 
     /// A request with the account's API key.

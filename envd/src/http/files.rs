@@ -95,7 +95,16 @@ async fn download(
     headers: HeaderMap,
 ) -> Result<Response<Body>, HttpError> {
     let user = user(&state, &q)?;
-    let path = crate::filesystem::resolve(q.path.as_deref().unwrap_or(""), &user)?;
+    send_file(q.path.as_deref().unwrap_or(""), &user, &headers)
+}
+
+/// The response for a download of `path` (resolved for `user`), honouring `Range`.
+pub fn send_file(
+    path: &str,
+    user: &User,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, HttpError> {
+    let path = crate::filesystem::resolve(path, user)?;
     let file = std::fs::File::open(&path)?;
     let meta = file.metadata()?;
     if meta.is_dir() {
@@ -206,9 +215,20 @@ async fn upload(
     request: Request,
 ) -> Result<Json<Vec<UploadedEntry>>, HttpError> {
     let user = user(&state, &q)?;
+    Ok(Json(receive_files(&user, q.path, request).await?))
+}
+
+/// Stores an upload for `user`: a raw body goes to `path`; in a multipart body the first file
+/// part goes to `path` (or a `path` field) and, without one, each part to its file name.
+pub async fn receive_files(
+    user: &User,
+    path: Option<String>,
+    request: Request,
+) -> Result<Vec<UploadedEntry>, HttpError> {
+    let q = FileQuery { path, user: None };
     let target = |given: Option<&str>| -> Result<PathBuf, HttpError> {
         match given.filter(|p| !p.is_empty()) {
-            Some(p) => Ok(crate::filesystem::resolve(p, &user)?),
+            Some(p) => Ok(crate::filesystem::resolve(p, user)?),
             None => Err(HttpError::bad_request(
                 "a destination path is required (?path= or a file name)",
             )),
@@ -223,7 +243,7 @@ async fn upload(
     if !is_multipart {
         let path = target(q.path.as_deref())?;
         let body = request.into_body().into_data_stream();
-        written.push(write_atomically(&path, &user, body).await?);
+        written.push(write_atomically(&path, user, body).await?);
     } else {
         let mut multipart = Multipart::from_request(request, &())
             .await
@@ -263,13 +283,13 @@ async fn upload(
                 (None, None) => target(field.file_name())?,
             };
             let body = field.map(|chunk| chunk.map_err(|e| e.body_text()));
-            written.push(write_atomically(&destination, &user, body).await?);
+            written.push(write_atomically(&destination, user, body).await?);
         }
         if written.is_empty() {
             return Err(HttpError::bad_request("no file part in the multipart body"));
         }
     }
-    Ok(Json(written))
+    Ok(written)
 }
 
 static UPLOADS: AtomicU64 = AtomicU64::new(0);

@@ -1,10 +1,13 @@
 //! The port tunnel: `GET /tunnel/{port}` with `Connection: Upgrade` and
 //! `Upgrade: wrenn-tunnel` connects to `127.0.0.1:{port}` inside the capsule and, after
 //! `101 Switching Protocols`, pipes raw bytes both ways over the control connection.
+//!
+//! A tunnel to `--e2b-port` connects to nothing: envd serves E2B's envd protocol on it
+//! itself ([`crate::e2b`]).
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Request};
+use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -23,6 +26,7 @@ pub fn router() -> Router<Arc<AppState>> {
 }
 
 async fn tunnel(
+    State(state): State<Arc<AppState>>,
     Path(port): Path<u16>,
     connection: Option<Extension<Arc<ConnectionHandle>>>,
     mut req: Request,
@@ -38,6 +42,19 @@ async fn tunnel(
             "upgrade_required",
             "send Upgrade: wrenn-tunnel",
         );
+    }
+    if let Some(e2b) = state.e2b.clone().filter(|_| port == state.config.e2b_port) {
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let closed = connection
+            .map(|Extension(c)| c.token.clone())
+            .unwrap_or_default();
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => e2b.serve(upgraded, closed).await,
+                Err(e) => tracing::debug!(error = %e, port, "Tunnel upgrade failed."),
+            }
+        });
+        return switching_protocols();
     }
     let mut upstream = match TcpStream::connect(("127.0.0.1", port)).await {
         Ok(s) => s,
@@ -74,6 +91,10 @@ async fn tunnel(
             }
         }
     });
+    switching_protocols()
+}
+
+fn switching_protocols() -> Response<Body> {
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::CONNECTION, "upgrade")
