@@ -43,6 +43,9 @@ pub struct Live {
     pub last_active: Instant,
     pub last_active_unix: i64,
     pub envd: Envd,
+    /// Since when a paused capsule has been frozen in place (memory resident); None when it
+    /// runs or its pause is a checkpoint on disk.
+    pub frozen_since: Option<Instant>,
 }
 
 /// One capsule.
@@ -66,6 +69,7 @@ impl Capsule {
                 last_active: Instant::now(),
                 last_active_unix: chrono::Utc::now().timestamp(),
                 envd,
+                frozen_since: None,
             }),
             rings: Mutex::new(Rings::new()),
             cpu_prev: Mutex::new(None),

@@ -83,10 +83,21 @@ pub struct Config {
     #[arg(long, env = "WRENN_REAPER_INTERVAL_MS", default_value_t = 1000)]
     pub reaper_interval_ms: u64,
 
+    /// A pause first freezes the capsule in place (memory resident, resumed by a thaw in
+    /// milliseconds) and writes it to disk as a checkpoint only after it has stayed paused
+    /// this many seconds, or when a snapshot needs the checkpoint. 0 checkpoints at once.
+    #[arg(long, env = "WRENN_HIBERNATE_AFTER_SECS", default_value_t = 600)]
+    pub hibernate_after_secs: u64,
+
     /// How often the watchdog looks for capsules whose sandbox ended on its own (out of
     /// memory, crashed), in milliseconds.
     #[arg(long, env = "WRENN_WATCHDOG_INTERVAL_MS", default_value_t = 1000)]
     pub watchdog_interval_ms: u64,
+
+    /// Serve Prometheus metrics (OpenMetrics text) at `GET /metrics` on this address,
+    /// plain HTTP without authentication: use a private or loopback address. Off when unset.
+    #[arg(long, env = "WRENN_AGENT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {

@@ -189,9 +189,20 @@ impl Envd {
 
     /// `POST /snapshot/prepare`: envd stops background work and closes host-backed sockets.
     pub async fn prepare_snapshot(&self) -> Result<(), EnvdError> {
-        self.http("POST", "/snapshot/prepare", None, Vec::new())
-            .await?
-            .ok()?;
+        // envd closes this connection once it has answered: wait for that, so the
+        // checkpoint that follows does not catch envd half-way through the teardown.
+        let (response, closed) = http::request_until_closed(
+            &self.address,
+            &self.token,
+            "POST",
+            "/snapshot/prepare",
+            Duration::from_secs(2),
+        )
+        .await?;
+        response.ok()?;
+        if !closed {
+            tracing::debug!("envd kept the prepare connection open past 2 s");
+        }
         Ok(())
     }
 }

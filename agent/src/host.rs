@@ -17,7 +17,7 @@ pub mod watchdog;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -244,6 +244,9 @@ pub struct Host {
     pub outbox: outbox::Outbox,
     /// Capsules that died on their own.
     pub graveyard: Graveyard,
+    /// How long a pause stays a freeze in place before it becomes a checkpoint on disk; zero
+    /// checkpoints at once.
+    pub hibernate_after: Duration,
 }
 
 /// Capsule ids are used in paths and runsc ids: keep them to a safe alphabet.
@@ -283,6 +286,7 @@ impl Host {
         images_dir: PathBuf,
         runtime: Arc<dyn Runtime>,
         limits: HostLimits,
+        hibernate_after: Duration,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Host {
@@ -295,6 +299,7 @@ impl Host {
             shutdown,
             outbox: outbox::Outbox::default(),
             graveyard: Graveyard::default(),
+            hibernate_after,
         })
     }
 
@@ -329,6 +334,7 @@ impl Host {
         let death = self.runtime.exited(&capsule.id).await?;
         warn!(capsule_id = %capsule.id, reason = death.reason(), detail = %death.detail(),
             "capsule died on its own; cleaning up");
+        crate::telemetry::get().death(death.reason());
         if let Err(e) = self.runtime.destroy(&capsule.id).await {
             warn!(capsule_id = %capsule.id, error = %e, "cleaning up a dead capsule failed");
         }
@@ -570,26 +576,77 @@ impl Host {
     pub async fn pause(&self, id: &str, auto: bool) -> Result<u64, HostError> {
         let capsule = self.capsule(id)?;
         let _op = capsule.op.lock().await;
-        self.pause_locked(&capsule, auto).await
+        let freeze = !self.hibernate_after.is_zero();
+        self.pause_locked(&capsule, auto, freeze).await
     }
 
-    async fn pause_locked(&self, capsule: &Capsule, auto: bool) -> Result<u64, HostError> {
+    /// Pauses a running capsule: a freeze in place when `frozen`, else a checkpoint to disk.
+    async fn pause_locked(
+        &self,
+        capsule: &Capsule,
+        auto: bool,
+        frozen: bool,
+    ) -> Result<u64, HostError> {
         if capsule.state() != State::Running {
             return Err(HostError::FailedPrecondition(format!(
                 "capsule {} is not running",
                 capsule.id
             )));
         }
-        capsule.envd().prepare_snapshot().await?;
-        let bytes = self.runtime.pause(&capsule.id).await?;
+        let bytes = if frozen {
+            self.runtime.freeze(&capsule.id).await?;
+            0
+        } else {
+            capsule.envd().prepare_snapshot().await?;
+            self.runtime.pause(&capsule.id).await?
+        };
         {
             let mut live = capsule.lock();
             live.record.state = State::Paused;
             live.record.auto_paused = auto;
+            live.frozen_since = frozen.then(Instant::now);
         }
         self.persist(capsule);
-        info!(capsule_id = %capsule.id, auto, bytes, "capsule paused");
+        info!(capsule_id = %capsule.id, auto, frozen, bytes, "capsule paused");
         Ok(bytes)
+    }
+
+    /// Writes a capsule frozen in place to disk as a checkpoint (thaw, prepare envd,
+    /// checkpoint); it stays paused. A capsule already on disk is left as it is. Should the
+    /// checkpoint fail, the capsule is frozen again, as it was.
+    pub async fn hibernate(&self, id: &str) -> Result<(), HostError> {
+        let capsule = self.capsule(id)?;
+        let _op = capsule.op.lock().await;
+        self.hibernate_locked(&capsule).await
+    }
+
+    async fn hibernate_locked(&self, capsule: &Capsule) -> Result<(), HostError> {
+        if capsule.state() != State::Paused || !self.runtime.is_frozen(&capsule.id).await {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.runtime.thaw(&capsule.id).await?;
+        let checkpoint = async {
+            capsule.envd().prepare_snapshot().await?;
+            Ok::<_, HostError>(self.runtime.pause(&capsule.id).await?)
+        }
+        .await;
+        let bytes = match checkpoint {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                warn!(capsule_id = %capsule.id, error = %e,
+                    "writing a frozen capsule to disk failed; it stays frozen");
+                // prepare closed envd's listener: let it listen again before freezing.
+                let _ = self.runtime.listen_again(&capsule.id).await;
+                self.runtime.freeze(&capsule.id).await?;
+                return Err(e);
+            }
+        };
+        capsule.lock().frozen_since = None;
+        self.persist(capsule);
+        info!(capsule_id = %capsule.id, bytes, ms = started.elapsed().as_millis() as u64,
+            "paused capsule written to disk");
+        Ok(())
     }
 
     pub async fn resume(&self, id: &str, timeout_sec: u32) -> Result<Started, HostError> {
@@ -612,18 +669,21 @@ impl Host {
         let version = match ready {
             Ok(v) => v,
             Err(e) => {
-                // The restored capsule is unusable; keep nothing half-alive.
-                warn!(capsule_id = %id, error = %e, "resumed capsule did not answer; destroying it");
-                let _ = self.runtime.destroy(id).await;
-                self.capsules.remove(id);
+                // Keep nothing half-alive, and lose nothing: the capsule stays paused, its
+                // paused state intact for another resume.
+                warn!(capsule_id = %id, error = %e,
+                    "resumed capsule did not answer; it stays paused");
+                self.runtime.abandon_resume(id).await;
                 return Err(e);
             }
         };
+        self.runtime.resumed(id).await;
         {
             let mut live = capsule.lock();
             live.envd = envd;
             live.record.state = State::Running;
             live.record.auto_paused = false;
+            live.frozen_since = None;
             live.record.envd_version = version.clone();
             if timeout_sec > 0 {
                 live.record.timeout_sec = timeout_sec;
@@ -656,9 +716,12 @@ impl Host {
         }
         let capsule = self.capsule(id)?;
         let _op = capsule.op.lock().await;
+        // A template is made from the checkpoint on disk: a running capsule is checkpointed
+        // straight away, a frozen one written to disk first.
         if capsule.state() == State::Running {
-            self.pause_locked(&capsule, false).await?;
+            self.pause_locked(&capsule, false, false).await?;
         }
+        self.hibernate_locked(&capsule).await?;
         let spec = capsule.record().spec;
         let size = self.runtime.snapshot_to_template(&spec, &dest).await?;
         let token = capsule.record().init.access_token;
@@ -705,6 +768,13 @@ impl Host {
         self.persist(&capsule);
         info!(capsule_id = %id, mode = ?policy.mode, "egress policy set");
         Ok(policy)
+    }
+
+    /// How many capsules are (running, paused).
+    pub fn state_counts(&self) -> (usize, usize) {
+        let all = self.capsules.all();
+        let running = all.iter().filter(|c| c.state() == State::Running).count();
+        (running, all.len() - running)
     }
 
     /// Ids auto-paused and still paused.

@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod registration;
 pub mod runtime;
 pub mod service;
+pub mod telemetry;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -152,6 +153,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.images_dir(),
         runtime,
         limits,
+        Duration::from_secs(config.hibernate_after_secs),
         shutdown.clone(),
     );
     host::recovery::recover(&host).await;
@@ -207,11 +209,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host.clone(),
         Duration::from_millis(config.reaper_interval_ms.max(50)),
     )));
+    tasks.push(tokio::spawn(host::reaper::hibernate(
+        host.clone(),
+        Duration::from_millis(config.reaper_interval_ms.max(50)),
+    )));
     tasks.push(tokio::spawn(host::watchdog::run(
         host.clone(),
         Duration::from_millis(config.watchdog_interval_ms.max(50)),
     )));
     tasks.push(tokio::spawn(host::sampler::run(host.clone())));
+    if let Some(addr) = config.metrics_listen {
+        tasks.push(tokio::spawn(telemetry::serve(
+            addr,
+            host.clone(),
+            shutdown.clone(),
+        )));
+    }
 
     let signals = shutdown.clone();
     tokio::spawn(async move {
@@ -254,6 +267,7 @@ async fn serve(
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(8 << 20)
         .max_frame_size(1 << 20)
+        .layer(telemetry::RpcLayer)
         .add_service(HostAgentServiceServer::new(svc).max_decoding_message_size(128 * 1024 * 1024));
     match tls {
         None => {

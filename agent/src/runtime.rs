@@ -206,8 +206,32 @@ pub trait Runtime: Send + Sync + 'static {
     /// written.
     async fn pause(&self, id: &str) -> Result<u64, RuntimeError>;
 
-    /// Brings a paused capsule back and tells envd to listen again.
+    /// Freezes a running capsule in place: every process stops, memory stays resident, envd
+    /// keeps its listener. [`Runtime::resume`] thaws it; [`Runtime::thaw`] too, for a
+    /// checkpoint.
+    async fn freeze(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Lets a capsule frozen in place run again.
+    async fn thaw(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Whether the capsule is frozen in place (rather than running or on disk).
+    async fn is_frozen(&self, id: &str) -> bool;
+
+    /// Tells envd to listen again after a snapshot prepare that was not followed by a
+    /// checkpoint.
+    async fn listen_again(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Brings a paused capsule back (a thaw when frozen in place, else a restore of its
+    /// checkpoint) and makes sure envd listens. The paused state stays
+    /// until [`Runtime::resumed`] or [`Runtime::abandon_resume`] says how it went.
     async fn resume(&self, spec: &CapsuleSpec) -> Result<EnvdAddress, RuntimeError>;
+
+    /// A resumed capsule answers: its paused state can go.
+    async fn resumed(&self, id: &str);
+
+    /// A resumed capsule never answered: stops what was brought back and keeps the paused
+    /// state, so the capsule stays paused and a later resume starts from it again.
+    async fn abandon_resume(&self, id: &str);
 
     /// Copies a paused capsule's state into a snapshot template directory (`dest`, which
     /// must not exist) so that `create` with `snapshot_dir = dest` forks it. Returns the

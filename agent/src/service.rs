@@ -39,7 +39,12 @@ impl From<HostError> for Status {
             HostError::InvalidArgument(m) => Status::invalid_argument(m),
             HostError::FailedPrecondition(m) => Status::failed_precondition(m),
             HostError::AlreadyExists(m) => Status::already_exists(m),
-            HostError::Internal(m) => Status::internal(m),
+            HostError::Internal(m) => {
+                // The control plane shows its caller only "the host agent failed"; the
+                // operator finds the reason here.
+                tracing::warn!(error = %m, "request failed on this host");
+                Status::internal(m)
+            }
             HostError::Dead { reason, detail } => {
                 let mut status = Status::failed_precondition(detail);
                 if let Ok(v) = reason.parse() {

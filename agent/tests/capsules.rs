@@ -302,6 +302,104 @@ async fn debian_create_exec_files_pause_resume_snapshot_fork_destroy() {
         .expect("destroy");
 }
 
+/// A pause is first a freeze in place, written to disk once it has lasted
+/// `--hibernate-after-secs`; and a resume from disk whose envd never answers must not cost
+/// the capsule: it stays paused with its memory and files, and a later resume brings it back.
+/// (envd is kept from listening by a directory where its socket goes.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_hibernates_and_a_resume_that_does_not_answer_keeps_it_paused() {
+    if skip("hibernate") {
+        return;
+    }
+    let mut a = Agent::start(&["--hibernate-after-secs", "2"]).await;
+    let id = capsule_id();
+    a.client
+        .create_sandbox(create_req(&id, BUSYBOX))
+        .await
+        .expect("create");
+    write_file(&mut a, &id, "/root/note.txt", b"kept").await;
+    start_counter(&mut a, &id).await;
+    let before = counter(&mut a, &id).await;
+    a.client
+        .pause_sandbox(pb::PauseSandboxRequest {
+            sandbox_id: id.clone(),
+        })
+        .await
+        .expect("pause");
+    let image = a.dir.join("snapshots").join(&id).join("checkpoint.img");
+    assert!(
+        !image.exists(),
+        "a fresh pause is a freeze, not a checkpoint"
+    );
+    assert_eq!(a.runsc_containers().len(), 1, "the frozen sandbox stays");
+    let frozen = Instant::now();
+    while !image.exists() {
+        assert!(
+            frozen.elapsed() < Duration::from_secs(20),
+            "not written to disk 20 s after a 2 s hibernate_after"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..50 {
+        if a.runsc_containers().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        a.runsc_containers().is_empty(),
+        "a hibernated capsule has no sandbox"
+    );
+    let blocker = a
+        .dir
+        .join("sandboxes")
+        .join(&id)
+        .join("run")
+        .join("envd.sock");
+    std::fs::create_dir_all(&blocker).expect("block envd's socket path");
+    let started = Instant::now();
+    let err = a
+        .client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: id.clone(),
+            timeout_sec: 0,
+        })
+        .await
+        .expect_err("a resume whose envd cannot listen fails");
+    println!(
+        "failed resume answered after {:?}: {err}",
+        started.elapsed()
+    );
+    assert_eq!(
+        state_of(&mut a, &id).await.expect("still listed").state,
+        pb::SandboxState::Paused as i32,
+        "after a failed resume"
+    );
+    assert!(
+        a.runsc_containers().is_empty(),
+        "nothing half-alive is left: {:?}",
+        a.runsc_containers()
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+    a.client
+        .resume_sandbox(pb::ResumeSandboxRequest {
+            sandbox_id: id.clone(),
+            timeout_sec: 0,
+        })
+        .await
+        .expect("the second resume");
+    let after = counter(&mut a, &id).await;
+    assert!(
+        after >= before && after < before + 40,
+        "memory kept over the failed resume: {before} -> {after}"
+    );
+    assert_eq!(read_file(&mut a, &id, "/root/note.txt").await, b"kept");
+    a.client
+        .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: id })
+        .await
+        .expect("destroy");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_capsule_is_auto_paused_and_resumable() {
     if skip("ttl") {

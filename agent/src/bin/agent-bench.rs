@@ -449,6 +449,7 @@ async fn bench(
         ],
     )?;
     let (mut cand, mut base) = (Vec::new(), Vec::new());
+    let (mut pauses, mut resumes) = (Vec::new(), Vec::new());
     for i in 0..reps {
         let t = Instant::now();
         client
@@ -457,6 +458,8 @@ async fn bench(
             })
             .await
             .context("B4 pause")?;
+        pauses.push(ms(t.elapsed()));
+        let r = Instant::now();
         client
             .resume_sandbox(pb::ResumeSandboxRequest {
                 sandbox_id: id.clone(),
@@ -464,6 +467,7 @@ async fn bench(
             })
             .await
             .context("B4 resume")?;
+        resumes.push(ms(r.elapsed()));
         cand.push(ms(t.elapsed()));
 
         let image = dir.join(format!("raw-b4-image-{i}"));
@@ -493,6 +497,14 @@ async fn bench(
         std::fs::remove_dir_all(&image)?;
     }
     line("B4 pause+resume", &cand, &base);
+    // The agent's pause is a freeze in place unless WRENN_HIBERNATE_AFTER_SECS=0 (then a checkpoint).
+    println!(
+        "B4 phases: pause p50={:.1}ms p99={:.1}ms, resume p50={:.1}ms p99={:.1}ms",
+        quantile(&pauses, 0.5),
+        quantile(&pauses, 0.99),
+        quantile(&resumes, 0.5),
+        quantile(&resumes, 0.99)
+    );
     remove_raw(raw_root, rid);
 
     // B5: fork from a snapshot template vs raw restore of the same checkpoint.

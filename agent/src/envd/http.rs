@@ -96,6 +96,7 @@ pub async fn status_error(resp: http::Response<Incoming>) -> EnvdError {
     }
 }
 
+/// One HTTP request to envd on its own connection; returns status and the whole body.
 pub async fn request(
     addr: &EnvdAddress,
     token: &str,
@@ -104,6 +105,42 @@ pub async fn request(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Result<HttpResponse, EnvdError> {
+    let (response, _sender, driver) =
+        exchange(addr, token, method, path_and_query, content_type, body).await?;
+    driver.abort();
+    Ok(response)
+}
+
+/// Like [`request`], for an endpoint after which envd closes the connection itself (the
+/// snapshot prepare): also waits, up to `wait`, for that close, so envd is no longer busy with
+/// the exchange when this returns. Whether it closed in time is the second value.
+pub async fn request_until_closed(
+    addr: &EnvdAddress,
+    token: &str,
+    method: &str,
+    path_and_query: &str,
+    wait: std::time::Duration,
+) -> Result<(HttpResponse, bool), EnvdError> {
+    let (response, sender, driver) =
+        exchange(addr, token, method, path_and_query, None, Vec::new()).await?;
+    // Holding the sender keeps hyper from closing first: the driver ends at envd's close.
+    let closed = tokio::time::timeout(wait, driver).await.is_ok();
+    drop(sender);
+    Ok((response, closed))
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Sends one request on a new connection and reads the whole answer; the connection's sender
+/// and driver task are handed back to end as the caller needs.
+async fn exchange(
+    addr: &EnvdAddress,
+    token: &str,
+    method: &str,
+    path_and_query: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Result<(HttpResponse, Sender, tokio::task::JoinHandle<()>), EnvdError> {
     let stream = connector::connect(addr)
         .await
         .map_err(|e| EnvdError::Connect(e.to_string()))?;
@@ -138,6 +175,5 @@ pub async fn request(
         .await
         .map_err(|e| EnvdError::Protocol(e.to_string()))?
         .to_bytes();
-    driver.abort();
-    Ok(HttpResponse { status, body })
+    Ok((HttpResponse { status, body }, sender, driver))
 }

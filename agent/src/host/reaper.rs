@@ -1,4 +1,5 @@
-//! TTL reaper: pauses capsules idle longer than their `timeout_sec`.
+//! TTL reaper: pauses capsules idle longer than their `timeout_sec`; and the hibernator,
+//! which writes capsules frozen in place longer than the host's `hibernate_after` to disk.
 //!
 //! Activity is any RPC that touches the capsule ([`crate::capsules::Capsule::touch`]).
 //! A failed auto-pause destroys the capsule, as API.md requires. Both outcomes go to the
@@ -56,5 +57,78 @@ pub async fn run(host: Arc<Host>, every: Duration) {
                 }
             });
         }
+    }
+}
+
+/// Writes every capsule frozen in place for longer than `host.hibernate_after` to disk,
+/// one at a time (a checkpoint is heavy on a small host); while the host is short of memory
+/// ([`short_of_memory`]), also the longest-frozen one each round. A failed one stays frozen
+/// and is tried again next round.
+pub async fn hibernate(host: Arc<Host>, every: Duration) {
+    if host.hibernate_after.is_zero() {
+        return;
+    }
+    let mut tick = super::ticks(every);
+    while super::next_round(&host, &mut tick).await {
+        let mut frozen: Vec<_> = host
+            .capsules
+            .all()
+            .into_iter()
+            .filter_map(|c| {
+                let live = c.lock();
+                let since = live
+                    .frozen_since
+                    .filter(|_| live.record.state == State::Paused)?;
+                drop(live);
+                Some((since, c))
+            })
+            .collect();
+        frozen.sort_by_key(|(since, _)| *since);
+        let pressed = !frozen.is_empty()
+            && short_of_memory(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default());
+        for (i, (since, capsule)) in frozen.into_iter().enumerate() {
+            let due = since.elapsed() >= host.hibernate_after || (pressed && i == 0);
+            if !due {
+                continue;
+            }
+            if let Err(e) = host.hibernate(&capsule.id).await {
+                warn!(capsule_id = %capsule.id, error = %e, "hibernating a paused capsule failed");
+            }
+        }
+    }
+}
+
+/// Whether a `/proc/meminfo` text shows the host short of memory: less than a tenth of it
+/// available. Frozen capsules keep their memory resident; this is when they must give it up.
+fn short_of_memory(meminfo: &str) -> bool {
+    let kib = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    match (kib("MemTotal:"), kib("MemAvailable:")) {
+        (Some(total), Some(available)) => available < total / 10,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_of_memory;
+
+    #[test]
+    fn memory_is_short_below_a_tenth_available() {
+        let info = |avail: u64| {
+            format!("MemTotal:       24000000 kB\nMemFree:  100 kB\nMemAvailable:   {avail} kB\n")
+        };
+        assert!(!short_of_memory(&info(12_000_000)));
+        assert!(!short_of_memory(&info(2_400_000)));
+        assert!(short_of_memory(&info(2_399_999)));
+        assert!(
+            !short_of_memory("MemTotal: 100 kB\n"),
+            "no MemAvailable: no judgement"
+        );
+        assert!(!short_of_memory(""));
     }
 }

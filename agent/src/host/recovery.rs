@@ -50,6 +50,10 @@ pub async fn recover(host: &Arc<Host>) -> Vec<String> {
                     record.init.access_token.clone(),
                 );
                 let capsule = Capsule::new(record, envd);
+                if state == State::Paused && host.runtime.is_frozen(&id).await {
+                    // Frozen before the restart: its time to hibernate starts again.
+                    capsule.lock().frozen_since = Some(std::time::Instant::now());
+                }
                 host.capsules.insert(capsule);
                 adopted.push(id);
             }

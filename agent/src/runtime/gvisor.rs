@@ -262,7 +262,8 @@ impl Gvisor {
             }
             let bundle_arg = format!("--bundle={}", bundle_dir.display());
             let launch = self.launch(spec, medium).await?;
-            self.runsc
+            let restored = self
+                .runsc
                 .run_detached(
                     "restore",
                     &["restore", "--detach", &image_arg, &bundle_arg, &cid],
@@ -270,8 +271,22 @@ impl Gvisor {
                     RUN_TIMEOUT,
                     &launch,
                 )
-                .await?;
+                .await;
+            if let Err(e) = restored {
+                // The image is untouched by a failed restore: clear what it left and retry.
+                if attempt < RESTORE_ATTEMPTS {
+                    let output =
+                        runsc::last_lines(&std::fs::read_to_string(&log).unwrap_or_default());
+                    warn!(capsule_id = %spec.id, attempt, error = %e, %output,
+                        "runsc restore failed; restoring again");
+                    self.runsc.remove(&cid).await;
+                    attempt += 1;
+                    continue;
+                }
+                return Err(e);
+            }
             let Err(e) = self.rebind(&cid).await else {
+                self.await_socket(&spec.id, &cid).await;
                 self.watch(&spec.id).await;
                 return Ok(());
             };
@@ -298,8 +313,9 @@ impl Gvisor {
     async fn rebind(&self, cid: &str) -> Result<(), RuntimeError> {
         let t = Duration::from_secs(10);
         // `restore --detach` can return before the restored sandbox answers on its control
-        // socket (large images, loaded host): retry for a few seconds.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+        // socket (large images, a loaded host: several restores at once on two cores have
+        // taken longer than 8 s): retry for a while.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
         loop {
             if self
                 .runsc
@@ -322,6 +338,31 @@ impl Gvisor {
                 Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
+        }
+    }
+
+    /// Waits for envd's socket after a re-bind, signalling again while it is missing: a
+    /// SIGUSR1 that lands while a restored sandbox is still settling can be lost (seen with
+    /// several restores at once on two cores: the socket never came back). envd ignores the
+    /// signal once it listens, so repeating it is harmless. Gives up after 20 s, leaving the
+    /// health check to report the failure.
+    async fn await_socket(&self, id: &str, cid: &str) {
+        let EnvdAddress::Unix { path } = self.envd_address(id) else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            for _ in 0..10 {
+                if path.exists() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                warn!(capsule_id = %id, "envd did not re-open its socket after the restore");
+                return;
+            }
+            let _ = self.rebind(cid).await;
         }
     }
 
@@ -469,7 +510,35 @@ impl Runtime for Gvisor {
         Ok(dir_size(&image))
     }
 
+    async fn freeze(&self, id: &str) -> Result<(), RuntimeError> {
+        let t = Duration::from_secs(10);
+        self.runsc
+            .run("pause", &["pause", &container_id(id)], t)
+            .await?;
+        Ok(())
+    }
+
+    async fn thaw(&self, id: &str) -> Result<(), RuntimeError> {
+        let t = Duration::from_secs(10);
+        self.runsc
+            .run("resume", &["resume", &container_id(id)], t)
+            .await?;
+        Ok(())
+    }
+
+    async fn is_frozen(&self, id: &str) -> bool {
+        self.runsc.status(&container_id(id)).await.as_deref() == Some("paused")
+    }
+
+    async fn listen_again(&self, id: &str) -> Result<(), RuntimeError> {
+        self.rebind(&container_id(id)).await
+    }
+
     async fn resume(&self, spec: &CapsuleSpec) -> Result<EnvdAddress, RuntimeError> {
+        if self.is_frozen(&spec.id).await {
+            self.thaw(&spec.id).await?;
+            return Ok(self.envd_address(&spec.id));
+        }
         let image = self.snapshot_dir(&spec.id);
         if !image.join("checkpoint.img").exists() {
             return Err(RuntimeError::Invalid(format!(
@@ -484,11 +553,26 @@ impl Runtime for Gvisor {
         };
         if let Err(e) = self.restore(spec, &image, medium).await {
             // Keep the paused state so a later resume can retry.
-            self.runsc.remove(&container_id(&spec.id)).await;
+            self.abandon_resume(&spec.id).await;
             return Err(e);
         }
-        let _ = std::fs::remove_dir_all(&image);
         Ok(self.envd_address(&spec.id))
+    }
+
+    async fn resumed(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.snapshot_dir(id));
+    }
+
+    async fn abandon_resume(&self, id: &str) {
+        if !self.snapshot_dir(id).join("checkpoint.img").exists() {
+            // A thaw: the capsule's only copy is the sandbox itself. Freeze it again.
+            if let Err(e) = self.freeze(id).await {
+                warn!(capsule_id = %id, error = %e, "could not freeze a capsule again");
+            }
+            return;
+        }
+        self.unwatch(id);
+        self.runsc.remove(&container_id(id)).await;
     }
 
     async fn snapshot_to_template(
@@ -570,6 +654,8 @@ impl Runtime for Gvisor {
     async fn state(&self, id: &str) -> LiveState {
         match self.runsc.status(&container_id(id)).await.as_deref() {
             Some("running") => LiveState::Running,
+            // Frozen in place; an agent restart finds it so.
+            Some("paused") => LiveState::Paused,
             _ if self.snapshot_dir(id).join("checkpoint.img").exists() => LiveState::Paused,
             _ => LiveState::Gone,
         }

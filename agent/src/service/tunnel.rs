@@ -65,10 +65,17 @@ pub async fn open(
         let code = resp.status();
         return Err(match code.as_u16() {
             400 => Status::invalid_argument("envd refused the port"),
-            502..=504 => Status::unavailable(format!(
-                "nothing listens on port {} in the capsule",
-                open.port
-            )),
+            502..=504 => {
+                let mut s = Status::unavailable(format!(
+                    "nothing listens on port {} in the capsule",
+                    open.port
+                ));
+                if let Ok(v) = open.port.to_string().parse() {
+                    s.metadata_mut()
+                        .insert(wrenn_proto::hostagent::PORT_CLOSED_METADATA, v);
+                }
+                s
+            }
             _ => Status::unavailable(format!("envd answered {code} to the tunnel")),
         });
     }

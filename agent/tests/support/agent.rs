@@ -247,6 +247,17 @@ impl Agent {
         runsc_list(&self.dir)
     }
 
+    /// The host pid of capsule `id`'s sandbox process (its sentry), as `runsc state` has it.
+    pub fn sandbox_pid(&self, id: &str) -> Option<i32> {
+        let out = Command::new("runsc")
+            .arg(format!("--root={}", self.dir.join("runsc").display()))
+            .args(["state", &format!("wrenn-{id}")])
+            .output()
+            .ok()?;
+        let state: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        state["pid"].as_i64().and_then(|p| i32::try_from(p).ok())
+    }
+
     /// The agent's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()

@@ -68,7 +68,19 @@ impl Runsc {
     /// [`RuntimeError::Command`] with stderr.
     pub async fn run(
         &self,
-        op: &str,
+        op: &'static str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<Output, RuntimeError> {
+        let started = std::time::Instant::now();
+        let result = self.run_timed(op, args, timeout).await;
+        crate::telemetry::get().command(op, result.is_ok(), started.elapsed());
+        result
+    }
+
+    async fn run_timed(
+        &self,
+        op: &'static str,
         args: &[&str],
         timeout: Duration,
     ) -> Result<Output, RuntimeError> {
@@ -100,7 +112,21 @@ impl Runsc {
     /// to `log` instead of the agent's pipes.
     pub async fn run_detached(
         &self,
-        op: &str,
+        op: &'static str,
+        args: &[&str],
+        log: &Path,
+        timeout: Duration,
+        launch: &Launch,
+    ) -> Result<(), RuntimeError> {
+        let started = std::time::Instant::now();
+        let result = self.detached(op, args, log, timeout, launch).await;
+        crate::telemetry::get().command(op, result.is_ok(), started.elapsed());
+        result
+    }
+
+    async fn detached(
+        &self,
+        op: &'static str,
         args: &[&str],
         log: &Path,
         timeout: Duration,
@@ -231,6 +257,10 @@ impl Runsc {
     /// sandbox that never registered with runsc (a start that hung) are killed too.
     pub async fn remove(&self, container: &str) {
         let t = Duration::from_secs(10);
+        if self.status(container).await.as_deref() == Some("paused") {
+            // A frozen sandbox takes no signals: let it run to be killed.
+            let _ = self.run("resume", &["resume", container], t).await;
+        }
         let _ = self
             .run("kill", &["kill", "--all", container, "KILL"], t)
             .await;
