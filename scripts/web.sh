@@ -2,7 +2,7 @@
 # The dashboard (web/): install its tools, build it, test it in a real browser.
 #   bash scripts/web.sh install   Chromium (apt, if missing) and the npm packages (npm ci)
 #   bash scripts/web.sh build     install + type-check + Vite build into web/dist
-#   bash scripts/web.sh test      build + cargo build wrenn-cp + the browser tests (node --test)
+#   bash scripts/web.sh test      build + cargo build wrenn-cp and wrenn-agent + the browser tests
 # wrenn-cp serves web/dist (or WRENN_WEB_DIR). The tests start their own wrenn-cp, a fresh
 # database on the PostgreSQL that scripts/services.sh provides, and a throw-away redis-server.
 set -euo pipefail
@@ -43,9 +43,11 @@ build() {
 test() {
     build
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/wrenn-target}"
-    log "building wrenn-cp"
-    cargo build -q -p wrenn-core --bin wrenn-cp
+    log "building wrenn-cp and wrenn-agent"
+    cargo build -q -p wrenn-core --bin wrenn-cp -p wrenn-agent --bin wrenn-agent
     export WRENN_CP_BIN="$CARGO_TARGET_DIR/debug/wrenn-cp"
+    # The capsule page's tests run a real agent and gVisor capsule (they say why when they cannot).
+    export WRENN_AGENT_BIN="$CARGO_TARGET_DIR/debug/wrenn-agent"
     if [ -z "${WRENN_TEST_DATABASE_URL:-}" ]; then
         eval "$(bash scripts/services.sh)"
     fi

@@ -70,22 +70,18 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   return (await exchange<T>(method, path, body)).body;
 }
 
-/** Like `request`, with the response headers (for paging headers such as `X-Next-Cursor`). */
-async function exchange<T>(method: string, path: string, body?: unknown): Promise<{ body: T; headers: Headers }> {
-  const headers: Record<string, string> = { Accept: "application/json" };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+/**
+ * Sends one request with the session cookie and, unless it is safe, the CSRF header; resolves
+ * with a successful response, throws ApiError for any other.
+ */
+async function send(method: string, path: string, headers: Record<string, string>, body?: BodyInit): Promise<Response> {
   if (!SAFE_METHODS.has(method)) {
     const csrf = readCookie(CSRF_COOKIE);
     if (csrf) headers[CSRF_HEADER] = csrf;
   }
   let res: Response;
   try {
-    res = await fetch(path, {
-      method,
-      headers,
-      credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    res = await fetch(path, { method, headers, credentials: "same-origin", body });
   } catch {
     throw new ApiError(0, "network_error", "The server could not be reached. Check your connection.");
   }
@@ -94,6 +90,25 @@ async function exchange<T>(method: string, path: string, body?: unknown): Promis
     if (sessionEnded(err)) unauthorizedListeners.forEach((l) => l());
     throw err;
   }
+  return res;
+}
+
+/** POSTs a multipart form (file uploads); resolves once the server accepted it. */
+export async function postForm(path: string, form: FormData): Promise<void> {
+  await send("POST", path, { Accept: "application/json" }, form);
+}
+
+/** POSTs a JSON body and resolves with the binary answer (file downloads). */
+export async function postForBlob(path: string, body: unknown): Promise<Blob> {
+  const res = await send("POST", path, { "Content-Type": "application/json" }, JSON.stringify(body));
+  return res.blob();
+}
+
+/** Like `request`, with the response headers (for paging headers such as `X-Next-Cursor`). */
+async function exchange<T>(method: string, path: string, body?: unknown): Promise<{ body: T; headers: Headers }> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await send(method, path, headers, body === undefined ? undefined : JSON.stringify(body));
   if (res.status === 204) return { body: undefined as T, headers: res.headers };
   const text = await res.text();
   if (!text) return { body: undefined as T, headers: res.headers };
@@ -244,6 +259,43 @@ export interface ExecResult {
   exit_code: number;
   duration_ms: number;
   encoding: "utf-8" | "base64";
+}
+
+/** An entry of `/files/list` (API.md, Files). */
+export interface FileEntry {
+  name: string;
+  path: string;
+  type: "file" | "directory" | "symlink";
+  size: number;
+  mode: number;
+  permissions: string;
+  owner: string;
+  group: string;
+  modified_at: number;
+  /** Empty unless a symlink. */
+  symlink_target: string;
+}
+
+/** A process of `GET /v1/capsules/{id}/processes`. */
+export interface ProcessInfo {
+  pid: number;
+  tag: string;
+  cmd: string;
+  args: string[];
+}
+
+/** One sample of `GET /v1/capsules/{id}/metrics`. */
+export interface MetricsPoint {
+  timestamp_unix: number;
+  cpu_pct: number;
+  mem_bytes: number;
+  disk_bytes: number;
+}
+
+export interface CapsuleMetrics {
+  sandbox_id: string;
+  range: string;
+  points: MetricsPoint[];
 }
 
 /** Notification providers (API.md, Events and notification channels). */

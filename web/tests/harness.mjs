@@ -39,6 +39,27 @@ export function wrennCpPath() {
   return path.join(target, "debug", "wrenn-cp");
 }
 
+export function wrennAgentPath() {
+  if (process.env.WRENN_AGENT_BIN) return process.env.WRENN_AGENT_BIN;
+  const target = process.env.CARGO_TARGET_DIR ?? "/var/tmp/wrenn-target";
+  return path.join(target, "debug", "wrenn-agent");
+}
+
+/** The base images the agent boots (`scripts/images-ensure.sh` makes them). */
+export function imagesDir() {
+  return process.env.WRENN_TEST_IMAGES ?? path.join(process.env.WRENN_DIR ?? "/var/lib/wrenn", "images");
+}
+
+/** Why this machine cannot run gVisor capsules for a browser test, or null. */
+export function missingCapsulePrerequisite() {
+  if (process.getuid?.() !== 0) return "gVisor capsules need root";
+  if (spawnSync("runsc", ["--version"]).status !== 0) return "runsc is not installed";
+  if (!existsSync(wrennAgentPath())) return `wrenn-agent is not built at ${wrennAgentPath()} (cargo build -p wrenn-agent, or set WRENN_AGENT_BIN)`;
+  const busybox = path.join(imagesDir(), "teams/0000000000000000000000000/0000000000000000000000005/rootfs");
+  if (!existsSync(busybox)) return `the minimal-busybox image is missing at ${busybox} (bash scripts/images-ensure.sh)`;
+  return null;
+}
+
 /** What is missing to run the browser tests, or null. */
 export function missingPrerequisite() {
   if (!chromiumPath()) return "Chromium is not installed (apt-get install chromium, or set CHROMIUM_PATH)";
@@ -125,17 +146,34 @@ async function stopChild(child, signal = "SIGTERM") {
   children.delete(child);
 }
 
+/** Removes what a stopped agent left in `dir`'s runsc root (capsules a failed test did not destroy). */
+function removeAgentLeftovers(dir) {
+  const root = `--root=${path.join(dir, "runsc")}`;
+  const list = spawnSync("runsc", [root, "list", "--quiet"], { encoding: "utf8" });
+  for (const id of (list.stdout ?? "").split("\n").filter(Boolean)) {
+    spawnSync("runsc", [root, "kill", id, "KILL"]);
+    spawnSync("runsc", [root, "delete", "--force", id]);
+  }
+  // The envd socket directories are bind mounts.
+  const sandboxes = path.join(dir, "sandboxes");
+  if (existsSync(sandboxes)) for (const id of readdirSync(sandboxes)) spawnSync("umount", ["-l", path.join(sandboxes, id, "run")]);
+}
+
 /**
  * Starts PostgreSQL database, Redis, wrenn-cp. Returns `{ baseUrl, mailDir, redisPort, stop(), log() }`
  * (`redisPort`: the throw-away redis-server, e.g. to publish onto the `wrenn:events` stream).
+ * With `{ agent: true }` it also registers a real wrenn-agent (gVisor, `--network=none`) with a
+ * token from `wrenn-cp dev-host-token`, as `make dev` does, and waits until it reports in;
+ * `agentLog()` reads its log.
  */
-export async function startStack() {
+export async function startStack({ agent = false } = {}) {
   const tmp = mkdtempSync(path.join(tmpdir(), "wrenn-web-test-"));
   const mailDir = path.join(tmp, "mail");
-  const state = { tmp, children: [], dbName: null, adminUrl: null };
+  const state = { tmp, children: [], dbName: null, adminUrl: null, agentDir: null };
 
   const stop = async () => {
     for (const c of state.children.reverse()) await stopChild(c);
+    if (state.agentDir) removeAgentLeftovers(state.agentDir);
     if (state.dbName) {
       try {
         psql(state.adminUrl, `DROP DATABASE IF EXISTS "${state.dbName}" WITH (FORCE)`);
@@ -171,10 +209,7 @@ export async function startStack() {
     const baseUrl = `http://127.0.0.1:${port}`;
     const cpLogPath = path.join(tmp, "wrenn-cp.log");
     const cpLog = openSync(cpLogPath, "a");
-    const cp = spawn(wrennCpPath(), [], {
-      cwd: tmp,
-      stdio: ["ignore", cpLog, cpLog],
-      env: {
+    const cpEnv = {
         PATH: process.env.PATH,
         HOME: process.env.HOME ?? tmp,
         RUST_LOG: "info,sqlx=warn",
@@ -191,8 +226,10 @@ export async function startStack() {
         // Channel tests deliver to receivers on 127.0.0.1 and wait for retries.
         WRENN_CHANNELS_ALLOW_INTERNAL: "true",
         WRENN_CHANNELS_RETRY_DELAYS: "0.2,0.4",
-      },
-    });
+        // Plaintext loopback agents (the agent option below).
+        ...(agent ? { WRENN_DEV_MODE: "1", WRENN_DEFAULT_TEMPLATE: "minimal-busybox" } : {}),
+    };
+    const cp = spawn(wrennCpPath(), [], { cwd: tmp, stdio: ["ignore", cpLog, cpLog], env: cpEnv });
     children.add(cp);
     state.children.push(cp);
     const log = () => (existsSync(cpLogPath) ? readFileSync(cpLogPath, "utf8") : "");
@@ -211,7 +248,31 @@ export async function startStack() {
       throw new Error(`${wrennCpPath()} does not serve the dashboard at / (${shell.status}): a build without core/src/http/dashboard.rs?`);
     }
     const databaseUrl = withDatabase(state.adminUrl, state.dbName);
-    return { baseUrl, mailDir, redisPort, databaseUrl, sql: (query) => psql(databaseUrl, query), log, stop };
+    let agentLog = () => "";
+    if (agent) {
+      const token = spawnSync(wrennCpPath(), ["dev-host-token"], { cwd: tmp, env: cpEnv, encoding: "utf8" });
+      const registration = (token.stdout ?? "").match(/^whr_[0-9a-f]+$/m)?.[0];
+      if (!registration) throw new Error(`wrenn-cp dev-host-token gave no token: ${token.stdout}${token.stderr}`);
+      state.agentDir = path.join(tmp, "agent");
+      const agentLogPath = path.join(tmp, "wrenn-agent.log");
+      const agentOut = openSync(agentLogPath, "a");
+      const agentPort = await freePort();
+      const child = spawn(
+        wrennAgentPath(),
+        ["--register", registration, "--address", `127.0.0.1:${agentPort}`, "--cp-url", baseUrl, "--wrenn-dir", state.agentDir,
+          "--images-dir", imagesDir(), "--network", "none", "--heartbeat-secs", "2", "--metrics-listen", `127.0.0.1:${await freePort()}`],
+        { cwd: tmp, stdio: ["ignore", agentOut, agentOut], env: { PATH: process.env.PATH, HOME: process.env.HOME ?? tmp, RUST_LOG: "info" } },
+      );
+      children.add(child);
+      state.children.push(child);
+      agentLog = () => (existsSync(agentLogPath) ? readFileSync(agentLogPath, "utf8") : "");
+      try {
+        await waitFor("the agent reporting in", () => psql(databaseUrl, "SELECT count(*) FROM hosts WHERE status = 'online' AND last_heartbeat_at IS NOT NULL") !== "0", 90_000, child);
+      } catch (err) {
+        throw new Error(`${err.message}\n--- wrenn-agent log ---\n${agentLog().slice(-4000)}`);
+      }
+    }
+    return { baseUrl, mailDir, redisPort, databaseUrl, sql: (query) => psql(databaseUrl, query), log, agentLog, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -40,8 +40,12 @@ pub const API_PREFIXES: [&str; 4] = ["/v1", "/health", "/openapi.json", "/docs"]
 const ASSETS_PREFIX: &str = "/assets/";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
-/// The app loads only its own scripts and styles and talks only to its own origin.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// The app loads only its own scripts and styles and talks only to its own origin. The one
+/// exception is `<style>` elements made by script: the terminal (xterm.js) writes its
+/// measurements and theme into some, with no way to give them a nonce. Style attributes and
+/// every script stay `'self'` only.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+                   style-src-elem 'self' 'unsafe-inline'; img-src 'self' data:; \
                    connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
                    frame-ancestors 'none'";
 

@@ -1,16 +1,50 @@
 // Capsules: the team's list with status and actions (pause, resume, snapshot, destroy), the
-// create form, and one capsule's page with a "run a command" box (POST /exec).
+// create form, and one capsule's page: details, a terminal, files, processes, metrics and a
+// "run a command" box (POST /exec). Both follow the team's event stream for live state and poll
+// only while it is down.
 
 import { api, listOf, seg, type Capsule, type ExecResult, type Template } from "../api";
 import type { App, Page } from "../app";
 import { busy, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
 import { UNSETTLED } from "../generated/statuses";
+import { followEvents, type StreamState } from "../events";
 import { memory, statusBadge } from "../format";
+import { filesPanel } from "./capsule/files";
+import { metricsPanel } from "./capsule/metrics";
+import { processesPanel } from "./capsule/processes";
+import { terminalPanel } from "./capsule/terminal";
 
 /** States in which the capsule is changing by itself (from the control plane's own enum): the
  * list refreshes while any is shown. */
 const TRANSITIONAL = UNSETTLED;
 const POLL_MS = 3000;
+/** Events of a burst (a create is several) are taken in with one reload. */
+const DEBOUNCE_MS = 150;
+
+/**
+ * Calls `reload` when the team's event stream says a capsule (all of them, or `only`) changed.
+ * Returns whether the stream is open: while it is not, callers poll.
+ */
+function followCapsules(live: () => boolean, reload: () => void, only?: string): () => boolean {
+  let open = false;
+  let timer: number | undefined;
+  followEvents(
+    "/v1/events/stream",
+    live,
+    (e) => {
+      if (!e.event.startsWith("capsule.") || (only && e.resource?.id !== only)) return;
+      window.clearTimeout(timer);
+      timer = window.setTimeout(() => live() && reload(), DEBOUNCE_MS);
+    },
+    (state: StreamState) => {
+      const was = open;
+      open = state.kind === "open";
+      // Whatever happened while the stream was down is read once it is back.
+      if (open && !was) reload();
+    },
+  );
+  return () => open;
+}
 
 /** Buttons for what the capsule's state allows; `done` runs after a successful action. */
 function actionButtons(app: App, c: Capsule, report: (err: unknown) => void, done: (gone: boolean) => Promise<void>) {
@@ -124,7 +158,7 @@ export const capsulesPage: Page = {
           ),
         ),
       );
-      if (capsules.some((c) => TRANSITIONAL.has(c.status))) schedule();
+      if (!streaming() && capsules.some((c) => TRANSITIONAL.has(c.status))) schedule();
     }
     function schedule() {
       timer = window.setTimeout(() => {
@@ -140,6 +174,7 @@ export const capsulesPage: Page = {
       table,
       empty,
     );
+    const streaming = followCapsules(live, () => void load().catch((err) => live() && errors.show(err)));
     void templateNames().then((names) => {
       if (names && live()) mount(templateList, names.map((n) => h("option", { value: n })));
     });
@@ -159,7 +194,7 @@ function decode(text: string, encoding: string): string {
 
 export const capsulePage: Page = {
   title: "Capsule",
-  async render(root, { app, params, live }) {
+  async render(root, { app, params, query, live }) {
     const id = params.id;
     const errors = errorBox();
     const facts = h("dl", { class: "facts", id: "capsule-facts" });
@@ -194,12 +229,20 @@ export const capsulePage: Page = {
           else await load();
         }),
       );
-      runButton.disabled = c.status !== "running";
-      runHint.hidden = c.status === "running";
-      if (TRANSITIONAL.has(c.status)) {
+      const running = c.status === "running";
+      runButton.disabled = !running;
+      runHint.hidden = running;
+      terminal.setRunning(running);
+      files.setRunning(running);
+      processes.setRunning(running);
+      if (!streaming() && TRANSITIONAL.has(c.status)) {
         timer = window.setTimeout(() => live() && load().catch((err) => errors.show(err)), POLL_MS);
       }
     }
+    const terminal = terminalPanel(id, live);
+    const files = filesPanel(app, id, live, query.get("path") || "/");
+    const processes = processesPanel(app, id, live);
+    const metrics = metricsPanel(id, live);
 
     // Run a command
     const execErrors = errorBox();
@@ -220,6 +263,7 @@ export const capsulePage: Page = {
         args: ["-c", line],
         timeout_sec: Number(str(data, "timeout_sec")) || 30,
       });
+      void processes.reload();
       const stdout = decode(result.stdout, result.encoding);
       const stderr = decode(result.stderr, result.encoding);
       mount(
@@ -245,8 +289,13 @@ export const capsulePage: Page = {
       heading,
       errors,
       h("section", { class: "card", "aria-labelledby": "details-h" }, h("h2", { id: "details-h" }, "Details"), facts, actions),
+      h("section", { class: "card", "aria-labelledby": "terminal-h" }, h("h2", { id: "terminal-h" }, "Terminal"), terminal.el),
+      h("section", { class: "card", "aria-labelledby": "files-h" }, h("h2", { id: "files-h" }, "Files"), files.el),
       h("section", { class: "card", "aria-labelledby": "exec-h" }, h("h2", { id: "exec-h" }, "Run a command"), runHint, execErrors, execForm, output),
+      h("section", { class: "card", "aria-labelledby": "processes-h" }, h("h2", { id: "processes-h" }, "Processes"), processes.el),
+      h("section", { class: "card", "aria-labelledby": "metrics-h" }, h("h2", { id: "metrics-h" }, "Metrics"), metrics.el),
     );
+    const streaming = followCapsules(live, () => void load().catch((err) => live() && errors.show(err)), id);
     await load();
   },
 };
