@@ -14,6 +14,7 @@ import { teamPage } from "./pages/team";
 import { accountPage } from "./pages/account";
 import { hostsPage } from "./pages/hosts";
 import { auditPage } from "./pages/audit";
+import { usagePage } from "./pages/usage";
 import { adminOverviewPage } from "./pages/admin/overview";
 import { adminTeamsPage } from "./pages/admin/teams";
 import { adminUsersPage } from "./pages/admin/users";
@@ -51,6 +52,7 @@ const routes: Route[] = [
   route("/settings", accountPage),
   route("/hosts", hostsPage),
   route("/audit", auditPage),
+  route("/usage", usagePage),
   route("/admin", adminOverviewPage),
   route("/admin/teams", adminTeamsPage),
   route("/admin/users", adminUsersPage),
@@ -151,6 +153,7 @@ function navEntries(): [string, string][] {
     ["/api-keys", "API keys"],
     ["/channels", "Channels"],
     ["/team", "Team"],
+    ["/usage", "Usage"],
     ["/audit", "Audit log"],
     ...(canManageHosts(app) ? ([["/hosts", "Hosts"]] as [string, string][]) : []),
     ...(isPlatformAdmin(app) ? ([["/admin", "Admin"]] as [string, string][]) : []),

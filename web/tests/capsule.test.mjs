@@ -2,7 +2,8 @@
 // wrenn-agent running a gVisor capsule (minimal-busybox): the terminal over the PTY WebSocket
 // (typing, resize, re-attach after a reload and after a pause), the file browser (upload,
 // download, mkdir, delete, checked from node through the API), processes with kill, metrics
-// charts, and live state from the event stream (a pause made from node shows without a reload).
+// charts, live state from the event stream (a pause made from node shows without a reload), and
+// the team's usage page while the capsule runs.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -208,6 +209,21 @@ describe("a capsule's page in Chromium against wrenn-cp and a gVisor capsule", {
     const serious = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
     assert.deepEqual(serious.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`), []);
     assert.deepEqual(consoleErrors, []);
+  });
+
+  it("shows the team's usage: the running capsule now, and a bar per day", async () => {
+    await page.goto(url("/usage"));
+    await page.getByRole("heading", { name: "Usage", level: 1 }).waitFor();
+    const nowFacts = page.locator("#usage-now");
+    await nowFacts.locator("dd").first().waitFor();
+    assert.match(await nowFacts.locator("dd").first().innerText(), /^1 \(peak [1-9]/);
+    assert.match(await nowFacts.locator("dd").nth(2).innerText(), /^256 MiB/);
+    for (const c of ["running", "vcpus", "memory", "cpu-minutes", "ram-minutes"]) await page.locator(`#chart-${c}`).waitFor();
+    assert.equal(await page.locator("#chart-cpu-minutes rect").count(), 30);
+    await page.locator("#usage-days").selectOption("7");
+    await page.waitForFunction(() => document.querySelectorAll("#chart-cpu-minutes rect").length === 7);
+    await page.locator("#stats-range").selectOption("5m");
+    await page.locator("#chart-running").waitFor();
   });
 
   it("destroys the capsule from its page", async () => {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { after, before, describe, it } from "node:test";
-import { launchBrowser, missingPrerequisite, startStack, waitForMail } from "./harness.mjs";
+import { createUser, launchBrowser, login, missingPrerequisite, startStack, waitForMail } from "./harness.mjs";
 
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
@@ -362,5 +362,26 @@ describe("dashboard in Chromium against wrenn-cp", { skip: missing ?? false, tim
     await page.getByRole("button", { name: "Log in" }).click();
     await page.waitForURL(/\/capsules$/);
     assert.equal(await page.locator(".topbar .who").innerText(), "Ada Lovelace");
+  });
+
+  it("deletes an account only with its email typed, then signs out; the login is gone", async () => {
+    const leaver = { name: "Lee Ving", email: `lee-${Date.now().toString(36)}@example.com`, password: "correct horse battery" };
+    const session = await createUser(stack, leaver);
+    await browser.context.clearCookies();
+    await browser.context.addCookies(session.cookies);
+    await page.goto(url("/settings"));
+    await page.getByRole("heading", { name: "Delete account" }).waitFor();
+
+    await page.getByLabel("Type your email to confirm").fill(`not-${leaver.email}`);
+    await page.getByRole("button", { name: "Delete my account" }).click();
+    await page.locator("#delete-account-form").locator("..").locator(".error-box", { hasText: "confirmation_mismatch" }).waitFor();
+    assert.equal((await login(stack, leaver.email, leaver.password)).status, 200, "a refused delete changed nothing");
+
+    await page.getByLabel("Type your email to confirm").fill(leaver.email.toUpperCase());
+    await page.getByRole("button", { name: "Delete my account" }).click();
+    await page.waitForURL(/\/login$/);
+    await page.locator(".notice", { hasText: "Your account was deleted." }).waitFor();
+    assert.equal((await login(stack, leaver.email, leaver.password)).status, 401);
+    assert.equal((await session.api("GET", "/v1/me")).status, 401, "the deleted account's session still works");
   });
 });

@@ -1,5 +1,6 @@
 // The account page (`/settings`, where the OAuth linking flow also lands): profile and rename,
-// password change, linked providers, sessions (list, revoke, sign out everywhere).
+// password change, linked providers, sessions (list, revoke, sign out everywhere), and deleting
+// the account (typing its email to confirm, as `DELETE /v1/me` requires).
 
 import { api, listOf, seg, type Profile, type SessionInfo, type Team } from "../api";
 import type { Page } from "../app";
@@ -126,6 +127,26 @@ export const accountPage: Page = {
       (err) => sessionErrors.show(err),
     );
 
+    // Delete the account
+    const deleteErrors = errorBox();
+    const deleteForm = h(
+      "form",
+      { id: "delete-account-form" },
+      h(
+        "p",
+        null,
+        "Deleting your account signs you out everywhere. Teams you own alone are deleted with their capsules and API keys; ",
+        "a team you own that has other members must be handed over or deleted first. The account is purged after 15 days.",
+      ),
+      field("Type your email to confirm", h("input", { id: "delete-confirmation", name: "confirmation", type: "email", required: true, autocomplete: "off", spellcheck: false })),
+      h("button", { type: "submit", class: "danger" }, "Delete my account"),
+    );
+    onSubmit(deleteForm, deleteErrors, async (data) => {
+      // The server compares it with the account's email (400 confirmation_mismatch).
+      await api.del("/v1/me", { confirmation: str(data, "confirmation").trim() });
+      app.signedOut("Your account was deleted.");
+    });
+
     mount(
       root,
       h("h1", { tabindex: "-1" }, "Account"),
@@ -150,6 +171,7 @@ export const accountPage: Page = {
         ),
         logoutAll,
       ),
+      h("section", { class: "card danger-zone", "aria-labelledby": "delete-account-h" }, h("h2", { id: "delete-account-h" }, "Delete account"), deleteErrors, deleteForm),
     );
     await loadSessions();
   },
