@@ -211,6 +211,27 @@ describe("a capsule's page in Chromium against wrenn-cp and a gVisor capsule", {
     assert.deepEqual(consoleErrors, []);
   });
 
+  it("never lets another team's session reach the capsule's terminal, files or processes", async () => {
+    const other = await createUser(stack, { name: "Eve", email: `eve-${Date.now().toString(36)}@example.com`, password: "correct horse battery" });
+    // A WebSocket handshake for the terminal, with Eve's cookies.
+    const handshake = await fetch(url(`/v1/capsules/${id}/pty`), {
+      headers: { Cookie: other.cookieHeader, Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" },
+    });
+    assert.equal(handshake.status, 404);
+    assert.equal((await other.api("POST", `/v1/capsules/${id}/files/list`, { path: "/" })).status, 404);
+    assert.equal((await other.api("POST", `/v1/capsules/${id}/files/read`, { path: "/tmp/note.txt" })).status, 404);
+    assert.equal((await other.api("GET", `/v1/capsules/${id}/processes`)).status, 404);
+    assert.equal((await other.api("GET", `/v1/capsules/${id}/metrics?range=5m`)).status, 404);
+    // Eve's browser gets the page's not-found answer, not the capsule.
+    await browser.context.clearCookies();
+    await browser.context.addCookies(other.cookies);
+    await page.goto(url(`/capsules/${id}`));
+    await page.locator(".error-box", { hasText: /not found/i }).first().waitFor();
+    assert.equal(await page.locator("#terminal, #files, #processes").count(), 0);
+    await browser.context.clearCookies();
+    await browser.context.addCookies(me.cookies);
+  });
+
   it("shows the team's usage: the running capsule now, and a bar per day", async () => {
     await page.goto(url("/usage"));
     await page.getByRole("heading", { name: "Usage", level: 1 }).waitFor();

@@ -202,9 +202,9 @@ export const capsulePage: Page = {
     const heading = h("h1", { tabindex: "-1" }, h("code", null, id));
 
     let timer: number | undefined;
-    async function load() {
+    async function load(known?: Capsule) {
       clearTimeout(timer);
-      const c = await api.get<Capsule>(`/v1/capsules/${seg(id)}`);
+      const c = known ?? (await api.get<Capsule>(`/v1/capsules/${seg(id)}`));
       if (!live()) return;
       const meta = c.metadata ?? {};
       mount(
@@ -239,6 +239,9 @@ export const capsulePage: Page = {
         timer = window.setTimeout(() => live() && load().catch((err) => errors.show(err)), POLL_MS);
       }
     }
+    // A capsule that is not the team's (or not there) gets the error alone, no empty panels.
+    const first = await api.get<Capsule>(`/v1/capsules/${seg(id)}`);
+    if (!live()) return;
     const terminal = terminalPanel(id, live);
     const files = filesPanel(app, id, live, query.get("path") || "/");
     const processes = processesPanel(app, id, live);
@@ -296,6 +299,6 @@ export const capsulePage: Page = {
       h("section", { class: "card", "aria-labelledby": "metrics-h" }, h("h2", { id: "metrics-h" }, "Metrics"), metrics.el),
     );
     const streaming = followCapsules(live, () => void load().catch((err) => live() && errors.show(err)), id);
-    await load();
+    await load(first);
   },
 };
