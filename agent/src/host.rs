@@ -8,6 +8,7 @@
 //! remembered as dead ([`Graveyard`]): calls on it answer [`HostError::Dead`] with the
 //! reason, and the control plane hears of it through the [`outbox`].
 
+pub mod load;
 pub mod outbox;
 pub mod reaper;
 pub mod recovery;

@@ -51,12 +51,7 @@ use crate::service::{AgentService, HostAgentServiceServer};
 pub fn host_memory_mb() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
+        .and_then(|s| host::load::meminfo_kib(&s, "MemTotal:"))
         .map(|kb| kb / 1024)
         .unwrap_or(0)
 }

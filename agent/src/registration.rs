@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::{error, info, warn};
 
+use crate::host::load::LoadReader;
 use crate::host::Host;
 use crate::tls::TlsState;
 use wrenn_proto::host_http;
@@ -183,7 +184,7 @@ fn answer(r: Result<reqwest::Response, reqwest::Error>) -> Beat {
     }
 }
 
-async fn beat(client: &reqwest::Client, c: &Credentials, host: &Host) -> Beat {
+async fn beat(client: &reqwest::Client, c: &Credentials, host: &Host, load: &LoadReader) -> Beat {
     let url = format!(
         "{}/v1/hosts/{}/heartbeat",
         c.cp_url.trim_end_matches('/'),
@@ -192,6 +193,7 @@ async fn beat(client: &reqwest::Client, c: &Credentials, host: &Host) -> Beat {
     let body = host_http::Heartbeat {
         agent_version: Some(host.agent_version.clone()),
         capabilities: None,
+        load: Some(load.read(host)),
     };
     answer(
         client
@@ -266,6 +268,7 @@ pub async fn heartbeat_loop(
 ) {
     let mut failures = 0u32;
     let mut paused_for_outage = false;
+    let load = LoadReader::default();
     let mut tick = tokio::time::interval(every);
     loop {
         let beat_due = tokio::select! {
@@ -286,10 +289,10 @@ pub async fn heartbeat_loop(
             }
             continue;
         }
-        let mut result = beat(&client, &creds, &host).await;
+        let mut result = beat(&client, &creds, &host, &load).await;
         if let Beat::Unauthorized = result {
             result = match renew(&client, &mut creds, &host, &tls).await {
-                Ok(()) => beat(&client, &creds, &host).await,
+                Ok(()) => beat(&client, &creds, &host, &load).await,
                 Err(b) => b,
             };
         }

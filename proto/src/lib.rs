@@ -43,6 +43,26 @@ pub mod host_http {
         pub agent_version: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub capabilities: Option<serde_json::Value>,
+        /// The host's load at the time of the beat.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub load: Option<HostLoad>,
+    }
+
+    /// A host's load as its agent reads it (`Heartbeat::load`); the control plane shows it on
+    /// the host object as `load`, with the time it arrived.
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    pub struct HostLoad {
+        /// Busy share of all CPUs since the previous beat, 0–100.
+        pub cpu_pct: f64,
+        /// The 1-minute load average.
+        pub load_avg_1m: f64,
+        pub mem_total_mb: u64,
+        pub mem_available_mb: u64,
+        /// The filesystem of the agent's `WRENN_DIR`.
+        pub disk_total_mb: u64,
+        pub disk_available_mb: u64,
+        pub capsules_running: u32,
+        pub capsules_paused: u32,
     }
 
     /// What the agent did to a capsule on its own (not at the control plane's request).

@@ -381,6 +381,21 @@ export interface Host {
   created_at: string;
   registered_at: string | null;
   last_heartbeat_at: string | null;
+  /** The agent's last reading, null before its first heartbeat with one. */
+  load: HostLoad | null;
+}
+
+/** A host's load as its agent last reported it. */
+export interface HostLoad {
+  cpu_pct: number;
+  load_avg_1m: number;
+  mem_total_mb: number;
+  mem_available_mb: number;
+  disk_total_mb: number;
+  disk_available_mb: number;
+  capsules_running: number;
+  capsules_paused: number;
+  sampled_at: string;
 }
 
 /** `POST /v1/hosts` and `POST /v1/hosts/{id}/token`: the token is shown only here. */

@@ -43,11 +43,14 @@ pub struct HostRow {
     pub created_at: DateTime<Utc>,
     pub registered_at: Option<DateTime<Utc>>,
     pub last_heartbeat_at: Option<DateTime<Utc>>,
+    /// The last heartbeat's `HostLoad`, and when it arrived.
+    pub load: Option<serde_json::Value>,
+    pub load_at: Option<DateTime<Utc>>,
 }
 
 const COLUMNS: &str = "id, type, team_id, provider, availability_zone, status, arch, cpu_cores,
     memory_mb, disk_gb, address, capabilities, transport, agent_version, cert_fingerprint,
-    cert_expires_at, created_by, created_at, registered_at, last_heartbeat_at";
+    cert_expires_at, created_by, created_at, registered_at, last_heartbeat_at, load, load_at";
 
 /// A host to create (status `pending`).
 #[derive(Debug, Clone)]
@@ -173,12 +176,15 @@ pub async fn heartbeat<'e, E: PgExecutor<'e>>(
     id: Uuid,
     agent_version: Option<&str>,
     capabilities: Option<&serde_json::Value>,
+    load: Option<&serde_json::Value>,
 ) -> sqlx::Result<Option<HostStatus>> {
     sqlx::query_scalar(
         "UPDATE hosts h SET last_heartbeat_at = now(),
                 status = CASE WHEN h.status = $4 THEN $5 ELSE h.status END,
                 agent_version = COALESCE($2, h.agent_version),
-                capabilities = COALESCE($3, h.capabilities)
+                capabilities = COALESCE($3, h.capabilities),
+                load = COALESCE($7, h.load),
+                load_at = CASE WHEN $7::jsonb IS NULL THEN h.load_at ELSE now() END
          FROM (SELECT id, status FROM hosts WHERE id = $1 FOR UPDATE) old
          WHERE h.id = old.id AND NOT (h.status = ANY($6))
          RETURNING old.status",
@@ -189,6 +195,7 @@ pub async fn heartbeat<'e, E: PgExecutor<'e>>(
     .bind(HostStatus::Unreachable)
     .bind(HostStatus::Online)
     .bind([HostStatus::Deleted, HostStatus::Pending])
+    .bind(load)
     .fetch_optional(executor)
     .await
 }

@@ -93,6 +93,15 @@ pub fn host_json(h: &HostRow, tags: &[String]) -> Value {
         "created_at": ts(&h.created_at),
         "registered_at": h.registered_at.as_ref().map(ts),
         "last_heartbeat_at": h.last_heartbeat_at.as_ref().map(ts),
+        // The agent's last reading (`HostLoad`) with the time it arrived; null before one.
+        "load": match (&h.load, &h.load_at) {
+            (Some(Value::Object(load)), Some(at)) => {
+                let mut load = load.clone();
+                load.insert("sampled_at".into(), ts(at).into());
+                Value::Object(load)
+            }
+            _ => Value::Null,
+        },
     })
 }
 

@@ -2,7 +2,7 @@
 
 use crate::fixtures::*;
 use cpserver::hosts::HostsConfig;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn register_heartbeat_refresh_delete() {
@@ -73,6 +73,25 @@ async fn register_heartbeat_refresh_delete() {
     let hb = format!("/v1/hosts/{id}/heartbeat");
     let (status, v) = post_json(&ts, &hb, Some(jwt), json!({"agent_version": "2.0"})).await;
     assert_eq!(status, 200, "{v}");
+    let row = admin.get(&format!("/v1/hosts/{id}")).send().await.json();
+    assert_eq!(row["load"], Value::Null, "no load before the agent reports one");
+    // The host's load: shown with the time it arrived; a malformed one is refused and kept out.
+    let load = json!({"cpu_pct": 12.5, "load_avg_1m": 0.4, "mem_total_mb": 4096,
+        "mem_available_mb": 1024, "disk_total_mb": 10000, "disk_available_mb": 9000,
+        "capsules_running": 3, "capsules_paused": 1});
+    let (status, v) = post_json(&ts, &hb, Some(jwt), json!({"load": load})).await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = post_json(&ts, &hb, Some(jwt), json!({"load": {"cpu_pct": "high"}})).await;
+    assert_eq!(status, 400, "{v}");
+    let row = admin.get(&format!("/v1/hosts/{id}")).send().await.json();
+    assert_eq!(row["load"]["capsules_running"], 3, "{row}");
+    assert_eq!(row["load"]["mem_available_mb"], 1024, "{row}");
+    assert!(row["load"]["sampled_at"].is_string(), "{row}");
+    // A beat without a load keeps the last one.
+    let (status, _) = post_json(&ts, &hb, Some(jwt), json!({})).await;
+    assert_eq!(status, 200);
+    let row = admin.get(&format!("/v1/hosts/{id}")).send().await.json();
+    assert_eq!(row["load"]["cpu_pct"], 12.5, "{row}");
     let (status, _) = post_json(&ts, &hb, None, json!({})).await;
     assert_eq!(status, 401);
     // Another host's id with this host's token: 403.

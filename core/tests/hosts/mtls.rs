@@ -269,6 +269,33 @@ async fn pool_reaches_a_registered_agent_over_mtls_and_reconciles() {
     assert_eq!(row["status"], "online");
     assert_eq!(row["transport"], "mtls");
 
+    // Its heartbeats carry the host's load, read from this machine.
+    let t = std::time::Instant::now();
+    let load = loop {
+        let row = admin.get(&format!("/v1/hosts/{wire}")).send().await.json();
+        if row["load"].is_object() {
+            break row["load"].clone();
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no load reported: {row}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mem_total = load["mem_total_mb"].as_u64().unwrap();
+    let meminfo_total = std::fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024;
+    assert_eq!(mem_total, meminfo_total, "{load}");
+    let mem_available = load["mem_available_mb"].as_u64().unwrap();
+    assert!(mem_available > 0 && mem_available <= mem_total, "{load}");
+    assert!(load["disk_total_mb"].as_u64().unwrap() >= load["disk_available_mb"].as_u64().unwrap());
+    let cpu = load["cpu_pct"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&cpu), "{load}");
+    assert_eq!(load["capsules_running"], 0, "{load}");
+    assert!(load["sampled_at"].is_string(), "{load}");
+
     // A repeated call reuses the cached channel.
     let t = std::time::Instant::now();
     let mut client = hosts.pool.client(host_id).await.unwrap();

@@ -47,6 +47,22 @@ function capacity(host: Host): Node {
   return document.createTextNode(parts.join(" · "));
 }
 
+/** What the agent last reported: CPU, memory and disk in use, capsules by state. */
+function loadCell(host: Host): Node {
+  const l = host.load;
+  if (!l) return h("span", { class: "muted" }, "not reported yet");
+  const used = (total: number, available: number) => `${memory(Math.max(0, total - available))} of ${memory(total)}`;
+  return h(
+    "ul",
+    { class: "plain caps host-load" },
+    h("li", null, `CPU ${l.cpu_pct.toFixed(0)}% · load ${l.load_avg_1m.toFixed(2)}`),
+    h("li", null, `memory ${used(l.mem_total_mb, l.mem_available_mb)}`),
+    h("li", null, `disk ${used(l.disk_total_mb, l.disk_available_mb)}`),
+    h("li", null, `${l.capsules_running} running · ${l.capsules_paused} paused`),
+    h("li", { class: "muted small-text" }, "as of ", time(l.sampled_at)),
+  );
+}
+
 function teamLabel(app: App, teamId: string | null): string {
   if (!teamId) return "";
   return app.teams.find((t) => t.id === teamId)?.name ?? teamId;
@@ -79,7 +95,7 @@ export const hostsPage: Page = {
       h(
         "thead",
         null,
-        h("tr", null, ["Host", "Status", "Address", "Capacity", "Capabilities", "Capsules", "Tags", ""].map((c) => h("th", { scope: "col" }, c))),
+        h("tr", null, ["Host", "Status", "Address", "Capacity", "Load", "Capabilities", "Capsules", "Tags", ""].map((c) => h("th", { scope: "col" }, c))),
       ),
       tbody,
     );
@@ -316,6 +332,7 @@ export const hostsPage: Page = {
           host.transport ? h("div", { class: "muted small-text" }, host.transport) : null,
         ),
         h("td", null, capacity(host), host.agent_version ? h("div", { class: "muted small-text" }, `agent ${host.agent_version}`) : null),
+        h("td", null, loadCell(host)),
         h("td", null, capabilityList(host.capabilities)),
         capsuleCount(host),
         tagsCell(host),

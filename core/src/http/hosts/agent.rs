@@ -90,11 +90,18 @@ pub async fn heartbeat(
         }
         _ => None,
     };
+    let load = body
+        .load
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(|e| ApiError::invalid(format!("invalid heartbeat load: {e}")))?;
     let previous = db::heartbeat(
         ctx.db(),
         host_id,
         body.agent_version.as_deref(),
         capabilities.as_ref(),
+        load.as_ref(),
     )
     .await?
     .ok_or_else(|| ApiError::not_found("host_not_found", "host not found or deleted"))?;
