@@ -81,25 +81,25 @@ describe("a capsule's page in Chromium against wrenn-cp and a gVisor capsule", {
     await page.locator("#terminal-open").click();
     await page.locator("#terminal-state", { hasText: "Connected" }).waitFor();
     await typeLine("echo wrenn-$((6*7))");
-    await terminalShows(/^wrenn-42$/m);
+    await terminalShows(/^wrenn-42\s*$/m);
 
     // The PTY has the terminal's size, and follows the window.
     await typeLine('echo "size=$(stty size)"');
-    const [, rows1, cols1] = await terminalShows(/^size=(\d+) (\d+)$/m);
+    const [, rows1, cols1] = await terminalShows(/^size=(\d+)\s(\d+)\s*$/m);
     await page.setViewportSize({ width: 760, height: 900 });
     await typeLine("clear; echo \"size2=$(stty size)\"");
-    const [, , cols2] = await terminalShows(/^size2=(\d+) (\d+)$/m);
+    const [, , cols2] = await terminalShows(/^size2=(\d+)\s(\d+)\s*$/m);
     assert.ok(Number(rows1) > 5, `rows ${rows1}`);
     assert.notEqual(cols2, cols1, `the PTY kept ${cols1} columns after the window narrowed`);
 
     // State kept in the shell proves the reload re-attached instead of starting a new one.
     await typeLine("MARK=kept-$((40+2)); echo set-$MARK");
-    await terminalShows(/^set-kept-42$/m);
+    await terminalShows(/^set-kept-42\s*$/m);
     await page.reload();
     await page.getByRole("heading", { name: id, level: 1 }).waitFor();
     await page.locator("#terminal-state", { hasText: "Re-attached" }).waitFor();
     await typeLine("echo again-$MARK");
-    await terminalShows(/^again-kept-42$/m);
+    await terminalShows(/^again-kept-42\s*$/m);
   });
 
   it("shows a pause made elsewhere without a reload, and re-attaches the shell after the resume", async () => {
@@ -117,7 +117,7 @@ describe("a capsule's page in Chromium against wrenn-cp and a gVisor capsule", {
     await status().filter({ hasText: "running" }).waitFor();
     await page.locator("#terminal-state", { hasText: "Re-attached" }).waitFor();
     await typeLine("echo after-resume-$MARK");
-    await terminalShows(/^after-resume-kept-42$/m);
+    await terminalShows(/^after-resume-kept-42\s*$/m);
   });
 
   it("ends the terminal session on request", async () => {
@@ -130,7 +130,7 @@ describe("a capsule's page in Chromium against wrenn-cp and a gVisor capsule", {
     await page.locator("#terminal-open").click();
     await page.locator("#terminal-state", { hasText: "Connected" }).waitFor();
     await typeLine("echo fresh-[$MARK]");
-    await terminalShows(/^fresh-\[\]$/m);
+    await terminalShows(/^fresh-\[\]\s*$/m);
   });
 
   it("browses, uploads, downloads, makes and deletes files", async () => {

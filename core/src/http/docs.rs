@@ -10,6 +10,9 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+#[cfg(test)]
+mod typescript;
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Wrenn control plane API", description = "Secure sandboxes for AI. Errors are `{\"error\":{\"code\",\"message\"}}`. Session requests that change state must send `X-CSRF-Token` equal to the `wrenn_csrf` cookie."),
@@ -69,4 +72,20 @@ async fn spec(State(ctx): State<App>) -> Json<utoipa::openapi::OpenApi> {
 
 async fn page() -> Html<&'static str> {
     Html(include_str!("docs.html"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dashboard_api_types_match_the_document() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../web/src/generated/api.ts");
+        let doc = serde_json::to_value(super::document("0")).unwrap();
+        let want = super::typescript::module(&doc);
+        if std::env::var_os("WRENN_REGENERATE").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(have, want, "{} is stale: regenerate it", path.display());
+    }
 }
