@@ -221,85 +221,23 @@ export interface SessionInfo {
   current: boolean;
 }
 
-export interface Capsule {
-  id: string;
-  status: string;
-  /** Why the capsule is in its state, e.g. `ttl_expired` for an auto-paused one. */
-  reason?: string;
-  template: string;
-  vcpus: number;
-  memory_mb: number;
-  timeout_sec: number;
-  guest_ip?: string | null;
-  host_ip?: string | null;
-  created_at: string;
-  started_at?: string | null;
-  last_active_at?: string | null;
-  last_updated?: string | null;
-  metadata?: Record<string, string | null | undefined>;
-}
-
-export interface Template {
-  id: string;
-  name: string;
-  type: "base" | "snapshot";
-  vcpus: number;
-  memory_mb: number;
-  size_bytes: number | null;
-  created_at: string;
-  platform: boolean;
-  metadata?: Record<string, unknown>;
-}
-
-export interface ExecResult {
-  sandbox_id: string;
-  cmd: string;
-  stdout: string;
-  stderr: string;
-  exit_code: number;
-  duration_ms: number;
-  encoding: "utf-8" | "base64";
-}
-
-/** An entry of `/files/list` (API.md, Files). */
-export interface FileEntry {
-  name: string;
-  path: string;
-  type: "file" | "directory" | "symlink";
-  size: number;
-  mode: number;
-  permissions: string;
-  owner: string;
-  group: string;
-  modified_at: number;
-  /** Empty unless a symlink. */
-  symlink_target: string;
-}
-
-/** A process of `GET /v1/capsules/{id}/processes`. */
-export interface ProcessInfo {
-  pid: number;
-  tag: string;
-  cmd: string;
-  args: string[];
-}
-
-/** One sample of `GET /v1/capsules/{id}/metrics`. */
-export interface MetricsPoint {
-  timestamp_unix: number;
-  cpu_pct: number;
-  mem_bytes: number;
-  disk_bytes: number;
-}
-
-export interface CapsuleMetrics {
-  sandbox_id: string;
-  range: string;
-  points: MetricsPoint[];
-}
-
-/** Notification providers (API.md, Events and notification channels). */
-export type Provider = "webhook" | "discord" | "slack" | "teams" | "googlechat" | "telegram" | "matrix";
+// Wire types generated from the control plane's OpenAPI document (src/generated/api.ts).
+import type {
+  AdminCapsule,
+  AdminTemplate,
+  Capsule,
+  CapsuleStatus,
+  ExecResult,
+  FileEntry,
+  MetricPoint,
+  Metrics as CapsuleMetrics,
+  ProcessInfo,
+  Provider,
+  Stats as TeamStats,
+  Template,
+  Usage as TeamUsage,
+} from "./generated/api";
+export type { AdminCapsule, AdminTemplate, Capsule, CapsuleMetrics, CapsuleStatus, ExecResult, FileEntry, MetricPoint, ProcessInfo, Provider, TeamStats, Template, TeamUsage };
 
 export interface Channel {
   id: string;
@@ -470,16 +408,4 @@ export interface AdminUser {
   team_count: number;
 }
 
-export interface AdminTemplate extends Template {
-  /** Platform base templates cannot be deleted (403 `template_reserved`). */
-  reserved: boolean;
-  team_id: string | null;
-  team_name: string | null;
-}
 
-export interface AdminCapsule extends Capsule {
-  team_id: string;
-  team_name: string | null;
-  host_id: string | null;
-  host_address: string | null;
-}

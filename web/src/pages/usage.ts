@@ -2,24 +2,11 @@
 // memory over a range (`GET /v1/capsules/stats`), and vCPU-minutes and MiB-minutes per day
 // (`GET /v1/capsules/usage`).
 
-import { api } from "../api";
+import { api, type TeamStats, type TeamUsage } from "../api";
 import type { Page } from "../app";
 import { chart, clockTime, dayTime } from "../charts";
 import { errorBox, h, mount } from "../dom";
 import { memory } from "../format";
-
-interface Stats {
-  range: string;
-  current: { running_count: number; vcpus_reserved: number; memory_mb_reserved: number; sampled_at: string };
-  peaks: { running_count: number; vcpus_reserved: number; memory_mb_reserved: number };
-  series: { labels: string[]; running: number[]; vcpus: number[]; memory_mb: number[] };
-}
-
-interface Usage {
-  from: string;
-  to: string;
-  points: { date: string; cpu_minutes: number; ram_mb_minutes: number }[];
-}
 
 const STATS_RANGES = ["5m", "1h", "6h", "24h", "30d"] as const;
 const DAYS = [7, 30, 90] as const;
@@ -50,7 +37,7 @@ export const usagePage: Page = {
       window.clearTimeout(timer);
       const mine = ++generation;
       try {
-        const s = await api.get<Stats>(`/v1/capsules/stats?range=${encodeURIComponent(rangeSelect.value)}`);
+        const s = await api.get<TeamStats>(`/v1/capsules/stats?range=${encodeURIComponent(rangeSelect.value)}`);
         if (!live() || mine !== generation) return;
         statsErrors.clear();
         mount(
@@ -79,7 +66,7 @@ export const usagePage: Page = {
       const to = new Date();
       const from = new Date(to.getTime() - (Number(daysSelect.value) - 1) * 86_400_000);
       try {
-        const u = await api.get<Usage>(`/v1/capsules/usage?from=${isoDay(from)}&to=${isoDay(to)}`);
+        const u = await api.get<TeamUsage>(`/v1/capsules/usage?from=${isoDay(from)}&to=${isoDay(to)}`);
         if (!live()) return;
         usageErrors.clear();
         const times = u.points.map((p) => Math.floor(Date.parse(`${p.date}T00:00:00Z`) / 1000));

@@ -1,7 +1,7 @@
 // Charts of one capsule's CPU, memory and disk over the ranges the API keeps
 // (`GET /v1/capsules/{id}/metrics?range=`).
 
-import { api, seg, type CapsuleMetrics, type MetricsPoint } from "../../api";
+import { api, seg, type CapsuleMetrics, type MetricPoint } from "../../api";
 import { chart, clockTime } from "../../charts";
 import { errorBox, h, mount } from "../../dom";
 import { size } from "../../format";
@@ -28,7 +28,7 @@ export function metricsPanel(capsuleId: string, live: () => boolean) {
       const points = m?.points ?? [];
       empty.hidden = points.length > 0;
       const times = points.map((p) => p.timestamp_unix);
-      const series = (id: string, title: string, value: (p: MetricsPoint) => number, label: (v: number) => string, floor: number) =>
+      const series = (id: string, title: string, value: (p: MetricPoint) => number, label: (v: number) => string, floor: number) =>
         chart({ id, title, times, values: points.map(value), label, time: clockTime, floor });
       mount(
         charts,

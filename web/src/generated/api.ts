@@ -1,0 +1,636 @@
+// Generated from the control plane's OpenAPI document (core/src/http/docs.rs); do not
+// edit. Regenerate with `WRENN_REGENERATE=1 cargo test -p wrenn-core --lib dashboard_api_types`.
+
+/** A per-capsule access token for the port proxy. */
+export interface AccessToken {
+  expires_at: string;
+  /** Header to send it in (`X-Wrenn-Access-Token`); or use the `wrenn_token` query parameter. */
+  header: string;
+  token: string;
+}
+
+export interface AddMember {
+  /** Email of an existing, active user. */
+  email: string;
+}
+
+/** A capsule of any team, with where it runs. */
+export type AdminCapsule = Capsule & {
+  host_address?: string | null;
+  /** `host_…`; null before placement. */
+  host_id?: string | null;
+  /** `tm_…` */
+  team_id: string;
+  team_name?: string | null;
+};
+
+/** A team with what it holds now. */
+export interface AdminTeam {
+  created_at: string;
+  /** Set once the team is soft-deleted. */
+  deleted_at?: string | null;
+  /** The team's BYOC hosts (not deleted). */
+  host_count: number;
+  /** `tm_…` */
+  id: string;
+  /** BYOC teams' capsules land only on their own hosts. */
+  is_byoc: boolean;
+  member_count: number;
+  memory_mb_in_use: number;
+  name: string;
+  paused_capsules: number;
+  running_capsules: number;
+  /** vCPUs and memory reserved by the team's live capsules. */
+  vcpus_in_use: number;
+}
+
+/** A template of any team, or of the platform. */
+export interface AdminTemplate {
+  created_at: string;
+  /** `tpl_…` */
+  id: string;
+  /** Capsules created from it that are not stopped. */
+  live_capsules: number;
+  memory_mb: number;
+  name: string;
+  /** Owned by the platform (visible to every team). */
+  platform: boolean;
+  /** A platform base template: it cannot be deleted. */
+  reserved: boolean;
+  size_bytes: number;
+  /** `tm_…` of the owner (the platform team's id for platform templates). */
+  team_id: string;
+  team_name?: string | null;
+  /** `base` or `snapshot`. */
+  type: string;
+  vcpus: number;
+}
+
+/** A user as the platform admin sees it. */
+export interface AdminUser {
+  created_at: string;
+  /** Disabled by an admin: cannot log in, has no sessions. */
+  disabled: boolean;
+  email: string;
+  /** `usr_…` */
+  id: string;
+  /** Email activation done. */
+  is_active: boolean;
+  is_admin: boolean;
+  name: string;
+  /** Teams it belongs to (not deleted). */
+  team_count: number;
+}
+
+/** An API key (never its secret, except `key` once at creation). */
+export interface ApiKeyView {
+  created_at: string;
+  /** `usr_` id of the creator (null once that user is purged). */
+  created_by?: string | null;
+  id: string;
+  /** The first 10 characters of the key, e.g. `wrn_1a2b3c`. */
+  key_prefix: string;
+  last_used?: string | null;
+  name: string;
+  team_id: string;
+}
+
+/** The credentials behind a request. */
+export interface AuthInfo {
+  /** The API key's id (API keys only). */
+  key_id?: string | null;
+  /** The session's role in `team_id` (sessions only). */
+  role?: string | null;
+  team_id: string;
+  /** `session` or `api_key`. */
+  type: string;
+}
+
+/** Background start. */
+export interface BackgroundStarted {
+  cmd: string;
+  pid: number;
+  sandbox_id: string;
+  tag: string;
+}
+
+/** A capsule. */
+export interface Capsule {
+  created_at: string;
+  /** Disk size in MiB: what the capsule can write (a full disk is ENOSPC inside). */
+  disk_mb: number;
+  guest_ip: string;
+  host_ip: string;
+  /** `sb_` + 25 base36 digits. */
+  id: string;
+  last_active_at?: string | null;
+  last_updated: string;
+  memory_mb: number;
+  metadata: CapsuleMetadata;
+  /** Egress policy. */
+  network: NetworkPolicy;
+  /**
+   * Why the capsule is in its status (error text, `ttl_expired`, ...); empty when nothing
+   * to say.
+   */
+  reason?: string;
+  started_at?: string | null;
+  status: CapsuleStatus;
+  /** Template name. */
+  template: string;
+  timeout_sec: number;
+  vcpus: number;
+}
+
+/** Runtime details reported by the agent. */
+export interface CapsuleMetadata {
+  agent_version?: string;
+  envd_version?: string;
+  kernel_version?: string;
+  runtime?: string;
+  runtime_version?: string;
+}
+
+/** Where a capsule is in its life. */
+export type CapsuleStatus = "pending" | "starting" | "running" | "pausing" | "paused" | "resuming" | "snapshotting" | "stopping" | "stopped" | "missing" | "error";
+
+export interface ChangePassword {
+  current_password: string;
+  new_password: string;
+}
+
+/** A channel (never its secrets). */
+export interface ChannelView {
+  /** The provider's non-secret settings (`url_host`, `chat_id`, `room_id`, `formatter`, ...). */
+  config: Record<string, unknown>;
+  created_at: string;
+  created_by?: string | null;
+  enabled: boolean;
+  /** Subscribed event types; success and error outcomes both arrive. */
+  events: string[];
+  id: string;
+  name: string;
+  provider: Provider;
+  team_id: string;
+  updated_at: string;
+}
+
+/**
+ * A channel with its webhook signing secret: only in the response that creates it or
+ * rotates it.
+ */
+export type ChannelWithSecret = ChannelView & {
+  /** Webhook channels only: the HMAC-SHA256 key of `X-WRENN-SIGNATURE`. Shown once. */
+  signing_secret?: string | null;
+};
+
+export interface ConfirmReset {
+  new_password: string;
+  token: string;
+}
+
+export interface CreateApiKey {
+  /** 1–100 characters. */
+  name: string;
+}
+
+/** `POST /v1/capsules`. */
+export interface CreateCapsule {
+  /**
+   * Disk size in MiB, 64 to 1048576; default the control plane's `WRENN_DEFAULT_DISK_MB`
+   * (2048). Filling it gives the writer ENOSPC; the capsule lives on.
+   */
+  disk_mb?: number | null;
+  /** Default 512. */
+  memory_mb?: number | null;
+  network?: null | NetworkPolicy;
+  /**
+   * Template name; omitted → the configured default base template. `minimal` is an alias of
+   * the default. Snapshot templates force their own vcpus and memory.
+   */
+  template?: string | null;
+  /** Auto-pause after this many seconds without activity; 0 (default) disables. */
+  timeout_sec?: number | null;
+  /** Default 1. */
+  vcpus?: number | null;
+}
+
+export interface CreateChannel {
+  /**
+   * Per provider: webhook, discord, slack, teams, googlechat `{url}`; telegram
+   * `{bot_token, chat_id, api_url?}`; matrix `{homeserver_url, room_id, access_token}`;
+   * chat providers also take `formatter`.
+   */
+  config: Record<string, unknown>;
+  /** At least one of the subscribable event types. */
+  events: string[];
+  /** 1–100 characters. */
+  name: string;
+  /** `webhook`, `discord`, `slack`, `teams`, `googlechat`, `telegram` or `matrix`. */
+  provider: string;
+}
+
+export interface CreateSnapshot {
+  /** Default `template-` + 8 hex; must match `^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`. */
+  name?: string | null;
+  /** The capsule (`sb_…`), running or paused. */
+  sandbox_id: string;
+}
+
+/** A created key: the only response that ever contains the plaintext `key`. */
+export type CreatedApiKey = ApiKeyView & {
+  key: string;
+};
+
+export interface DeleteMe {
+  /** Must equal the account's email. */
+  confirmation: string;
+}
+
+/** One delivery attempt. */
+export interface DeliveryView {
+  attempt: number;
+  created_at: string;
+  /** `X-Wrenn-Delivery` of this attempt. */
+  delivery_id: string;
+  error: string;
+  event: string;
+  /** The stream entry id of the event (the same for every attempt at it). */
+  event_id: string;
+  http_status?: number | null;
+  id: number;
+  latency_ms: number;
+  /** `delivered`, `failed` (a retry follows) or `dropped` (the last attempt failed). */
+  status: string;
+}
+
+export interface EntryResponse {
+  entry: FileEntry;
+}
+
+export interface ErrorBody {
+  /** snake_case machine-readable code. */
+  code: string;
+  /** Human-readable text (never internal detail). */
+  message: string;
+}
+
+/** The error envelope every failure uses. */
+export interface ErrorEnvelope {
+  error: ErrorBody;
+}
+
+/** `POST /v1/capsules/{id}/exec`. */
+export interface ExecRequest {
+  args?: string[];
+  background?: boolean;
+  cmd: string;
+  cwd?: string | null;
+  envs?: Record<string, string>;
+  /** Background only; default `proc-` + 8 hex digits. */
+  tag?: string | null;
+  /** Foreground only; default 30. */
+  timeout_sec?: number | null;
+  /** User to run as (default root). */
+  user?: string | null;
+}
+
+/**
+ * Foreground result. `encoding` is `utf-8`, or `base64` for both streams when either is not
+ * valid UTF-8.
+ */
+export interface ExecResult {
+  cmd: string;
+  duration_ms: number;
+  encoding: string;
+  exit_code: number;
+  sandbox_id: string;
+  stderr: string;
+  stdout: string;
+}
+
+/** An entry of a directory listing. */
+export interface FileEntry {
+  group: string;
+  mode: number;
+  /** Unix seconds. */
+  modified_at: number;
+  name: string;
+  owner: string;
+  path: string;
+  /** e.g. `-rwxr-xr-x`. */
+  permissions: string;
+  size: number;
+  symlink_target: string;
+  /** `file`, `directory` or `symlink`. */
+  type: string;
+}
+
+export interface FileList {
+  entries: FileEntry[];
+}
+
+/** What the registry knows of one formatter directory. */
+export interface FormatterStatus {
+  /** Why it is not loaded (empty when loaded). */
+  error: string;
+  loaded_at?: string | null;
+  /** The manifest's name (the directory name when the manifest could not be read). */
+  name: string;
+  /** Its directory. */
+  path: string;
+  providers: string[];
+  /** `loaded` or `error`. */
+  status: string;
+  version: string;
+  /** The WIT world version it was built against. */
+  world: string;
+}
+
+export interface Health {
+  /** `ok` when the database answers, `degraded` otherwise. */
+  status: string;
+  version: string;
+}
+
+export interface ListRequest {
+  /** How deep to descend (default 1: the directory's own entries). */
+  depth?: number | null;
+  path: string;
+}
+
+export interface LoginRequest {
+  email: string;
+  password: string;
+}
+
+/** A member of a team. */
+export interface MemberView {
+  email: string;
+  id: string;
+  joined_at: string;
+  name: string;
+  role: string;
+}
+
+/** A message-only response. */
+export interface Message {
+  message: string;
+}
+
+/** A metric point as the API shows it. */
+export interface MetricPoint {
+  cpu_pct: number;
+  disk_bytes: number;
+  mem_bytes: number;
+  timestamp_unix: number;
+}
+
+/** `GET /v1/capsules/{id}/metrics`. */
+export interface Metrics {
+  points: MetricPoint[];
+  range: string;
+  sandbox_id: string;
+}
+
+/** Egress mode of a capsule. */
+export type NetworkMode = "allow_all" | "deny_all" | "allow_list";
+
+/**
+ * Egress policy of a capsule, enforced on its host (never inside the capsule). The
+ * link-local range 169.254.0.0/16 (cloud metadata), the host's own addresses and other
+ * capsules are unreachable whatever the mode. Body of `PATCH /v1/capsules/{id}/network`.
+ */
+export interface NetworkPolicy {
+  /**
+   * `allow_list` only: IPv4 CIDRs (`10.0.0.0/8`), addresses or host names; names are
+   * resolved on the capsule's host when the policy is set.
+   */
+  allow?: string[];
+  mode?: NetworkMode;
+}
+
+export interface PathRequest {
+  path: string;
+}
+
+/** A process in the capsule. */
+export interface ProcessInfo {
+  args: string[];
+  cmd: string;
+  pid: number;
+  tag: string;
+}
+
+/** `GET /v1/capsules/{id}/processes`. */
+export interface ProcessList {
+  processes: ProcessInfo[];
+}
+
+/** A user's profile. */
+export interface Profile {
+  auth?: null | AuthInfo;
+  email: string;
+  has_password: boolean;
+  id: string;
+  is_admin: boolean;
+  name: string;
+  /** Linked OAuth providers, e.g. `["github"]`. */
+  providers: string[];
+}
+
+/** A notification provider. */
+export type Provider = "webhook" | "discord" | "slack" | "teams" | "googlechat" | "telegram" | "matrix";
+
+export interface ReplaceConfig {
+  /** The whole new config, validated as on create. */
+  config: Record<string, unknown>;
+  /** Webhook channels: issue a new signing secret (returned once). Default false: keep it. */
+  rotate_secret?: boolean;
+}
+
+export interface ResetRequest {
+  email: string;
+}
+
+/** A session was issued: cookies `wrenn_sid` and `wrenn_csrf` are set. */
+export interface SessionStarted {
+  /** Same value as the `wrenn_csrf` cookie; send it as `X-CSRF-Token`. */
+  csrf_token: string;
+  expires_at: string;
+  /** The team the session acts in. */
+  team_id: string;
+  user: Profile;
+}
+
+/** One of your sessions. */
+export interface SessionView {
+  created_at: string;
+  /** True for the session making this request. */
+  current: boolean;
+  expires_at: string;
+  id: string;
+  ip?: string | null;
+  last_seen_at: string;
+  team_id: string;
+  user_agent?: string | null;
+}
+
+export interface SetRole {
+  /** `admin` or `member` (ownership cannot be granted or taken here). */
+  role: string;
+}
+
+export interface SignupRequest {
+  email: string;
+  /** At most 100 characters. */
+  name: string;
+  /** At least 8 characters. */
+  password: string;
+}
+
+/** `GET /v1/capsules/stats`. */
+export interface Stats {
+  current: StatsCurrent;
+  peaks: StatsPeaks;
+  range: string;
+  series: StatsSeries;
+}
+
+/** What a team holds right now. */
+export interface StatsCurrent {
+  memory_mb_reserved: number;
+  running_count: number;
+  sampled_at: string;
+  vcpus_reserved: number;
+}
+
+/** Highest values over the range. */
+export interface StatsPeaks {
+  memory_mb_reserved: number;
+  running_count: number;
+  vcpus_reserved: number;
+}
+
+/** Time series over the range (at most [`MAX_POINTS`] buckets, each its maximum). */
+export interface StatsSeries {
+  /** RFC 3339 bucket start times. */
+  labels: string[];
+  memory_mb: number[];
+  running: number[];
+  vcpus: number[];
+}
+
+export interface SwitchTeamRequest {
+  team_id: string;
+}
+
+/** A team and its members. */
+export interface TeamDetail {
+  members: MemberView[];
+  team: TeamView;
+}
+
+export interface TeamName {
+  name: string;
+}
+
+/** `PATCH /v1/teams/{id}`: a new name and/or settings; absent fields are kept. */
+export interface TeamUpdate {
+  /** Let the port proxy resume a paused capsule instead of answering 409. */
+  auto_resume?: boolean | null;
+  name?: string | null;
+}
+
+/** A team as seen by one of its members. */
+export interface TeamView {
+  /** Whether the port proxy resumes a paused capsule instead of answering 409. */
+  auto_resume: boolean;
+  created_at: string;
+  id: string;
+  is_byoc: boolean;
+  name: string;
+  /** The caller's role (owner, admin or member); absent for API keys. */
+  role?: string | null;
+}
+
+/** A template (base or snapshot). */
+export interface Template {
+  created_at: string;
+  /** `tpl_` + 25 base36 digits. */
+  id: string;
+  memory_mb: number;
+  metadata: unknown;
+  name: string;
+  /** Owned by the platform (visible to every team, undeletable). */
+  platform: boolean;
+  size_bytes: number;
+  /** `base` or `snapshot`. */
+  type: string;
+  vcpus: number;
+}
+
+export interface TestChannel {
+  config: Record<string, unknown>;
+  /** Display name used in the message (default "test"). */
+  name?: string | null;
+  provider: string;
+}
+
+/** The outcome of a test send. */
+export interface TestResult {
+  /** Whether the receiver answered 2xx. */
+  delivered: boolean;
+  /** Why the send failed (empty when delivered). */
+  error: string;
+  /** The receiver's HTTP status, when it answered. */
+  http_status?: number | null;
+  latency_ms: number;
+}
+
+export interface TokenRequest {
+  token: string;
+}
+
+export interface UpdateChannel {
+  enabled?: boolean | null;
+  events?: string[] | null;
+  name?: string | null;
+}
+
+export interface UpdateMe {
+  /** New display name (1–100 characters). */
+  name: string;
+}
+
+/** `GET /v1/capsules/usage`. */
+export interface Usage {
+  from: string;
+  points: UsagePoint[];
+  to: string;
+}
+
+/** One day of `GET /v1/capsules/usage`. */
+export interface UsagePoint {
+  cpu_minutes: number;
+  /** `YYYY-MM-DD` (UTC). */
+  date: string;
+  ram_mb_minutes: number;
+}
+
+/** A user found by search. */
+export interface UserSummary {
+  email: string;
+  id: string;
+  name: string;
+}
+
+export interface UserUpdate {
+  /**
+   * Disable (the user's sessions end at once; login answers 403 `account_disabled`) or
+   * enable again.
+   */
+  disabled?: boolean | null;
+  /** Grant or revoke platform admin. */
+  is_admin?: boolean | null;
+}
