@@ -36,7 +36,8 @@ export function processesPanel(app: App, capsuleId: string, live: () => boolean)
       tbody,
       list.map((p) => {
         const buttons = (["SIGTERM", "SIGKILL"] as const).map((signal) => {
-          const b = h("button", { type: "button", class: `${signal === "SIGKILL" ? "danger" : "secondary"} small`, "aria-label": `${signal} ${p.pid}` }, signal === "SIGKILL" ? "Kill" : "Terminate");
+          const label = signal === "SIGKILL" ? "Kill" : "Terminate";
+          const b = h("button", { type: "button", class: `${signal === "SIGKILL" ? "danger" : "secondary"} small`, "aria-label": `${label} ${p.pid}`, title: `Send ${signal}` }, label);
           busy(
             b,
             async () => {
