@@ -78,8 +78,8 @@ async fn page() -> Html<&'static str> {
 mod tests {
     #[test]
     fn dashboard_api_types_match_the_document() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../web/src/generated/api.ts");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/src/generated/api.ts");
         let doc = serde_json::to_value(super::document("0")).unwrap();
         let want = super::typescript::module(&doc);
         if std::env::var_os("WRENN_REGENERATE").is_some() {

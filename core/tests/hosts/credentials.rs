@@ -74,7 +74,11 @@ async fn register_heartbeat_refresh_delete() {
     let (status, v) = post_json(&ts, &hb, Some(jwt), json!({"agent_version": "2.0"})).await;
     assert_eq!(status, 200, "{v}");
     let row = admin.get(&format!("/v1/hosts/{id}")).send().await.json();
-    assert_eq!(row["load"], Value::Null, "no load before the agent reports one");
+    assert_eq!(
+        row["load"],
+        Value::Null,
+        "no load before the agent reports one"
+    );
     // The host's load: shown with the time it arrived; a malformed one is refused and kept out.
     let load = json!({"cpu_pct": 12.5, "load_avg_1m": 0.4, "mem_total_mb": 4096,
         "mem_available_mb": 1024, "disk_total_mb": 10000, "disk_available_mb": 9000,

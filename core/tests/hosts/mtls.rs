@@ -276,7 +276,10 @@ async fn pool_reaches_a_registered_agent_over_mtls_and_reconciles() {
         if row["load"].is_object() {
             break row["load"].clone();
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "no load reported: {row}");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no load reported: {row}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let mem_total = load["mem_total_mb"].as_u64().unwrap();

@@ -23,7 +23,12 @@ pub fn module(doc: &Value) -> String {
             doc_comment(&mut out, "", text);
         }
         if is_object(schema) {
-            let _ = writeln!(out, "export interface {} {}", ident(name), object(schema, ""));
+            let _ = writeln!(
+                out,
+                "export interface {} {}",
+                ident(name),
+                object(schema, "")
+            );
         } else {
             let _ = writeln!(out, "export type {} = {};", ident(name), ty(schema, ""));
         }
@@ -32,7 +37,15 @@ pub fn module(doc: &Value) -> String {
 }
 
 fn ident(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn doc_comment(out: &mut String, indent: &str, text: &str) {
@@ -78,7 +91,11 @@ fn object(schema: &Value, indent: &str) -> String {
             } else {
                 format!("{name:?}")
             };
-            let optional = if required.contains(&name.as_str()) { "" } else { "?" };
+            let optional = if required.contains(&name.as_str()) {
+                ""
+            } else {
+                "?"
+            };
             let _ = writeln!(out, "{inner}{key}{optional}: {};", ty(prop, &inner));
         }
     }
@@ -112,13 +129,23 @@ fn ty(schema: &Value, indent: &str) -> String {
     if let Some(values) = schema["enum"].as_array() {
         return values
             .iter()
-            .map(|v| if v.is_null() { "null".to_string() } else { v.to_string() })
+            .map(|v| {
+                if v.is_null() {
+                    "null".to_string()
+                } else {
+                    v.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join(" | ");
     }
     let types = types_of(schema);
     if types.is_empty() {
-        return if is_object(schema) { object(schema, indent) } else { "unknown".into() };
+        return if is_object(schema) {
+            object(schema, indent)
+        } else {
+            "unknown".into()
+        };
     }
     let mut parts: Vec<String> = types
         .iter()
@@ -129,7 +156,11 @@ fn ty(schema: &Value, indent: &str) -> String {
             "null" => "null".to_string(),
             "array" => {
                 let item = ty(&schema["items"], indent);
-                if item.contains(' ') { format!("({item})[]") } else { format!("{item}[]") }
+                if item.contains(' ') {
+                    format!("({item})[]")
+                } else {
+                    format!("{item}[]")
+                }
             }
             "object" if is_object(schema) => object(schema, indent),
             "object" => match additional(schema) {
@@ -163,11 +194,20 @@ mod tests {
         }}});
         let text = module(&doc);
         assert!(text.contains("export type Kind = \"a\" | \"b\";"), "{text}");
-        assert!(text.contains("/** A thing. */\nexport interface Thing {\n"), "{text}");
+        assert!(
+            text.contains("/** A thing. */\nexport interface Thing {\n"),
+            "{text}"
+        );
         assert!(text.contains("  id: string;\n"), "{text}");
         assert!(text.contains("  tags: string[];\n"), "{text}");
-        assert!(text.contains("  /** Bytes. */\n  size?: number | null;\n"), "{text}");
+        assert!(
+            text.contains("  /** Bytes. */\n  size?: number | null;\n"),
+            "{text}"
+        );
         assert!(text.contains("  kind?: Kind;\n"), "{text}");
-        assert!(text.contains("  meta?: Record<string, string>;\n"), "{text}");
+        assert!(
+            text.contains("  meta?: Record<string, string>;\n"),
+            "{text}"
+        );
     }
 }
