@@ -91,6 +91,9 @@ pub struct Config {
     #[command(flatten)]
     pub hosts: crate::hosts::HostsArgs,
 
+    #[command(flatten)]
+    pub rate_limits: crate::ratelimit::RateLimits,
+
     /// Directory of the dashboard build; default: `web/dist` in the working directory or
     /// next to the binary, whichever holds an `index.html`.
     #[arg(long, env = "WRENN_WEB_DIR")]

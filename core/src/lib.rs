@@ -26,6 +26,7 @@
 //!   Telegram, Matrix): config validation and sealing, formatters, SSRF-safe delivery, the
 //!   `wrenn-channels-v1` dispatcher and its retry queue; [`formatters`]: chat formatters as
 //!   WebAssembly components loaded from `WRENN_FORMATTERS_DIR` at run time (wasmtime).
+//! - [`ratelimit`]: Redis-backed abuse limits (login, signup, password reset, API keys).
 //! - [`passwords`], [`tokens`] (one-time tokens hashed in Redis), [`mail`] (SMTP or the sink
 //!   directory), [`oauth`] (GitHub and the provider registry).
 //! - `test_support` (feature `test-support`, never in a release build): spawns a real server on
@@ -52,6 +53,7 @@ pub mod mail;
 pub mod metrics;
 pub mod oauth;
 pub mod passwords;
+pub mod ratelimit;
 pub mod server;
 pub mod sessions;
 pub mod teams;

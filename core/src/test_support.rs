@@ -139,6 +139,7 @@ pub fn test_config(
         },
         capsules: crate::capsules::settings::CapsuleSettings::default(),
         hosts: crate::hosts::HostsArgs::default(),
+        rate_limits: crate::ratelimit::RateLimits::generous(),
         web_dir: None,
         metrics_token: None,
         shutdown_drain_secs: 10,

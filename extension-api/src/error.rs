@@ -18,6 +18,8 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     pub message: Cow<'static, str>,
     cause: Option<String>,
+    /// Seconds for the `Retry-After` header (429 and 503 answers).
+    retry_after: Option<u64>,
 }
 
 /// Attached to error responses so the server's logging layer can report internal causes.
@@ -46,7 +48,29 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             cause: None,
+            retry_after: None,
         }
+    }
+
+    /// 429 with the given code, telling the client to retry after `retry_after_secs`
+    /// (the `Retry-After` header).
+    pub fn too_many_requests(
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+        retry_after_secs: u64,
+    ) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message).with_retry_after(retry_after_secs)
+    }
+
+    /// Adds a `Retry-After` header (seconds) to the answer.
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// The `Retry-After` seconds, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// 400 with the given code.
@@ -156,6 +180,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if let Some(cause) = self.cause {
             response.extensions_mut().insert(ErrorCause(cause));
         }

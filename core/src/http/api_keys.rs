@@ -1,6 +1,7 @@
 //! `/v1/api-keys`: team API keys (`wrn_` + 32 hex, SHA-256 at rest, first 10 chars shown).
 
 use crate::app::App;
+use crate::ratelimit::{self, Rule};
 use crate::db;
 use crate::sessions::sha256;
 use axum::extract::State;
@@ -91,7 +92,8 @@ fn require_role(role: Option<Role>) -> Result<Role, ApiError> {
 /// Create a key for the session's team (any member).
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorEnvelope),
-              (status = 409, body = ErrorEnvelope, description = "api_key_limit: 100 live keys per team")))]
+              (status = 409, body = ErrorEnvelope, description = "api_key_limit: 100 live keys per team"),
+              (status = 429, body = ErrorEnvelope, description = "rate_limited (keys created per user); Retry-After gives the seconds to wait")))]
 pub async fn create(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -105,6 +107,7 @@ pub async fn create(
             "name must be 1 to 100 characters",
         ));
     }
+    ratelimit::hit(&ctx, Rule::ApiKeysPerUser, Some(&s.user_id.to_string())).await?;
     if db::api_keys::count_for_team(ctx.db(), s.team_id).await? >= MAX_KEYS_PER_TEAM {
         return Err(ApiError::conflict(
             "api_key_limit",

@@ -2,6 +2,7 @@
 
 use crate::accounts;
 use crate::app::App;
+use crate::ratelimit::{self, Rule};
 use crate::db;
 use crate::http::me::{self, Profile};
 use crate::passwords::Passwords;
@@ -121,14 +122,17 @@ pub async fn session_started(
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 201, body = Message),
               (status = 400, body = super::views::ErrorEnvelope, description = "invalid_email, invalid_password, invalid_name, invalid_request"),
-              (status = 409, body = super::views::ErrorEnvelope, description = "email_taken or signup_cooldown")))]
+              (status = 409, body = super::views::ErrorEnvelope, description = "email_taken or signup_cooldown"),
+              (status = 429, body = super::views::ErrorEnvelope, description = "rate_limited (sign-ups per IP); Retry-After gives the seconds to wait")))]
 pub async fn signup(
     State(ctx): State<App>,
+    client: ClientInfo,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let email = validate_email(&req.email)?;
     let name = validate_name(&req.name)?;
     Passwords::validate(&req.password)?;
+    ratelimit::hit(&ctx, Rule::SignupPerIp, client.ip.as_deref()).await?;
     let core = &ctx;
     let created = (
         StatusCode::CREATED,
@@ -232,26 +236,34 @@ pub async fn activate(
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = SessionStarted),
               (status = 401, body = super::views::ErrorEnvelope, description = "invalid_credentials (unknown email, wrong password or deleted account alike)"),
-              (status = 403, body = super::views::ErrorEnvelope, description = "account_not_activated or account_disabled")))]
+              (status = 403, body = super::views::ErrorEnvelope, description = "account_not_activated or account_disabled"),
+              (status = 429, body = super::views::ErrorEnvelope, description = "rate_limited (attempts per IP, or failures per account); Retry-After gives the seconds to wait")))]
 pub async fn login(
     State(ctx): State<App>,
     client: ClientInfo,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let core = &ctx;
-    let user = db::users::find_by_email(ctx.db(), req.email.trim()).await?;
+    let email = req.email.trim();
+    ratelimit::hit(&ctx, Rule::LoginPerIp, client.ip.as_deref()).await?;
+    // Checked before the password, so guessing stops once the account's failures are used up.
+    ratelimit::check(&ctx, Rule::LoginFailuresPerAccount, email).await?;
+    let user = db::users::find_by_email(ctx.db(), email).await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let ok = core.passwords.verify(&req.password, hash).await?;
     let user = match user {
         Some(u) if ok && u.deleted_at.is_none() => u,
         _ => {
+            // Unknown emails count too: the answer must not tell them apart.
+            ratelimit::hit(&ctx, Rule::LoginFailuresPerAccount, Some(email)).await.ok();
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
                 "invalid email or password",
-            ))
+            ));
         }
     };
+    ratelimit::clear(&ctx, Rule::LoginFailuresPerAccount, email).await;
     if !user.is_active {
         return Err(ApiError::forbidden(
             "account_not_activated",

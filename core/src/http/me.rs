@@ -7,6 +7,7 @@
 
 use crate::accounts;
 use crate::app::App;
+use crate::ratelimit::{self, Rule};
 use crate::db;
 use crate::passwords::Passwords;
 use crate::tokens::{self, TokenKind};
@@ -257,15 +258,20 @@ pub struct ResetRequest {
     pub email: String,
 }
 
-/// Ask for a password-reset link. Always 204, whether or not the account exists.
+/// Ask for a password-reset link. Always 204, whether or not the account exists (the
+/// limits count addresses alike, existing or not).
 #[utoipa::path(post, path = "/v1/me/password/reset", tag = "me", request_body = ResetRequest,
-    responses((status = 204)))]
+    responses((status = 204),
+              (status = 429, body = ErrorEnvelope, description = "rate_limited (requests per IP or per email); Retry-After gives the seconds to wait")))]
 pub async fn request_reset(
     State(ctx): State<App>,
+    client: ClientInfo,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
-    // The lookup and the mail happen after the response, so timing reveals nothing either.
     let email = req.email.trim().to_string();
+    ratelimit::hit(&ctx, Rule::ResetPerIp, client.ip.as_deref()).await?;
+    ratelimit::hit(&ctx, Rule::ResetPerEmail, Some(&email)).await?;
+    // The lookup and the mail happen after the response, so timing reveals nothing either.
     let app = ctx.clone();
     ctx.spawn(async move {
         if let Err(e) = send_reset(&app, &email).await {
