@@ -255,7 +255,7 @@ pub async fn login(
         Some(u) if ok && u.deleted_at.is_none() => u,
         _ => {
             // Unknown emails count too: the answer must not tell them apart.
-            ratelimit::hit(&ctx, Rule::LoginFailuresPerAccount, Some(email)).await.ok();
+            let _ = ratelimit::hit(&ctx, Rule::LoginFailuresPerAccount, Some(email)).await;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
