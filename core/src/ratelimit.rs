@@ -25,7 +25,11 @@ pub struct RateLimits {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub window_secs: u64,
     /// Login attempts per client IP per window.
-    #[arg(long = "rate-login-per-ip", env = "WRENN_RATE_LOGIN_PER_IP", default_value_t = 50)]
+    #[arg(
+        long = "rate-login-per-ip",
+        env = "WRENN_RATE_LOGIN_PER_IP",
+        default_value_t = 50
+    )]
     pub login_per_ip: u32,
     /// Failed logins per account per window (then even the right password waits).
     #[arg(
@@ -35,16 +39,32 @@ pub struct RateLimits {
     )]
     pub login_failures_per_account: u32,
     /// Sign-ups per client IP per window.
-    #[arg(long = "rate-signup-per-ip", env = "WRENN_RATE_SIGNUP_PER_IP", default_value_t = 20)]
+    #[arg(
+        long = "rate-signup-per-ip",
+        env = "WRENN_RATE_SIGNUP_PER_IP",
+        default_value_t = 20
+    )]
     pub signup_per_ip: u32,
     /// Password-reset requests per client IP per window.
-    #[arg(long = "rate-reset-per-ip", env = "WRENN_RATE_RESET_PER_IP", default_value_t = 20)]
+    #[arg(
+        long = "rate-reset-per-ip",
+        env = "WRENN_RATE_RESET_PER_IP",
+        default_value_t = 20
+    )]
     pub reset_per_ip: u32,
     /// Password-reset requests per email address per window.
-    #[arg(long = "rate-reset-per-email", env = "WRENN_RATE_RESET_PER_EMAIL", default_value_t = 5)]
+    #[arg(
+        long = "rate-reset-per-email",
+        env = "WRENN_RATE_RESET_PER_EMAIL",
+        default_value_t = 5
+    )]
     pub reset_per_email: u32,
     /// API keys created per user per window.
-    #[arg(long = "rate-api-keys-per-user", env = "WRENN_RATE_API_KEYS_PER_USER", default_value_t = 30)]
+    #[arg(
+        long = "rate-api-keys-per-user",
+        env = "WRENN_RATE_API_KEYS_PER_USER",
+        default_value_t = 30
+    )]
     pub api_keys_per_user: u32,
 }
 
@@ -115,7 +135,11 @@ impl Rule {
 /// The Redis key of a rule's counter for `subject` (hashed: no email or address is stored).
 fn key(rule: Rule, subject: &str) -> String {
     let digest = Sha256::digest(subject.trim().to_lowercase().as_bytes());
-    format!("wrenn:ratelimit:{}:{}", rule.name(), hex::encode(&digest[..16]))
+    format!(
+        "wrenn:ratelimit:{}:{}",
+        rule.name(),
+        hex::encode(&digest[..16])
+    )
 }
 
 fn refused(retry_after_ms: i64) -> ApiError {

@@ -26,10 +26,9 @@ async fn server(window_secs: u64) -> TestServer {
 }
 
 async fn server_with(limits: RateLimits) -> TestServer {
-    TestServer::start_with(
-        cpserver::server::Builder::new().without_inventory(),
-        |c| c.rate_limits = limits,
-    )
+    TestServer::start_with(cpserver::server::Builder::new().without_inventory(), |c| {
+        c.rate_limits = limits
+    })
     .await
 }
 
@@ -72,7 +71,9 @@ async fn failed_logins_lock_the_account_not_the_ip_and_the_window_reopens() {
     assert_eq!(login("bob@example.com", PW).await.status, 200);
     // Unknown emails count like known ones (the answers do not tell them apart).
     for _ in 0..3 {
-        login("nobody@example.com", "x").await.assert_error(401, "invalid_credentials");
+        login("nobody@example.com", "x")
+            .await
+            .assert_error(401, "invalid_credentials");
     }
     assert_limited(&login("nobody@example.com", "x").await, 3);
 

@@ -1,8 +1,8 @@
 //! `/v1/api-keys`: team API keys (`wrn_` + 32 hex, SHA-256 at rest, first 10 chars shown).
 
 use crate::app::App;
-use crate::ratelimit::{self, Rule};
 use crate::db;
+use crate::ratelimit::{self, Rule};
 use crate::sessions::sha256;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -7,9 +7,9 @@
 
 use crate::accounts;
 use crate::app::App;
-use crate::ratelimit::{self, Rule};
 use crate::db;
 use crate::passwords::Passwords;
+use crate::ratelimit::{self, Rule};
 use crate::tokens::{self, TokenKind};
 use axum::extract::State;
 use axum::http::StatusCode;
