@@ -200,3 +200,29 @@ pub trait CapsuleService: Send + Sync + 'static {
         Err(not_provided("port tunnels"))
     }
 }
+
+/// Whether an HTTP header is hop-by-hop (RFC 9110 §7.6.1) and so must not be forwarded by a
+/// proxy to a capsule port ([`CapsuleService::open_port`]). On an upgrade (WebSocket)
+/// `connection` and `upgrade` are forwarded. Proxies also drop their own credential headers.
+pub fn is_hop_by_hop(name: &str, upgrade: bool) -> bool {
+    match name {
+        "connection" | "upgrade" => !upgrade,
+        "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod hop_by_hop_tests {
+    use super::is_hop_by_hop;
+
+    #[test]
+    fn hop_by_hop_headers_and_the_upgrade_exception() {
+        assert!(is_hop_by_hop("transfer-encoding", false));
+        assert!(is_hop_by_hop("connection", false));
+        assert!(!is_hop_by_hop("connection", true));
+        assert!(!is_hop_by_hop("upgrade", true));
+        assert!(is_hop_by_hop("te", true));
+        assert!(!is_hop_by_hop("content-type", false));
+    }
+}

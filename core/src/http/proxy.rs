@@ -171,25 +171,11 @@ async fn running(ctx: &App, row: db::CapsuleRow) -> Result<db::CapsuleRow, ApiEr
 /// How long a proxied request waits for another request's auto-resume.
 const AUTO_RESUME_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and Wrenn credentials, never forwarded.
+/// Everything but hop-by-hop headers and Wrenn's credentials is forwarded.
 fn forwardable(name: &header::HeaderName, upgrade: bool) -> bool {
     let n = name.as_str();
-    if upgrade && (n == "connection" || n == "upgrade") {
-        return true;
-    }
-    !matches!(
-        n,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "x-api-key"
-            | "x-wrenn-access-token"
-            | "x-csrf-token"
-    )
+    !wrenn_extension_api::capsules::is_hop_by_hop(n, upgrade)
+        && !matches!(n, "x-api-key" | "x-wrenn-access-token" | "x-csrf-token")
 }
 
 /// The Cookie header without Wrenn's own cookies.

@@ -154,27 +154,14 @@ fn envd_allowed<B>(req: &Request<B>, token: &str) -> bool {
     }
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and E2B credentials, never forwarded; `connection`
-/// and `upgrade` pass on an upgrade (WebSocket).
+/// Everything but hop-by-hop headers, `host` and E2B's credentials is forwarded.
 fn forwardable(name: &HeaderName, upgrade: bool) -> bool {
     let n = name.as_str();
-    if upgrade && (n == "connection" || n == "upgrade") {
-        return true;
-    }
-    !matches!(
-        n,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-            | "host"
-            | "x-api-key"
-            | ACCESS_TOKEN_HEADER
-            | TRAFFIC_TOKEN_HEADER
-    )
+    !wrenn_extension_api::capsules::is_hop_by_hop(n, upgrade)
+        && !matches!(
+            n,
+            "host" | "x-api-key" | ACCESS_TOKEN_HEADER | TRAFFIC_TOKEN_HEADER
+        )
 }
 
 /// Forwards a data-plane request; every failure is an E2B-shaped answer.
