@@ -745,9 +745,11 @@ impl Host {
                 "template {team}/{template} not found"
             )));
         }
-        if !dir.join("snapshot.json").exists() {
+        // Snapshot templates, and rootfs templates written by builds; never the platform's
+        // reserved base images (ids 0-1024).
+        if !dir.join("snapshot.json").exists() && is_reserved_base(team, template) {
             return Err(HostError::FailedPrecondition(format!(
-                "template {team}/{template} is not a snapshot"
+                "template {team}/{template} is a reserved base template"
             )));
         }
         remove_tree_atomically(&dir)
@@ -838,4 +840,10 @@ fn remove_tree_atomically(dir: &Path) -> std::io::Result<()> {
     let trash = dir.with_file_name(format!(".deleted-{name}-{}", std::process::id()));
     std::fs::rename(dir, &trash)?;
     std::fs::remove_dir_all(trash)
+}
+
+/// A platform base image (platform team, template id 0-1024): never deleted by an RPC.
+fn is_reserved_base(team: &str, template: &str) -> bool {
+    team.bytes().all(|b| b == b'0')
+        && u128::from_str_radix(template, 36).is_ok_and(|n| n <= 1024)
 }

@@ -89,6 +89,9 @@ pub struct Config {
     pub capsules: crate::capsules::settings::CapsuleSettings,
 
     #[command(flatten)]
+    pub builds: crate::builds::BuildSettings,
+
+    #[command(flatten)]
     pub hosts: crate::hosts::HostsArgs,
 
     #[command(flatten)]

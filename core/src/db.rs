@@ -48,6 +48,7 @@ macro_rules! sql_text_enum {
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
+pub mod builds;
 pub mod capsules;
 pub mod channels;
 pub mod extensions;

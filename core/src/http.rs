@@ -7,6 +7,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod builds;
 pub mod capsules;
 pub mod channels;
 pub mod dashboard;
@@ -53,6 +54,7 @@ pub fn api_router() -> Router<App> {
         .merge(exec::router())
         .merge(files::router())
         .merge(snapshots::router())
+        .merge(builds::router())
         .merge(hosts::router())
         .merge(audit::router())
         .merge(events::router())

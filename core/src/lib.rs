@@ -40,6 +40,7 @@
 pub mod accounts;
 pub mod app;
 pub mod audit;
+pub mod builds;
 pub mod capsules;
 pub mod channels;
 pub mod config;

@@ -346,14 +346,16 @@ impl Builder {
 
 /// Core's own background workers (one line each); extension workers start after these.
 fn core_workers(ctx: &App, config: &Config) -> Vec<BackgroundWorker> {
-    vec![
+    let mut workers = vec![
         accounts::purge_worker(ctx, config),
         crate::capsules::stats::sampler_worker(ctx),
         crate::capsules::metrics::flush_worker(ctx),
         crate::hosts::monitor::worker(ctx),
         crate::events::live::worker(ctx),
         crate::sessions::api_keys::revocation_worker(ctx),
-    ]
+    ];
+    workers.extend(crate::builds::queue::workers(ctx));
+    workers
 }
 
 fn spawn_worker(tracker: &TaskTracker, shutdown: &CancellationToken, worker: BackgroundWorker) {

@@ -138,6 +138,7 @@ pub fn test_config(
             memory_mb: 32,
         },
         capsules: crate::capsules::settings::CapsuleSettings::default(),
+        builds: crate::builds::BuildSettings::default(),
         hosts: crate::hosts::HostsArgs::default(),
         rate_limits: crate::ratelimit::RateLimits::generous(),
         web_dir: None,

@@ -171,11 +171,23 @@ pub(crate) fn public_message(e: &ApiError) -> String {
 pub async fn create(
     ctx: &App,
     principal: &Principal,
-    req: CreateCapsule,
+    mut req: CreateCapsule,
 ) -> Result<CapsuleRow, ApiError> {
     let started = std::time::Instant::now();
     let team_id = principal.team_id();
     let template = templates::resolve(ctx, team_id, req.template.as_deref()).await?;
+    // A built template's recipe (ENV, WORKDIR, USER) sets what its capsules start with; the
+    // request's own values win.
+    let defaults = crate::builds::runner::defaults_of(&template);
+    for (k, v) in defaults.env {
+        req.env_vars.entry(k).or_insert(v);
+    }
+    if req.default_user.is_none() {
+        req.default_user = defaults.user;
+    }
+    if req.default_workdir.is_none() {
+        req.default_workdir = defaults.workdir;
+    }
     let (vcpus, memory_mb) = if template.is_snapshot() {
         (template.vcpus as u32, template.memory_mb as u32)
     } else {
@@ -314,10 +326,11 @@ async fn start(
         )
         .await;
     };
-    // A snapshot template's state lives on the host that took it: forks go there.
-    let host_id = match (template.is_snapshot(), template.host_id) {
-        (true, Some(host)) => Ok(host),
-        _ => {
+    // A snapshot template's state, and a team's built rootfs, live on the host that wrote
+    // them: capsules of them go there.
+    let host_id = match template.host_id {
+        Some(host) => Ok(host),
+        None => {
             let needs = Requirements::new(vcpus, u64::from(memory_mb));
             let picked = crate::hosts::scheduler::pick_host(ctx, row.team_id, &needs).await;
             ctx.metrics.scheduled(match &picked {

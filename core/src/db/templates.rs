@@ -156,3 +156,114 @@ pub async fn delete(db: &sqlx::PgPool, template: &TemplateRow) -> sqlx::Result<(
         .await?;
     tx.commit().await
 }
+
+/// The template `team_id` owns under `name` (platform: the nil team).
+pub async fn find_owned(
+    db: impl PgExecutor<'_>,
+    team_id: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<TemplateRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM templates WHERE team_id = $1 AND name = $2"
+    ))
+    .bind(team_id)
+    .bind(name)
+    .fetch_optional(db)
+    .await
+}
+
+/// A template a build made (already written on `host_id`).
+#[derive(Debug, Clone)]
+pub struct NewBuilt {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub name: String,
+    /// `base` (a flattened rootfs) or `snapshot`.
+    pub kind: &'static str,
+    pub vcpus: i32,
+    pub memory_mb: i32,
+    pub size_bytes: i64,
+    pub base_template_id: Option<Uuid>,
+    pub source_capsule_id: Option<Uuid>,
+    pub host_id: Uuid,
+    pub metadata: serde_json::Value,
+}
+
+/// Why [`insert_built`] did not take the name.
+#[derive(Debug)]
+pub enum ReplaceError {
+    /// The template under that name still has live capsules.
+    InUse(i64),
+    /// A template not made by a build took the name meanwhile.
+    Taken,
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for ReplaceError {
+    fn from(e: sqlx::Error) -> Self {
+        ReplaceError::Db(e)
+    }
+}
+
+/// Enters a built template under its name, replacing the template an earlier build of the
+/// name made (unless capsules of it are still live). Answers the replaced row, whose files
+/// the caller removes from its host.
+pub async fn insert_built(
+    db: &sqlx::PgPool,
+    new: &NewBuilt,
+) -> Result<(TemplateRow, Option<TemplateRow>), ReplaceError> {
+    let mut tx = db.begin().await?;
+    let old: Option<TemplateRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM templates WHERE team_id = $1 AND name = $2 FOR UPDATE"
+    ))
+    .bind(new.team_id)
+    .bind(&new.name)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(old) = &old {
+        if old.metadata.get("build_id").is_none() {
+            return Err(ReplaceError::Taken);
+        }
+        let live = crate::db::builds::live_capsules_of(&mut *tx, old.id).await?;
+        if live > 0 {
+            return Err(ReplaceError::InUse(live));
+        }
+        // Stopped capsules keep their template name; the link moves to the base, as in
+        // `delete`.
+        if let Some(base) = old.base_template_id {
+            sqlx::query("UPDATE capsules SET template_id = $2 WHERE template_id = $1")
+                .bind(old.id)
+                .bind(base)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE templates SET base_template_id = NULL WHERE base_template_id = $1")
+            .bind(old.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM templates WHERE id = $1")
+            .bind(old.id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let row: TemplateRow = sqlx::query_as(&format!(
+        "INSERT INTO templates (id, team_id, name, type, vcpus, memory_mb, size_bytes, \
+         base_template_id, source_capsule_id, host_id, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
+    ))
+    .bind(new.id)
+    .bind(new.team_id)
+    .bind(&new.name)
+    .bind(new.kind)
+    .bind(new.vcpus)
+    .bind(new.memory_mb)
+    .bind(new.size_bytes)
+    .bind(new.base_template_id)
+    .bind(new.source_capsule_id)
+    .bind(new.host_id)
+    .bind(&new.metadata)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((row, old))
+}

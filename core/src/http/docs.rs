@@ -62,6 +62,7 @@ pub fn document(version: &str) -> utoipa::openapi::OpenApi {
     doc.merge(super::channels::ChannelsApi::openapi());
     doc.merge(super::formatters::FormattersApi::openapi());
     doc.merge(super::admin::AdminApi::openapi());
+    doc.merge(super::builds::BuildsApi::openapi());
     doc.info.version = version.to_string();
     doc
 }

@@ -85,7 +85,8 @@ pub async fn list(
 /// templates).
 #[utoipa::path(delete, path = "/v1/snapshots/{name}", tag = "snapshots",
     params(("name" = String, Path)),
-    responses((status = 204), (status = 403, description = "platform template"), (status = 404)))]
+    responses((status = 204), (status = 403, description = "platform template"), (status = 404),
+              (status = 409, description = "`template_in_use`: a base template with capsules not yet destroyed")))]
 pub async fn delete(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -99,6 +100,16 @@ pub async fn delete(
             "forbidden",
             "platform templates cannot be deleted",
         ));
+    }
+    // A base template's rootfs is the lower layer of every capsule made from it.
+    if !template.is_snapshot() {
+        let live = crate::db::builds::live_capsules_of(ctx.db(), template.id).await?;
+        if live > 0 {
+            return Err(ApiError::conflict(
+                "template_in_use",
+                format!("{live} capsule(s) of this template are not destroyed yet"),
+            ));
+        }
     }
     crate::capsules::snapshots::delete_snapshot(&ctx, &principal, template).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,0 +1,376 @@
+//! Template build rows, their uploaded files and their logs.
+
+use crate::builds::model::{BuildStatus, StepState};
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+/// A `template_builds` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BuildRow {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub template_team_id: Uuid,
+    pub name: String,
+    pub recipe: String,
+    pub recipe_hash: String,
+    pub from_template: String,
+    pub vcpus: i32,
+    pub memory_mb: i32,
+    pub status: BuildStatus,
+    pub steps: Json<Vec<StepState>>,
+    pub error: String,
+    pub template_id: Option<Uuid>,
+    pub template_type: Option<String>,
+    pub capsule_id: Option<Uuid>,
+    pub host_id: Option<Uuid>,
+    pub created_by_user: Option<Uuid>,
+    pub created_by_key: Option<Uuid>,
+    pub cancel_requested: bool,
+    pub log_bytes: i64,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, team_id, template_team_id, name, recipe, recipe_hash, from_template, \
+    vcpus, memory_mb, status, steps, error, template_id, template_type, capsule_id, host_id, \
+    created_by_user, created_by_key, cancel_requested, log_bytes, heartbeat_at, created_at, \
+    started_at, finished_at";
+
+/// What `insert` needs.
+#[derive(Debug, Clone)]
+pub struct NewBuild {
+    pub id: Uuid,
+    pub team_id: Uuid,
+    pub template_team_id: Uuid,
+    pub name: String,
+    pub recipe: String,
+    pub recipe_hash: String,
+    pub from_template: String,
+    pub vcpus: i32,
+    pub memory_mb: i32,
+    pub steps: Vec<StepState>,
+    pub created_by_user: Option<Uuid>,
+    pub created_by_key: Option<Uuid>,
+}
+
+/// Inserts a queued build and its files in one transaction. A unique violation means a
+/// build of the same template name is already queued or running.
+pub async fn insert(
+    db: &sqlx::PgPool,
+    new: &NewBuild,
+    files: &[(String, Vec<u8>)],
+) -> sqlx::Result<BuildRow> {
+    let mut tx = db.begin().await?;
+    let row: BuildRow = sqlx::query_as(&format!(
+        "INSERT INTO template_builds (id, team_id, template_team_id, name, recipe, recipe_hash, \
+         from_template, vcpus, memory_mb, steps, created_by_user, created_by_key) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {COLUMNS}"
+    ))
+    .bind(new.id)
+    .bind(new.team_id)
+    .bind(new.template_team_id)
+    .bind(&new.name)
+    .bind(&new.recipe)
+    .bind(&new.recipe_hash)
+    .bind(&new.from_template)
+    .bind(new.vcpus)
+    .bind(new.memory_mb)
+    .bind(Json(&new.steps))
+    .bind(new.created_by_user)
+    .bind(new.created_by_key)
+    .fetch_one(&mut *tx)
+    .await?;
+    for (path, content) in files {
+        sqlx::query(
+            "INSERT INTO template_build_files (build_id, path, content) VALUES ($1, $2, $3)",
+        )
+        .bind(new.id)
+        .bind(path)
+        .bind(content)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<BuildRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM template_builds WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// A build the team asked for.
+pub async fn get_for_team(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    team_id: Uuid,
+) -> sqlx::Result<Option<BuildRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM template_builds WHERE id = $1 AND team_id = $2"
+    ))
+    .bind(id)
+    .bind(team_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// One page of builds, newest first: the team's, or every team's when `team_id` is `None`.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    team_id: Option<Uuid>,
+    status: Option<BuildStatus>,
+    page: &crate::http::paging::Page,
+) -> sqlx::Result<Vec<BuildRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM template_builds \
+         WHERE ($1::UUID IS NULL OR team_id = $1) AND ($2::TEXT IS NULL OR status = $2) \
+         AND ($3::TIMESTAMPTZ IS NULL OR (created_at, id) < ($3, $4)) \
+         ORDER BY created_at DESC, id DESC LIMIT $5"
+    ))
+    .bind(team_id)
+    .bind(status)
+    .bind(page.after_time())
+    .bind(page.after_id())
+    .bind(page.fetch())
+    .fetch_all(db)
+    .await
+}
+
+/// The newest succeeded build of `name` with this hash whose template still exists.
+pub async fn reusable(
+    db: impl PgExecutor<'_>,
+    template_team_id: Uuid,
+    name: &str,
+    recipe_hash: &str,
+) -> sqlx::Result<Option<BuildRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM template_builds b WHERE template_team_id = $1 AND name = $2 \
+         AND recipe_hash = $3 AND status = 'succeeded' \
+         AND EXISTS (SELECT 1 FROM templates t WHERE t.id = b.template_id AND t.name = b.name \
+                     AND t.team_id = b.template_team_id) \
+         ORDER BY created_at DESC LIMIT 1"
+    ))
+    .bind(template_team_id)
+    .bind(name)
+    .bind(recipe_hash)
+    .fetch_optional(db)
+    .await
+}
+
+/// Moves a queued build to `running` for this worker; `None` if another worker (or a
+/// cancel) got there first.
+pub async fn claim(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<BuildRow>> {
+    sqlx::query_as(&format!(
+        "UPDATE template_builds SET status = 'running', started_at = now(), heartbeat_at = now() \
+         WHERE id = $1 AND status = 'queued' AND NOT cancel_requested RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Refreshes a running build's heartbeat; answers whether a cancel was asked for (and `None`
+/// when the build is no longer running).
+pub async fn heartbeat(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<bool>> {
+    let row: Option<(bool,)> = sqlx::query_as(
+        "UPDATE template_builds SET heartbeat_at = now() WHERE id = $1 AND status = 'running' \
+         RETURNING cancel_requested",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Records the build's capsule and host while it runs.
+pub async fn set_capsule(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    capsule_id: Uuid,
+    host_id: Option<Uuid>,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE template_builds SET capsule_id = $2, host_id = $3 WHERE id = $1")
+        .bind(id)
+        .bind(capsule_id)
+        .bind(host_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_steps(db: impl PgExecutor<'_>, id: Uuid, steps: &[StepState]) -> sqlx::Result<()> {
+    sqlx::query("UPDATE template_builds SET steps = $2 WHERE id = $1")
+        .bind(id)
+        .bind(Json(steps))
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends a running build.
+pub async fn finish(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    status: BuildStatus,
+    error: &str,
+    steps: &[StepState],
+    template: Option<(Uuid, &str)>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE template_builds SET status = $2, error = $3, steps = $4, template_id = $5, \
+         template_type = $6, finished_at = now() WHERE id = $1 AND status = 'running'",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(error)
+    .bind(Json(steps))
+    .bind(template.map(|t| t.0))
+    .bind(template.map(|t| t.1))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Asks for a cancel: a queued build is cancelled at once (`true`), a running one is flagged
+/// for its worker. `None` when the build has already finished.
+pub async fn request_cancel(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<bool>> {
+    let row: Option<(BuildStatus,)> = sqlx::query_as(
+        "UPDATE template_builds SET cancel_requested = true, \
+         status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END, \
+         error = CASE WHEN status = 'queued' THEN 'cancelled before it started' ELSE error END, \
+         finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END \
+         WHERE id = $1 AND status IN ('queued', 'running') RETURNING status",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| r.0 == BuildStatus::Cancelled))
+}
+
+/// Queued builds waiting longer than `secs` (their queue entry may have been lost).
+pub async fn queued_since(db: impl PgExecutor<'_>, secs: i64) -> sqlx::Result<Vec<Uuid>> {
+    let rows: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT id FROM template_builds WHERE status = 'queued' \
+         AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT 100",
+    )
+    .bind(secs as f64)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Running builds whose worker has not been heard from in `secs`.
+pub async fn stale(db: impl PgExecutor<'_>, secs: i64) -> sqlx::Result<Vec<BuildRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM template_builds WHERE status = 'running' \
+         AND heartbeat_at < now() - make_interval(secs => $1)"
+    ))
+    .bind(secs as f64)
+    .fetch_all(db)
+    .await
+}
+
+/// The build's uploaded files.
+pub async fn files(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Vec<(String, Vec<u8>)>> {
+    sqlx::query_as("SELECT path, content FROM template_build_files WHERE build_id = $1")
+        .bind(id)
+        .fetch_all(db)
+        .await
+}
+
+/// A `template_build_logs` row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LogRow {
+    pub seq: i64,
+    pub step: Option<i32>,
+    pub stream: String,
+    pub data: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Appends a log entry unless the build's log is already `max_bytes` long; answers whether
+/// it was stored.
+pub async fn append_log(
+    db: &sqlx::PgPool,
+    id: Uuid,
+    step: Option<i32>,
+    stream: &str,
+    data: &str,
+    max_bytes: i64,
+) -> sqlx::Result<bool> {
+    let mut tx = db.begin().await?;
+    let grown: Option<(i64,)> = sqlx::query_as(
+        "UPDATE template_builds SET log_bytes = log_bytes + $2 \
+         WHERE id = $1 AND log_bytes + $2 <= $3 RETURNING log_bytes",
+    )
+    .bind(id)
+    .bind(data.len() as i64)
+    .bind(max_bytes)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if grown.is_none() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO template_build_logs (build_id, step, stream, data) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(step)
+    .bind(stream)
+    .bind(data)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Log entries after `after`, in order, at most `limit`.
+pub async fn logs(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<LogRow>> {
+    sqlx::query_as(
+        "SELECT seq, step, stream, data, created_at FROM template_build_logs \
+         WHERE build_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(id)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Capsules not yet stopped that were created from `template_id`.
+pub async fn live_capsules_of(db: impl PgExecutor<'_>, template_id: Uuid) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM capsules WHERE template_id = $1 AND status <> ALL($2)",
+    )
+    .bind(template_id)
+    .bind(crate::capsules::CapsuleStatus::all_where(|s| !s.holds_resources()))
+    .fetch_one(db)
+    .await?;
+    Ok(n)
+}
+
+/// Records the id the build's template is about to be written under (so a sweep after a
+/// lost worker can remove its files); shown only once the build has succeeded.
+pub async fn set_planned_template(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    template_id: Uuid,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE template_builds SET template_id = $2 WHERE id = $1")
+        .bind(id)
+        .bind(template_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
