@@ -844,6 +844,5 @@ fn remove_tree_atomically(dir: &Path) -> std::io::Result<()> {
 
 /// A platform base image (platform team, template id 0-1024): never deleted by an RPC.
 fn is_reserved_base(team: &str, template: &str) -> bool {
-    team.bytes().all(|b| b == b'0')
-        && u128::from_str_radix(template, 36).is_ok_and(|n| n <= 1024)
+    team.bytes().all(|b| b == b'0') && u128::from_str_radix(template, 36).is_ok_and(|n| n <= 1024)
 }

@@ -33,7 +33,11 @@ use wrenn_extension_api::{ApiError, ApiKeyPrincipal, Principal, Role, SessionPri
 #[derive(Debug, Clone, Args)]
 pub struct BuildSettings {
     /// Builds one control plane runs at once (0: this control plane runs none).
-    #[arg(long = "build-workers", env = "WRENN_BUILD_WORKERS", default_value_t = 2)]
+    #[arg(
+        long = "build-workers",
+        env = "WRENN_BUILD_WORKERS",
+        default_value_t = 2
+    )]
     pub workers: usize,
     /// Longest a single RUN (or WORKDIR, USER, COPY) step may take, in seconds.
     #[arg(long = "build-step-timeout-secs", env = "WRENN_BUILD_STEP_TIMEOUT_SECS", default_value_t = 1800,
@@ -123,7 +127,10 @@ pub async fn submit(
             ));
         }
         if files.insert(f.path.clone(), content).is_some() {
-            return Err(ApiError::invalid(format!("file '{}' is given twice", f.path)));
+            return Err(ApiError::invalid(format!(
+                "file '{}' is given twice",
+                f.path
+            )));
         }
     }
     for step in &recipe.steps {
@@ -204,7 +211,12 @@ pub async fn submit(
         }
     }
 
-    let mut steps = vec![StepState::new(0, recipe.from_line, "FROM", recipe.from.clone())];
+    let mut steps = vec![StepState::new(
+        0,
+        recipe.from_line,
+        "FROM",
+        recipe.from.clone(),
+    )];
     for s in &recipe.steps {
         steps.push(StepState::new(
             steps.len(),

@@ -202,6 +202,7 @@ impl Processes {
         tag: Option<String>,
         pty: Option<(u16, u16)>,
         stdin: bool,
+        paced: bool,
         defaults: &CapsuleDefaults,
     ) -> Result<Arc<Process>, Status> {
         if config.cmd.is_empty() {
@@ -287,7 +288,7 @@ impl Processes {
             pid: spawned.pid,
             tag: tag.clone(),
             config,
-            output: Output::new(self.replay_buffer),
+            output: Output::new(self.replay_buffer).paced(paced),
             pty: pty_master,
             stdin: tokio::sync::Mutex::new(stdin_pipe),
             end: watch::Sender::new(None),
@@ -408,7 +409,10 @@ async fn copy_pipe(mut pipe: tokio::net::unix::pipe::Receiver, stream: Stream, p
         buf.reserve(READ_CHUNK);
         match pipe.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => process.output.push(stream, buf.split().freeze()),
+            Ok(_) => {
+                process.output.push(stream, buf.split().freeze());
+                process.output.room().await;
+            }
         }
     }
 }

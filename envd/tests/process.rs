@@ -170,6 +170,7 @@ async fn pty_shell_prompt_resize_and_ctrl_d() {
             size: Some(PtySize { cols: 80, rows: 24 }),
         }),
         stdin: false,
+        paced: false,
     };
     let mut stream = client.start(req).await.unwrap().into_inner();
     let mut out = Outcome::default();

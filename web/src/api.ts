@@ -225,19 +225,26 @@ export interface SessionInfo {
 import type {
   AdminCapsule,
   AdminTemplate,
+  Build,
+  BuildFile,
+  BuildStatus,
   Capsule,
   CapsuleStatus,
+  CreateBuild,
   ExecResult,
   FileEntry,
+  LogEntry,
   MetricPoint,
   Metrics as CapsuleMetrics,
   ProcessInfo,
   Provider,
   Stats as TeamStats,
+  StepState,
+  StepStatus,
   Template,
   Usage as TeamUsage,
 } from "./generated/api";
-export type { AdminCapsule, AdminTemplate, Capsule, CapsuleMetrics, CapsuleStatus, ExecResult, FileEntry, MetricPoint, ProcessInfo, Provider, TeamStats, Template, TeamUsage };
+export type { AdminCapsule, AdminTemplate, Build, BuildFile, BuildStatus, Capsule, CapsuleMetrics, CapsuleStatus, CreateBuild, ExecResult, FileEntry, LogEntry, MetricPoint, ProcessInfo, Provider, StepState, StepStatus, TeamStats, Template, TeamUsage };
 
 export interface Channel {
   id: string;
@@ -407,5 +414,6 @@ export interface AdminUser {
   created_at: string;
   team_count: number;
 }
+
 
 

@@ -8,6 +8,7 @@ import { describe, h, mount } from "./dom";
 import { activatePage, forgotPage, loginPage, resetPage, signupPage } from "./pages/auth";
 import { capsulePage, capsulesPage } from "./pages/capsules";
 import { snapshotsPage } from "./pages/snapshots";
+import { buildPage, buildsPage } from "./pages/builds";
 import { apiKeysPage } from "./pages/keys";
 import { channelsPage } from "./pages/channels";
 import { teamPage } from "./pages/team";
@@ -20,6 +21,7 @@ import { adminTeamsPage } from "./pages/admin/teams";
 import { adminUsersPage } from "./pages/admin/users";
 import { adminTemplatesPage } from "./pages/admin/templates";
 import { adminCapsulesPage } from "./pages/admin/capsules";
+import { adminBuildsPage } from "./pages/admin/builds";
 
 interface Route {
   pattern: RegExp;
@@ -46,6 +48,8 @@ const routes: Route[] = [
   route("/capsules", capsulesPage),
   route("/capsules/:id", capsulePage),
   route("/snapshots", snapshotsPage),
+  route("/builds", buildsPage),
+  route("/builds/:id", buildPage),
   route("/api-keys", apiKeysPage),
   route("/channels", channelsPage),
   route("/team", teamPage),
@@ -58,6 +62,7 @@ const routes: Route[] = [
   route("/admin/users", adminUsersPage),
   route("/admin/templates", adminTemplatesPage),
   route("/admin/capsules", adminCapsulesPage),
+  route("/admin/builds", adminBuildsPage),
 ];
 
 const notFoundPage: Page = {
@@ -150,6 +155,7 @@ function navEntries(): [string, string][] {
   return [
     ["/capsules", "Capsules"],
     ["/snapshots", "Snapshots"],
+    ["/builds", "Builds"],
     ["/api-keys", "API keys"],
     ["/channels", "Channels"],
     ["/team", "Team"],

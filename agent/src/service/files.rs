@@ -414,8 +414,26 @@ pub async fn remove(
     Ok(pb::RemovePathResponse {})
 }
 
+/// Archives `/` inside a capsule without the kernel file systems and the run-time
+/// directories (whose mount points are made again on the host), with nothing but POSIX sh and
+/// a plain `tar -c` (busybox's has no `--exclude`).
+const FLATTEN_SCRIPT: &str = "cd / && set -- && for e in * .[!.]* ..?*; do \
+    case \"$e\" in proc|sys|dev|tmp|run|'*'|'.[!.]*'|'..?*') ;; *) set -- \"$@\" \"./$e\" ;; esac; \
+    done && exec tar -cf - \"$@\"";
+
+/// Mount points and run-time directories a flattened rootfs gets back, with their modes.
+const FLATTEN_DIRS: [(&str, u32); 5] = [
+    ("proc", 0o555),
+    ("sys", 0o555),
+    ("dev", 0o755),
+    ("run", 0o755),
+    ("tmp", 0o1777),
+];
+
 /// Writes the capsule's whole filesystem (base plus its writes) as a new base template:
-/// `tar` runs inside the capsule and its output is unpacked on the host.
+/// `tar` runs inside the capsule and its output is unpacked on the host by GNU tar, which
+/// never writes through a member symlink nor outside the target (the archive is the
+/// capsule's, so untrusted).
 pub async fn flatten(
     svc: &AgentService,
     r: pb::FlattenRootfsRequest,
@@ -435,10 +453,7 @@ pub async fn flatten(
     let req = envd::StartRequest {
         process: Some(envd::ProcessConfig {
             cmd: "/bin/sh".into(),
-            args: vec![
-                "-c".into(),
-                "cd / && exec tar -cf - --exclude=./proc --exclude=./sys --exclude=./dev --exclude=./run/wrenn --exclude=./tmp .".into(),
-            ],
+            args: vec!["-c".into(), FLATTEN_SCRIPT.into()],
             envs: Default::default(),
             cwd: Some("/".into()),
             user: Some("root".into()),
@@ -446,6 +461,7 @@ pub async fn flatten(
         tag: None,
         pty: None,
         stdin: false,
+        paced: true,
     };
     let mut stream = envd
         .process()
@@ -507,6 +523,16 @@ pub async fn flatten(
         return Err(Status::internal(format!(
             "archiving the capsule failed (tar in capsule: {exit:?}, on host: {status})"
         )));
+    }
+    for (dir, mode) in FLATTEN_DIRS {
+        use std::os::unix::fs::PermissionsExt;
+        let path = rootfs.join(dir);
+        let made = std::fs::create_dir_all(&path)
+            .and_then(|_| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)));
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(Status::internal(format!("making /{dir}: {e}")));
+        }
     }
     std::fs::rename(&tmp, &dest).map_err(|e| Status::internal(e.to_string()))?;
     let out = tokio::process::Command::new("du")

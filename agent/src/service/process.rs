@@ -120,6 +120,7 @@ pub async fn exec(svc: &AgentService, r: pb::ExecRequest) -> Result<pb::ExecResp
         tag,
         pty: None,
         stdin: false,
+        paced: false,
     };
     let started = Instant::now();
     let timeout = Duration::from_secs(u64::from(if r.timeout_sec == 0 {
@@ -200,6 +201,7 @@ pub async fn exec_stream(
         tag,
         pty: None,
         stdin: false,
+        paced: false,
     };
     let stream = envd
         .process()
@@ -231,6 +233,7 @@ pub async fn start_background(
         tag: Some(tag.clone()),
         pty: None,
         stdin: false,
+        paced: false,
     };
     let mut stream = envd
         .process()
@@ -346,6 +349,7 @@ pub async fn pty_attach(
                 tag: Some(random_tag("pty")),
                 pty: Some(envd::Pty { size: Some(size) }),
                 stdin: false,
+                paced: false,
             };
             let stream = envd
                 .process()

@@ -195,6 +195,7 @@ async fn envd_true(
         tag: None,
         pty: None,
         stdin: false,
+        paced: false,
     });
     req.metadata_mut().insert("x-access-token", token.parse()?);
     let mut stream = client.start(req).await?.into_inner();

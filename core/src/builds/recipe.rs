@@ -53,7 +53,10 @@ pub enum Op {
     Workdir(String),
     User(String),
     /// An uploaded file (`src`, a path the build's files name) written to `dest`.
-    Copy { src: String, dest: String },
+    Copy {
+        src: String,
+        dest: String,
+    },
 }
 
 impl Op {
@@ -198,7 +201,10 @@ pub fn parse(text: &str) -> Result<Recipe, RecipeError> {
         }
     }
     let Some((from, from_line)) = from else {
-        return Err(err(0, "the recipe is empty: it must start with FROM <template>"));
+        return Err(err(
+            0,
+            "the recipe is empty: it must start with FROM <template>",
+        ));
     };
     Ok(Recipe {
         from,
@@ -243,7 +249,10 @@ fn logical_lines(text: &str) -> Result<Vec<(usize, String)>, RecipeError> {
         }
     }
     if let Some((line, _)) = pending {
-        return Err(err(line, "the last line ends with '\\' and nothing follows"));
+        return Err(err(
+            line,
+            "the last line ends with '\\' and nothing follows",
+        ));
     }
     Ok(out)
 }
@@ -518,21 +527,42 @@ mod tests {
                 "line 2: the recipe must start with FROM <template>",
             ),
             ("\n\nBOGUS\n", "line 3: unknown instruction 'BOGUS'"),
-            ("", "the recipe is empty: it must start with FROM <template>"),
-            ("# only\n", "the recipe is empty: it must start with FROM <template>"),
+            (
+                "",
+                "the recipe is empty: it must start with FROM <template>",
+            ),
+            (
+                "# only\n",
+                "the recipe is empty: it must start with FROM <template>",
+            ),
             ("FROM a\nFROM b\n", "line 2: only one FROM is allowed"),
             ("FROM a b\n", "line 1: FROM takes one template name"),
             ("FROM a\nRUN\n", "line 2: RUN needs a command"),
-            ("FROM a\nENV 1X=2\n", "line 2: '1X' is not a valid environment variable name"),
+            (
+                "FROM a\nENV 1X=2\n",
+                "line 2: '1X' is not a valid environment variable name",
+            ),
             ("FROM a\nENV X\n", "line 2: ENV expects NAME=value, got 'X'"),
-            ("FROM a\nENV X=\"open\n", "line 2: ENV X: unterminated quote"),
-            ("FROM a\nCOPY a\n", "line 2: COPY takes a source file and a destination"),
+            (
+                "FROM a\nENV X=\"open\n",
+                "line 2: ENV X: unterminated quote",
+            ),
+            (
+                "FROM a\nCOPY a\n",
+                "line 2: COPY takes a source file and a destination",
+            ),
             (
                 "FROM a\nCOPY ../etc/passwd /x\n",
                 "line 2: COPY source '../etc/passwd' must be a relative path without '..'",
             ),
-            ("FROM a\nUSER a;b\n", "line 2: 'a;b' is not a valid user name"),
-            ("FROM a\nHEALTHCHECK CMD\n", "line 2: HEALTHCHECK CMD needs a command"),
+            (
+                "FROM a\nUSER a;b\n",
+                "line 2: 'a;b' is not a valid user name",
+            ),
+            (
+                "FROM a\nHEALTHCHECK CMD\n",
+                "line 2: HEALTHCHECK CMD needs a command",
+            ),
             (
                 "FROM a\nHEALTHCHECK --retries=0 CMD true\n",
                 "line 2: --retries must be a number from 1 to 1000",
@@ -549,7 +579,10 @@ mod tests {
                 "FROM a\nHEALTHCHECK CMD a\nHEALTHCHECK CMD b\n",
                 "line 3: only one HEALTHCHECK is allowed",
             ),
-            ("FROM a\nRUN x \\\n", "line 2: the last line ends with '\\' and nothing follows"),
+            (
+                "FROM a\nRUN x \\\n",
+                "line 2: the last line ends with '\\' and nothing follows",
+            ),
         ];
         for (text, want) in cases {
             let got = parse(text).expect_err(text).to_string();

@@ -26,10 +26,19 @@ use wrenn_proto::hostagent::v1 as pb;
 enum Stop {
     Failed(String),
     Cancelled,
+    /// The snapshot was written but a trial capsule of it did not come up: runsc (20240729)
+    /// now and then writes checkpoint images that never restore. The build runs again.
+    Unrestorable(String),
 }
+
+/// Runs of a build whose snapshot does not restore, before it fails.
+const ATTEMPTS: u32 = 3;
 
 impl From<ApiError> for Stop {
     fn from(e: ApiError) -> Self {
+        if let Some(cause) = e.cause() {
+            tracing::warn!(cause, "A build step failed.");
+        }
         Stop::Failed(e.message.to_string())
     }
 }
@@ -100,7 +109,22 @@ pub async fn run(ctx: &App, row: BuildRow, shutdown: &CancellationToken) {
     };
     job.system(None, format!("Build of '{}' started.", job.row.name))
         .await;
-    let result = job.execute().await;
+    let mut attempt = 1;
+    let result = loop {
+        match job.execute().await {
+            Err(Stop::Unrestorable(why)) if attempt < ATTEMPTS && !cancel.is_cancelled() => {
+                attempt += 1;
+                job.system(
+                    None,
+                    format!("{why}; building again (attempt {attempt}/{ATTEMPTS})."),
+                )
+                .await;
+                job.destroy_capsule().await;
+                job.restart();
+            }
+            other => break other,
+        }
+    };
     let outcome = match result {
         Ok(t) => Ok(t),
         Err(_) if shutdown.is_cancelled() => Err((
@@ -108,7 +132,7 @@ pub async fn run(ctx: &App, row: BuildRow, shutdown: &CancellationToken) {
             "the control plane shut down during the build".to_string(),
         )),
         Err(Stop::Cancelled) => Err((BuildStatus::Cancelled, "cancelled".to_string())),
-        Err(Stop::Failed(why)) => Err((BuildStatus::Failed, why)),
+        Err(Stop::Failed(why)) | Err(Stop::Unrestorable(why)) => Err((BuildStatus::Failed, why)),
     };
     job.destroy_capsule().await;
     match outcome {
@@ -183,6 +207,19 @@ pub async fn abandon(ctx: &App, row: BuildRow) {
 }
 
 impl Job<'_> {
+    /// Back to the state before the first step (for another attempt).
+    fn restart(&mut self) {
+        for s in self.steps.iter_mut() {
+            s.status = StepStatus::Pending;
+            s.exit_code = None;
+            s.started_at = None;
+            s.finished_at = None;
+        }
+        self.defaults = Defaults::default();
+        self.started.clear();
+        self.client = None;
+    }
+
     async fn execute(&mut self) -> Result<TemplateRow, Stop> {
         let text = self.row.recipe.clone();
         let parsed = recipe::parse(&text).map_err(|e| Stop::Failed(e.to_string()))?;
@@ -221,7 +258,10 @@ impl Job<'_> {
     }
 
     fn sandbox(&self) -> String {
-        self.capsule.as_ref().map(|c| wire(c.id)).unwrap_or_default()
+        self.capsule
+            .as_ref()
+            .map(|c| wire(c.id))
+            .unwrap_or_default()
     }
 
     fn client(&self) -> Result<AgentClient, Stop> {
@@ -266,25 +306,34 @@ impl Job<'_> {
             Ok(true) => {}
             Ok(false) => {
                 self.log_full = true;
-                let note = format!("[the build log reached {max} bytes; further output is not kept]");
-                let _ =
-                    db::append_log(self.ctx.db(), self.row.id, step, "system", &note, i64::MAX)
-                        .await;
+                let note =
+                    format!("[the build log reached {max} bytes; further output is not kept]");
+                let _ = db::append_log(self.ctx.db(), self.row.id, step, "system", &note, i64::MAX)
+                    .await;
             }
-            Err(e) => tracing::warn!(build_id = %self.row.id, error = %e, "Storing build output failed."),
+            Err(e) => {
+                tracing::warn!(build_id = %self.row.id, error = %e, "Storing build output failed.")
+            }
         }
     }
 
     async fn system(&mut self, step: Option<usize>, text: String) {
         let text = format!("{text}\n");
         // The build's own lines are kept even once the output bound is reached.
-        let _ = db::append_log(self.ctx.db(), self.row.id, step.map(|s| s as i32), "system", &text, i64::MAX)
-            .await;
+        let _ = db::append_log(
+            self.ctx.db(),
+            self.row.id,
+            step.map(|s| s as i32),
+            "system",
+            &text,
+            i64::MAX,
+        )
+        .await;
     }
 
     async fn create_capsule(&mut self, from: &str) -> Result<(), Stop> {
-        let template = crate::capsules::templates::resolve(self.ctx, self.row.team_id, Some(from))
-            .await?;
+        let template =
+            crate::capsules::templates::resolve(self.ctx, self.row.team_id, Some(from)).await?;
         if self.row.template_team_id.is_nil() && !template.is_platform() {
             return Err(Stop::Failed(format!(
                 "FROM {from}: a platform build starts from a platform template, and the team has \
@@ -371,8 +420,11 @@ impl Job<'_> {
                     .await
                     .map_err(status_to_api)?
                     .into_inner();
-                self.system(Some(index), format!("Started pid {} (tag {tag}).", resp.pid))
-                    .await;
+                self.system(
+                    Some(index),
+                    format!("Started pid {} (tag {tag}).", resp.pid),
+                )
+                .await;
                 self.started.push((tag, line));
                 Ok(None)
             }
@@ -526,7 +578,8 @@ impl Job<'_> {
             .await
             .map_err(status_to_api)?;
         if let Some(user) = self.defaults.user.clone().filter(|u| u != "root") {
-            self.as_root(index, line, &["chown", &user, &target]).await?;
+            self.as_root(index, line, &["chown", &user, &target])
+                .await?;
         }
         self.system(Some(index), format!("Wrote {target} ({size} bytes)."))
             .await;
@@ -573,8 +626,11 @@ impl Job<'_> {
                 }
                 Ok(Err(s)) => return Err(status_to_api(s).into()),
                 Err(_) => {
-                    self.system(Some(index), format!("Try {attempt}/{}: no answer.", hc.retries))
-                        .await;
+                    self.system(
+                        Some(index),
+                        format!("Try {attempt}/{}: no answer.", hc.retries),
+                    )
+                    .await;
                 }
             }
             tokio::select! {
@@ -627,12 +683,29 @@ impl Job<'_> {
         )
         .await?;
         let snapshot = !self.started.is_empty();
+        // A snapshot continues from this rootfs; a flattened one is self-contained, but its
+        // stopped capsules are re-linked to it once the template goes (as for snapshots).
+        let base = if from.is_snapshot() {
+            from.base_template_id.unwrap_or(from.id)
+        } else {
+            from.id
+        };
         let actor = outcome::actor_of(self.ctx, Some(&self.principal)).await;
         let (kind, size, base_template_id, source) = if snapshot {
             let t = state::SNAPSHOT;
-            let Some(claimed) = step(self.ctx, &capsule, &[CapsuleStatus::Running], t.via, "", &actor).await?
+            let Some(claimed) = step(
+                self.ctx,
+                &capsule,
+                &[CapsuleStatus::Running],
+                t.via,
+                "",
+                &actor,
+            )
+            .await?
             else {
-                return Err(Stop::Failed("the build's capsule is no longer running".into()));
+                return Err(Stop::Failed(
+                    "the build's capsule is no longer running".into(),
+                ));
             };
             let written = client
                 .create_snapshot(pb::CreateSnapshotRequest {
@@ -643,17 +716,30 @@ impl Job<'_> {
             match written {
                 Ok(r) => {
                     let _ = step(self.ctx, &claimed, &[t.via], t.to, "", &actor).await;
-                    let base = if from.is_snapshot() {
-                        from.base_template_id.unwrap_or(from.id)
-                    } else {
-                        from.id
-                    };
-                    ("snapshot", r.into_inner().size_bytes, Some(base), Some(capsule.id))
+                    let size = r.into_inner().size_bytes;
+                    if !self.restores(&mut client, &capsule, base, &tref).await? {
+                        remove_files(self.ctx, host, template_team, template_id).await;
+                        return Err(Stop::Unrestorable(
+                            "the saved snapshot did not restore in a trial capsule".into(),
+                        ));
+                    }
+                    self.system(
+                        Some(index),
+                        "A trial capsule of the snapshot came up.".into(),
+                    )
+                    .await;
+                    ("snapshot", size, Some(base), Some(capsule.id))
                 }
                 Err(s) => {
                     let e = status_to_api(s);
-                    settle_after_failure(self.ctx, &claimed, t.via, &format!("snapshot failed: {}", e.message), &actor)
-                        .await;
+                    settle_after_failure(
+                        self.ctx,
+                        &claimed,
+                        t.via,
+                        &format!("snapshot failed: {}", e.message),
+                        &actor,
+                    )
+                    .await;
                     remove_files(self.ctx, host, template_team, template_id).await;
                     return Err(e.into());
                 }
@@ -666,7 +752,7 @@ impl Job<'_> {
                 })
                 .await
             {
-                Ok(r) => ("base", r.into_inner().size_bytes, None, None),
+                Ok(r) => ("base", r.into_inner().size_bytes, Some(base), None),
                 Err(s) => {
                     remove_files(self.ctx, host, template_team, template_id).await;
                     return Err(status_to_api(s).into());
@@ -699,8 +785,14 @@ impl Job<'_> {
         match tdb::insert_built(self.ctx.db(), &new).await {
             Ok((row, old)) => {
                 if let Some(old) = old {
-                    self.system(Some(index), format!("Replaced the template an earlier build made ({}).", ids::encode(ids::TEMPLATE, old.id)))
-                        .await;
+                    self.system(
+                        Some(index),
+                        format!(
+                            "Replaced the template an earlier build made ({}).",
+                            ids::encode(ids::TEMPLATE, old.id)
+                        ),
+                    )
+                    .await;
                     remove_everywhere(self.ctx, &old).await;
                 }
                 Ok(row)
@@ -708,8 +800,8 @@ impl Job<'_> {
             Err(e) => {
                 remove_files(self.ctx, host, template_team, template_id).await;
                 Err(match e {
-                    ReplaceError::InUse(n) => Stop::Failed(format!(
-                        "the template '{}' still has {n} live capsule(s); destroy them, or build under another name",
+                    ReplaceError::InUse(what) => Stop::Failed(format!(
+                        "the template '{}' still has {what}; remove them, or build under another name",
                         self.row.name
                     )),
                     ReplaceError::Taken => Stop::Failed(format!(
@@ -718,6 +810,51 @@ impl Job<'_> {
                     )),
                     ReplaceError::Db(e) => e.into(),
                 })
+            }
+        }
+    }
+
+    /// Whether a capsule restored from the snapshot just written comes up (envd answering):
+    /// a throw-away sandbox on the same host, destroyed at once.
+    async fn restores(
+        &mut self,
+        client: &mut AgentClient,
+        source: &CapsuleRow,
+        base: Uuid,
+        snapshot: &pb::TemplateRef,
+    ) -> Result<bool, Stop> {
+        let base_team = tdb::get(self.ctx.db(), base)
+            .await?
+            .map(|b| b.team_id)
+            .unwrap_or_default();
+        let trial = wire(Uuid::new_v4());
+        let created = client
+            .create_sandbox(pb::CreateSandboxRequest {
+                sandbox_id: trial.clone(),
+                template: Some(template_ref(base_team, base)),
+                snapshot: Some(snapshot.clone()),
+                vcpus: self.row.vcpus as u32,
+                memory_mb: self.row.memory_mb as u32,
+                disk_mb: source.disk_mb.max(0) as u32,
+                // envd keeps the source capsule's token in the snapshot's memory.
+                access_token: source.access_token.clone(),
+                network: Some(crate::capsules::model::NetworkPolicy::default().to_pb()),
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(_) => {
+                if let Err(e) = client
+                    .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: trial })
+                    .await
+                {
+                    tracing::warn!(error = %e, "Destroying a trial capsule failed; the host monitor reaps it.");
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(build_id = %self.row.id, error = %e, "A trial restore of a build's snapshot failed.");
+                Ok(false)
             }
         }
     }
@@ -765,7 +902,9 @@ async fn remove_files(ctx: &App, host: Uuid, team: Uuid, template: Uuid) {
     {
         Ok(_) => {}
         Err(s) if s.code() == tonic::Code::NotFound => {}
-        Err(s) => tracing::warn!(host_id = %host, template_id = %template, error = %s, "Removing a build's template files failed."),
+        Err(s) => {
+            tracing::warn!(host_id = %host, template_id = %template, error = %s, "Removing a build's template files failed.")
+        }
     }
 }
 

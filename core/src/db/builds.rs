@@ -99,10 +99,12 @@ pub async fn insert(
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<BuildRow>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM template_builds WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM template_builds WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(db)
+    .await
 }
 
 /// A build the team asked for.
@@ -354,7 +356,9 @@ pub async fn live_capsules_of(db: impl PgExecutor<'_>, template_id: Uuid) -> sql
         "SELECT count(*) FROM capsules WHERE template_id = $1 AND status <> ALL($2)",
     )
     .bind(template_id)
-    .bind(crate::capsules::CapsuleStatus::all_where(|s| !s.holds_resources()))
+    .bind(crate::capsules::CapsuleStatus::all_where(|s| {
+        !s.holds_resources()
+    }))
     .fetch_one(db)
     .await?;
     Ok(n)

@@ -192,8 +192,8 @@ pub struct NewBuilt {
 /// Why [`insert_built`] did not take the name.
 #[derive(Debug)]
 pub enum ReplaceError {
-    /// The template under that name still has live capsules.
-    InUse(i64),
+    /// The template under that name still has live capsules or snapshots based on it.
+    InUse(String),
     /// A template not made by a build took the name meanwhile.
     Taken,
     Db(sqlx::Error),
@@ -226,22 +226,16 @@ pub async fn insert_built(
         }
         let live = crate::db::builds::live_capsules_of(&mut *tx, old.id).await?;
         if live > 0 {
-            return Err(ReplaceError::InUse(live));
+            return Err(ReplaceError::InUse(format!("{live} live capsule(s)")));
         }
-        // Stopped capsules keep their template name; the link moves to the base, as in
-        // `delete`.
-        if let Some(base) = old.base_template_id {
-            sqlx::query("UPDATE capsules SET template_id = $2 WHERE template_id = $1")
-                .bind(old.id)
-                .bind(base)
-                .execute(&mut *tx)
-                .await?;
+        let based = dependents(&mut *tx, old.id).await?;
+        if based > 0 {
+            return Err(ReplaceError::InUse(format!(
+                "{based} snapshot template(s) based on it"
+            )));
         }
-        sqlx::query("UPDATE templates SET base_template_id = NULL WHERE base_template_id = $1")
-            .bind(old.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM templates WHERE id = $1")
+        // Out of the name's way until it is gone (no valid name contains '/').
+        sqlx::query("UPDATE templates SET name = name || '/replaced/' || id::text WHERE id = $1")
             .bind(old.id)
             .execute(&mut *tx)
             .await?;
@@ -264,6 +258,28 @@ pub async fn insert_built(
     .bind(&new.metadata)
     .fetch_one(&mut *tx)
     .await?;
+    if let Some(old) = &old {
+        // Stopped capsules keep their template name; the link moves to the old template's
+        // base, or to its successor.
+        sqlx::query("UPDATE capsules SET template_id = $2 WHERE template_id = $1")
+            .bind(old.id)
+            .bind(old.base_template_id.unwrap_or(new.id))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM templates WHERE id = $1")
+            .bind(old.id)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok((row, old))
+}
+
+/// Snapshot templates whose rootfs is `template_id`'s.
+pub async fn dependents(db: impl PgExecutor<'_>, template_id: Uuid) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM templates WHERE base_template_id = $1")
+        .bind(template_id)
+        .fetch_one(db)
+        .await?;
+    Ok(n)
 }

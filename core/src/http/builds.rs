@@ -344,8 +344,7 @@ fn follow(
                 serde_json::to_string(&build.steps.0).unwrap_or_default()
             );
             if build.status.is_final() {
-                s.queue
-                    .push_back(Event::default().event("end").data(view));
+                s.queue.push_back(Event::default().event("end").data(view));
                 s.ended = true;
             } else if s.last.as_deref() != Some(signature.as_str()) {
                 s.queue

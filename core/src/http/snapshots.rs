@@ -86,7 +86,7 @@ pub async fn list(
 #[utoipa::path(delete, path = "/v1/snapshots/{name}", tag = "snapshots",
     params(("name" = String, Path)),
     responses((status = 204), (status = 403, description = "platform template"), (status = 404),
-              (status = 409, description = "`template_in_use`: a base template with capsules not yet destroyed")))]
+              (status = 409, description = "`template_in_use`: a base template with capsules not yet destroyed, or snapshot templates based on it")))]
 pub async fn delete(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -108,6 +108,13 @@ pub async fn delete(
             return Err(ApiError::conflict(
                 "template_in_use",
                 format!("{live} capsule(s) of this template are not destroyed yet"),
+            ));
+        }
+        let based = db::dependents(ctx.db(), template.id).await?;
+        if based > 0 {
+            return Err(ApiError::conflict(
+                "template_in_use",
+                format!("{based} snapshot template(s) are based on this template"),
             ));
         }
     }

@@ -95,6 +95,7 @@ async fn exec_rtt(addr: &ListenAddr) -> anyhow::Result<()> {
         tag: None,
         pty: None,
         stdin: false,
+        paced: false,
     };
     let mut envd_times = Vec::with_capacity(EXEC_SAMPLES);
     let mut local_times = Vec::with_capacity(EXEC_SAMPLES);

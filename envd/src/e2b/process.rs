@@ -310,6 +310,7 @@ async fn start(
                 size: Some(p.wrenn_size()),
             }),
             stdin: req.stdin.unwrap_or(false),
+            paced: false,
         };
         let stream = e2b
             .processes

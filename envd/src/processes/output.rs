@@ -4,7 +4,13 @@
 //! subscriber cannot block the process or the other subscribers. Each subscriber keeps its
 //! own cursor (an output offset); one that falls more than the ring's capacity behind skips
 //! ahead and sees the jump in `offset`. The same ring serves late joiners and reconnects.
+//!
+//! A *paced* output (asked for at start, for archives streamed out of the capsule) is the
+//! exception: its readers wait while the furthest subscriber is a whole ring behind, so
+//! nothing is lost. Pacing ends as soon as a subscriber goes away, so a process is never held
+//! by a reader that is gone.
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -43,6 +49,10 @@ const BATCH: usize = 32;
 pub struct Output {
     ring: Mutex<Ring>,
     changed: watch::Sender<()>,
+    paced: AtomicBool,
+    /// The furthest any subscriber has read (paced outputs).
+    read_to: AtomicU64,
+    consumed: watch::Sender<()>,
 }
 
 impl Output {
@@ -56,6 +66,36 @@ impl Output {
                 closed: false,
             }),
             changed: watch::Sender::new(()),
+            paced: AtomicBool::new(false),
+            read_to: AtomicU64::new(0),
+            consumed: watch::Sender::new(()),
+        }
+    }
+
+    /// Makes the output paced (see the module's documentation).
+    pub fn paced(self, paced: bool) -> Self {
+        self.paced.store(paced, Ordering::SeqCst);
+        self
+    }
+
+    /// Waits, for a paced output, until the furthest subscriber is less than a ring behind.
+    pub async fn room(&self) {
+        let mut consumed = self.consumed.subscribe();
+        loop {
+            consumed.borrow_and_update();
+            if !self.paced.load(Ordering::SeqCst) {
+                return;
+            }
+            let (end, capacity) = {
+                let ring = self.ring();
+                (ring.end, ring.capacity as u64)
+            };
+            if end.saturating_sub(self.read_to.load(Ordering::SeqCst)) < capacity {
+                return;
+            }
+            if consumed.changed().await.is_err() {
+                return;
+            }
         }
     }
 
@@ -143,6 +183,8 @@ impl Subscription<'_> {
                     .collect();
                 if let Some(last) = batch.last() {
                     self.cursor = last.offset + last.data.len() as u64;
+                    self.output.read_to.fetch_max(self.cursor, Ordering::SeqCst);
+                    self.output.consumed.send_replace(());
                     return Some(batch);
                 }
                 if ring.closed {
@@ -152,6 +194,15 @@ impl Subscription<'_> {
             if self.changed.changed().await.is_err() {
                 return None;
             }
+        }
+    }
+}
+
+impl Drop for Subscription<'_> {
+    fn drop(&mut self) {
+        // A reader that goes away never holds the process.
+        if self.output.paced.swap(false, Ordering::SeqCst) {
+            self.output.consumed.send_replace(());
         }
     }
 }
@@ -181,5 +232,30 @@ mod tests {
         out.close();
         assert!(slow.next().await.is_none());
         assert_eq!(out.produced(), 16);
+    }
+
+    #[tokio::test]
+    async fn a_paced_output_waits_for_its_reader_and_stops_waiting_when_it_goes() {
+        let out = std::sync::Arc::new(Output::new(8).paced(true));
+        out.push(Stream::Stdout, Bytes::from_static(b"abcdefgh"));
+        // A ring behind with no reader yet: the writer waits.
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), out.room());
+        assert!(waiting.await.is_err());
+        let mut reader = out.subscribe(Some(0));
+        let got = reader.next().await.unwrap();
+        assert_eq!(got[0].data, Bytes::from_static(b"abcdefgh"));
+        out.room().await; // read: room again
+        out.push(Stream::Stdout, Bytes::from_static(b"ijklmnop"));
+        let writer = {
+            let out = out.clone();
+            tokio::spawn(async move { out.room().await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!writer.is_finished());
+        drop(reader);
+        writer.await.unwrap();
+        // Nothing was skipped while paced.
+        let mut again = out.subscribe(Some(8));
+        assert_eq!(again.next().await.unwrap()[0].offset, 8);
     }
 }

@@ -123,9 +123,14 @@ impl ProcessService for ProcessRpc {
             let size = p.size.unwrap_or_default();
             (clamp_dim(size.cols, 80), clamp_dim(size.rows, 24))
         });
-        let process =
-            self.processes
-                .start(config, req.tag, pty, req.stdin, &self.capsule.defaults())?;
+        let process = self.processes.start(
+            config,
+            req.tag,
+            pty,
+            req.stdin,
+            req.paced,
+            &self.capsule.defaults(),
+        )?;
         Ok(Response::new(subscribe(process, Some(0), |e| {
             StartResponse { event: Some(e) }
         })))

@@ -263,5 +263,6 @@ pub fn start(config: ProcessConfig) -> StartRequest {
         tag: None,
         pty: None,
         stdin: false,
+        paced: false,
     }
 }

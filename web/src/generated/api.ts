@@ -114,6 +114,54 @@ export interface BackgroundStarted {
   tag: string;
 }
 
+/** A template build. */
+export interface Build {
+  /** The capsule running the build (`sb_…`); destroyed once the build ends. */
+  capsule_id?: string | null;
+  created_at: string;
+  /** Why the build failed or was cancelled; empty otherwise. */
+  error: string;
+  finished_at?: string | null;
+  /** The template named by `FROM`. */
+  from: string;
+  /** `bld_…` */
+  id: string;
+  memory_mb: number;
+  /** The template's name. */
+  name: string;
+  recipe: string;
+  /** SHA-256 (hex) over the recipe, its files and the resources. */
+  recipe_hash: string;
+  /** True when this answer is an earlier identical build whose template was reused. */
+  reused: boolean;
+  /** `team` (the template belongs to the team) or `platform` (visible to every team). */
+  scope: string;
+  started_at?: string | null;
+  status: BuildStatus;
+  steps: StepState[];
+  /** The team that asked for it (`tm_…`). */
+  team_id: string;
+  /** The template made (`tpl_…`), once the build has succeeded. */
+  template_id?: string | null;
+  /** `snapshot` (the recipe STARTs a process: memory kept) or `base` (a flattened rootfs). */
+  template_type?: string | null;
+  vcpus: number;
+}
+
+/** A file uploaded with a build. */
+export interface BuildFile {
+  /** The content, base64 (standard alphabet, padded). */
+  content_base64: string;
+  /** The name `COPY` uses: a relative path without `..`. */
+  path: string;
+}
+
+/**
+ * Where a build is. `queued` → `running` → one of the three final states; a queued build
+ * can also be cancelled directly.
+ */
+export type BuildStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
 /** A capsule. */
 export interface Capsule {
   created_at: string;
@@ -192,6 +240,33 @@ export interface ConfirmReset {
 export interface CreateApiKey {
   /** 1–100 characters. */
   name: string;
+}
+
+/** `POST /v1/builds`. */
+export interface CreateBuild {
+  /** Files the recipe's `COPY` lines name (at most `WRENN_BUILD_MAX_FILES_BYTES` in all). */
+  files?: BuildFile[];
+  /**
+   * Memory of the build's capsule (and the template), MiB; default the `FROM`
+   * template's, at least 512.
+   */
+  memory_mb?: number | null;
+  /**
+   * The template's name (`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`). A template an earlier build
+   * made under this name is replaced once the build succeeds.
+   */
+  name: string;
+  /** Build again even when an identical earlier build's template exists. */
+  rebuild?: boolean;
+  /**
+   * The recipe (`FROM`, `RUN`, `START`, `ENV`, `WORKDIR`, `USER`, `COPY`, `HEALTHCHECK`; see
+   * `core/README.md`).
+   */
+  recipe: string;
+  /** `team` (default) or `platform` (platform admins, session only). */
+  scope?: string | null;
+  /** vCPUs of the build's capsule (and the template); default the `FROM` template's. */
+  vcpus?: number | null;
 }
 
 /** `POST /v1/capsules`. */
@@ -359,6 +434,18 @@ export interface ListRequest {
   path: string;
 }
 
+/** One log entry of a build. */
+export interface LogEntry {
+  data: string;
+  /** Increases through the build's log; pass the last one seen as `after`. */
+  seq: number;
+  /** The step's index; `null` for messages about the build as a whole. */
+  step?: number | null;
+  /** `stdout`, `stderr` or `system` (the build's own messages). */
+  stream: string;
+  time: string;
+}
+
 export interface LoginRequest {
   email: string;
   password: string;
@@ -520,6 +607,26 @@ export interface StatsSeries {
   running: number[];
   vcpus: number[];
 }
+
+/**
+ * One step of a build as stored and shown: the recipe's instructions in order (`FROM`
+ * first, `HEALTHCHECK` last), then `SAVE`, which writes the template.
+ */
+export interface StepState {
+  args: string;
+  /** Exit code of a `RUN` or of the healthcheck's last try. */
+  exit_code?: number | null;
+  finished_at?: string | null;
+  index: number;
+  instruction: string;
+  /** The recipe line (1-based); 0 for `SAVE`. */
+  line: number;
+  started_at?: string | null;
+  status: StepStatus;
+}
+
+/** Where one step is. */
+export type StepStatus = "pending" | "running" | "succeeded" | "failed" | "cancelled";
 
 export interface SwitchTeamRequest {
   team_id: string;

@@ -19,6 +19,7 @@ const TABS: [string, string][] = [
   ["/admin/users", "Users"],
   ["/admin/templates", "Templates"],
   ["/admin/capsules", "Capsules"],
+  ["/admin/builds", "Builds"],
 ];
 
 /** False (after rendering the refusal) unless the signed-in user is a platform admin. */

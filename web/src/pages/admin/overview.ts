@@ -84,7 +84,7 @@ export const adminOverviewPage: Page = {
       (s) => {
         if (s.kind === "open") mount(streamState, "Live: new events appear at the top.");
         else if (s.kind === "connecting") mount(streamState, "Connecting…");
-        else {
+        else if (s.kind === "error") {
           const { code, message } = describe(s.error);
           mount(streamState, h("span", { class: "bad" }, `Event stream: ${message}`, code ? [" ", h("code", { class: "error-code" }, code)] : null), ". Retrying.");
         }
