@@ -33,9 +33,9 @@ envd-static:
 	@mkdir -p builds && cp $(ENVD_STATIC) builds/envd
 
 build: deps envd-static
-	$(CARGO) build --release -p wrenn-core -p wrenn-agent
+	$(CARGO) build --release -p wrenn-core -p wrenn-agent -p wrenn-cli
 	@mkdir -p builds
-	cp $(CARGO_TARGET_DIR)/release/wrenn-cp $(CARGO_TARGET_DIR)/release/wrenn-agent builds/
+	cp $(CARGO_TARGET_DIR)/release/wrenn-cp $(CARGO_TARGET_DIR)/release/wrenn-agent $(CARGO_TARGET_DIR)/release/wrenn builds/
 	bash scripts/web.sh build
 	@rm -rf builds/web && mkdir -p builds/web && cp -r web/dist builds/web/
 	@ls -l builds/

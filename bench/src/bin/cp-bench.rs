@@ -13,10 +13,17 @@
 //!   runtime path to its overlay); the agent's gRPC and envd's `/files` are timed alone too,
 //!   to show where the time goes.
 //!
+//! - BUILD: a template build of the test recipe (busybox: ENV, WORKDIR, COPY, RUN, a STARTed
+//!   `httpd` and its HEALTHCHECK) from `POST /v1/builds` until the template is ready, against
+//!   the same steps driven by hand through the REST API (create, exec, upload, background
+//!   exec, healthcheck, `POST /v1/snapshots`, destroy). The build also restores a trial
+//!   capsule of its snapshot (the hand-driven path does not), so the ratio shows that cost.
+//!   A flattened build (no START) is timed alone.
+//!
 //! It starts the same stack as the end-to-end tests (throw-away database and Redis, the
 //! control plane, a real agent and gVisor capsules); it needs root, runsc and the base images.
 //! `CP_BENCH_B2_N` (default 50), `CP_BENCH_B3_N` (default 200), `CP_BENCH_B7_SECS`
-//! (default 4) and `CP_BENCH_B9_MB` (default 100) scale the runs. `CP_BENCH_ONLY` (e.g.
+//! (default 4) and `CP_BENCH_B9_MB` (default 100) and `CP_BENCH_BUILD_N` (default 3) scale the runs. `CP_BENCH_ONLY` (e.g.
 //! `b7` or `b3,b7`) runs only the named figures; unset, all of them run.
 
 use cpserver::test_support::stack as support;
@@ -84,6 +91,9 @@ async fn main() -> anyhow::Result<()> {
         }
         if selected("b9") {
             b9(&stack, &who).await?;
+        }
+        if selected("build") {
+            build(&stack, &who).await?;
         }
         anyhow::Ok(())
     }
@@ -747,5 +757,149 @@ async fn b9(stack: &Stack, who: &Account) -> anyhow::Result<()> {
         m("envd_w"),
         m("envd_r"),
     );
+    Ok(())
+}
+
+const BUILD_PAGE: &[u8] = b"<h1>bench</h1>\n";
+const BUILD_RECIPE: &str = "FROM minimal-busybox\n\
+    ENV GREETING=bench\n\
+    WORKDIR /srv/www\n\
+    COPY index.html ./\n\
+    RUN echo built | tee built.txt\n\
+    START httpd -f -p 8080 -h /srv/www\n\
+    HEALTHCHECK --interval=100ms --retries=100 CMD wget -q -O - http://127.0.0.1:8080/index.html\n";
+
+/// Submits a build and waits until it has succeeded; its wall time in ms.
+async fn build_once(stack: &Stack, who: &Account, name: &str, recipe: &str) -> anyhow::Result<f64> {
+    use base64::Engine;
+    let t = Instant::now();
+    let r = stack
+        .req(who, Method::POST, "/v1/builds")
+        .json(&json!({"name": name, "recipe": recipe, "rebuild": true,
+            "files": [{"path": "index.html",
+                       "content_base64": base64::engine::general_purpose::STANDARD.encode(BUILD_PAGE)}]}))
+        .send()
+        .await?;
+    let body: Value = r.json().await?;
+    let id = body["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("build: {body}"))?
+        .to_string();
+    loop {
+        let b: Value = stack
+            .req(who, Method::GET, &format!("/v1/builds/{id}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        match b["status"].as_str() {
+            Some("succeeded") => return Ok(t.elapsed().as_secs_f64() * 1e3),
+            Some("failed") | Some("cancelled") => return Err(anyhow!("build failed: {b}")),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+/// The recipe's steps by hand through the REST API; wall time in ms.
+async fn build_by_hand(stack: &Stack, who: &Account, name: &str) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let r = stack
+        .req(who, Method::POST, "/v1/capsules")
+        .json(&json!({"template": "minimal-busybox"}))
+        .send()
+        .await?;
+    let c: Value = r.json().await?;
+    let id = c["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("create: {c}"))?
+        .to_string();
+    let exec = |body: Value| {
+        stack
+            .req(who, Method::POST, &format!("/v1/capsules/{id}/exec"))
+            .json(&body)
+            .send()
+    };
+    exec(json!({"cmd": "mkdir", "args": ["-p", "/srv/www"]})).await?;
+    let form = reqwest::multipart::Form::new()
+        .text("path", "/srv/www/index.html")
+        .part("file", reqwest::multipart::Part::bytes(BUILD_PAGE.to_vec()));
+    stack
+        .req(who, Method::POST, &format!("/v1/capsules/{id}/files/write"))
+        .multipart(form)
+        .send()
+        .await?;
+    exec(
+        json!({"cmd": "sh", "args": ["-c", "echo built | tee built.txt"], "cwd": "/srv/www",
+                "envs": {"GREETING": "bench"}}),
+    )
+    .await?;
+    exec(
+        json!({"cmd": "httpd", "args": ["-f", "-p", "8080", "-h", "/srv/www"], "background": true}),
+    )
+    .await?;
+    loop {
+        let r: Value = exec(
+            json!({"cmd": "wget", "args": ["-q", "-O", "-", "http://127.0.0.1:8080/index.html"]}),
+        )
+        .await?
+        .json()
+        .await?;
+        if r["exit_code"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = stack
+        .req(who, Method::POST, "/v1/snapshots")
+        .json(&json!({"sandbox_id": id, "name": name}))
+        .send()
+        .await?;
+    if r.status() != 201 {
+        return Err(anyhow!("snapshot: {}", r.text().await?));
+    }
+    stack
+        .req(who, Method::DELETE, &format!("/v1/capsules/{id}"))
+        .send()
+        .await?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    stack
+        .req(who, Method::DELETE, &format!("/v1/snapshots/{name}"))
+        .send()
+        .await?;
+    Ok(ms)
+}
+
+/// BUILD: build start → template ready, against the same steps driven by hand.
+async fn build(stack: &Stack, who: &Account) -> anyhow::Result<()> {
+    let n = env_num("CP_BENCH_BUILD_N", 3).max(1);
+    let (mut built, mut by_hand, mut flat) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        built.push(build_once(stack, who, "bench-build", BUILD_RECIPE).await?);
+        by_hand.push(build_by_hand(stack, who, &format!("bench-hand-{i}")).await?);
+        flat.push(
+            build_once(
+                stack,
+                who,
+                "bench-flat",
+                "FROM minimal-busybox\nRUN echo built > /built\n",
+            )
+            .await?,
+        );
+    }
+    for name in ["bench-build", "bench-flat"] {
+        stack
+            .req(who, Method::DELETE, &format!("/v1/snapshots/{name}"))
+            .send()
+            .await?;
+    }
+    let (b50, b99) = p50_p99(built);
+    let (h50, h99) = p50_p99(by_hand);
+    let (f50, f99) = p50_p99(flat);
+    println!(
+        "BUILD snapshot recipe, build start -> template ready: p50 {b50:.0} ms p99 {b99:.0} ms | \
+         by hand through the API p50 {h50:.0} ms p99 {h99:.0} ms | ratio {:.2} (n={n})",
+        b50 / h50
+    );
+    println!("BUILD flattened recipe (no START): p50 {f50:.0} ms p99 {f99:.0} ms (n={n})");
     Ok(())
 }

@@ -844,12 +844,16 @@ impl Job<'_> {
             .await;
         match created {
             Ok(_) => {
-                if let Err(e) = client
-                    .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: trial })
-                    .await
-                {
-                    tracing::warn!(error = %e, "Destroying a trial capsule failed; the host monitor reaps it.");
-                }
+                // Its end is not waited for: the build goes on while the sandbox is reaped.
+                let mut client = client.clone();
+                self.ctx.spawn(async move {
+                    if let Err(e) = client
+                        .destroy_sandbox(pb::DestroySandboxRequest { sandbox_id: trial })
+                        .await
+                    {
+                        tracing::warn!(error = %e, "Destroying a trial capsule failed; the host monitor reaps it.");
+                    }
+                });
                 Ok(true)
             }
             Err(e) => {

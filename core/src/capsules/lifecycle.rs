@@ -215,6 +215,7 @@ pub async fn create(
     }
     let network = req.network.clone().unwrap_or_default();
     network.validate()?;
+    validate_envs(&req.env_vars)?;
 
     // A fork continues the snapshot's memory, where envd still holds the source capsule's
     // access token: the fork keeps that token (envd refuses `/init` with another one).
@@ -303,6 +304,34 @@ pub async fn create(
             Err(e)
         }
     }
+}
+
+/// The bounds of a create's `envs`.
+fn validate_envs(envs: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
+    if envs.len() > 256 {
+        return Err(ApiError::invalid("envs has more than 256 variables"));
+    }
+    let mut total = 0;
+    for (k, v) in envs {
+        let mut chars = k.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(ApiError::invalid(format!(
+                "envs: '{k}' is not a valid variable name"
+            )));
+        }
+        if v.contains('\0') {
+            return Err(ApiError::invalid(format!("envs: {k} has a NUL byte")));
+        }
+        total += k.len() + v.len();
+    }
+    if total > 64 * 1024 {
+        return Err(ApiError::invalid("envs is larger than 64 KiB"));
+    }
+    Ok(())
 }
 
 /// Places the pending capsule and starts it; on failure leaves it in `error` with a reason.

@@ -111,8 +111,9 @@ pub struct CreateCapsule {
     /// Egress policy; default `allow_all`.
     #[serde(default)]
     pub network: Option<NetworkPolicy>,
-    /// The capsule's default environment (set by extensions, not part of the REST body).
-    #[serde(skip)]
+    /// Environment variables every process of the capsule starts with (names
+    /// `[A-Za-z_][A-Za-z0-9_]*`, at most 256 of them and 64 KiB in all).
+    #[serde(default, rename = "envs")]
     pub env_vars: std::collections::BTreeMap<String, String>,
     /// The default user of processes (extensions only).
     #[serde(skip)]
