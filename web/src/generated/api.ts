@@ -276,6 +276,11 @@ export interface CreateCapsule {
    * (2048). Filling it gives the writer ENOSPC; the capsule lives on.
    */
   disk_mb?: number | null;
+  /**
+   * Environment variables every process of the capsule starts with (names
+   * `[A-Za-z_][A-Za-z0-9_]*`, at most 256 of them and 64 KiB in all).
+   */
+  envs?: Record<string, string>;
   /** Default 512. */
   memory_mb?: number | null;
   network?: null | NetworkPolicy;
