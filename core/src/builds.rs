@@ -95,6 +95,7 @@ pub async fn submit(
     principal: &Principal,
     sub: Submission,
 ) -> Result<(Build, bool), ApiError> {
+    require_builder(ctx, principal, sub.platform).await?;
     if !crate::capsules::templates::valid_name(&sub.name) {
         return Err(ApiError::invalid(
             "name must match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$",
@@ -152,7 +153,6 @@ pub async fn submit(
     } else {
         team_id
     };
-    require_builder(ctx, principal, sub.platform).await?;
 
     // The FROM template must exist for the one who builds (platform builds: the platform's).
     let from = crate::db::templates::find_visible(ctx.db(), template_team_id, &recipe.from)

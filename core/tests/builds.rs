@@ -604,3 +604,126 @@ async fn bad_requests_are_refused_and_store_nothing() {
         .is_dir());
     stack.shutdown().await;
 }
+
+/// Only a team's owners and admins build its templates (for an API key: the role of the user
+/// who made it), and only platform admins build platform templates. No agent is needed: the
+/// refusals come before anything runs.
+#[tokio::test]
+async fn only_owners_and_admins_build() {
+    use cpserver::test_support::TestServer;
+    let server = TestServer::start().await;
+    let owner = server
+        .signed_in("owner@example.com", "Owner", "correct horse battery")
+        .await;
+    let member = server
+        .signed_in("member@example.com", "Member", "correct horse battery")
+        .await;
+    let team = owner.get("/v1/teams").send().await.json()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = owner
+        .post(&format!("/v1/teams/{team}/members"))
+        .json(json!({"email": "member@example.com"}))
+        .send()
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = member
+        .post("/v1/auth/switch-team")
+        .json(json!({"team_id": team}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = json!({"name": "t", "recipe": "FROM minimal-busybox\nRUN true\n"});
+    // The member's session, and a key the member made, are refused; nothing is stored.
+    member
+        .post("/v1/builds")
+        .json(body.clone())
+        .send()
+        .await
+        .assert_error(403, "forbidden");
+    let key = member
+        .post("/v1/api-keys")
+        .json(json!({"name": "member key"}))
+        .send()
+        .await
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let anon = server.client();
+    anon.post("/v1/builds")
+        .api_key(&key)
+        .json(body.clone())
+        .send()
+        .await
+        .assert_error(403, "forbidden");
+    // The member still reads the team's builds.
+    let list = member.get("/v1/builds").send().await;
+    assert_eq!((list.status, list.json()), (200, json!([])));
+    // The first account activated is the platform admin: its session may build platform
+    // templates, its API key may not.
+    let owner_key = owner
+        .post("/v1/api-keys")
+        .json(json!({"name": "owner key"}))
+        .send()
+        .await
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut platform = body.clone();
+    platform["scope"] = json!("platform");
+    platform["name"] = json!("platform-t");
+    anon.post("/v1/builds")
+        .api_key(&owner_key)
+        .json(platform.clone())
+        .send()
+        .await
+        .assert_error(403, "admin_required");
+    // The owner's key builds the team's; with no host the build fails, and says why.
+    let r = anon
+        .post("/v1/builds")
+        .api_key(&owner_key)
+        .json(body.clone())
+        .send()
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let again = anon
+        .post("/v1/builds")
+        .api_key(&owner_key)
+        .json(body.clone())
+        .send()
+        .await;
+    // A second build of the same name while the first is queued or running.
+    if again.status != 202 {
+        again.assert_error(409, "build_in_progress");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ended = loop {
+        let b = member.get(&format!("/v1/builds/{id}")).send().await.json();
+        if b["status"] == "failed" {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "{b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        ended["error"].as_str().unwrap().contains("host"),
+        "{ended}"
+    );
+    assert_eq!(ended["steps"][0]["status"], "failed");
+    let r = owner.post("/v1/builds").json(platform).send().await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(r.json()["scope"], "platform");
+    // The admin view lists both teams' builds; members are refused it.
+    let all = owner.get("/v1/admin/builds").send().await;
+    assert_eq!(all.status, 200);
+    assert!(all.json().as_array().unwrap().len() >= 2);
+    member
+        .get("/v1/admin/builds")
+        .send()
+        .await
+        .assert_error(403, "admin_required");
+}
