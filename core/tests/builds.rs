@@ -709,10 +709,7 @@ async fn only_owners_and_admins_build() {
         assert!(Instant::now() < deadline, "{b}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(
-        ended["error"].as_str().unwrap().contains("host"),
-        "{ended}"
-    );
+    assert!(ended["error"].as_str().unwrap().contains("host"), "{ended}");
     assert_eq!(ended["steps"][0]["status"], "failed");
     let r = owner.post("/v1/builds").json(platform).send().await;
     assert_eq!(r.status, 202, "{}", r.text);

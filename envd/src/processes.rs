@@ -410,8 +410,10 @@ async fn copy_pipe(mut pipe: tokio::net::unix::pipe::Receiver, stream: Stream, p
         match pipe.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {
-                process.output.push(stream, buf.split().freeze());
-                process.output.room().await;
+                let chunk = buf.split().freeze();
+                // A paced output takes the chunk only once it fits (nothing unread is lost).
+                process.output.room(chunk.len()).await;
+                process.output.push(stream, chunk);
             }
         }
     }

@@ -78,8 +78,12 @@ impl Output {
         self
     }
 
-    /// Waits, for a paced output, until the furthest subscriber is less than a ring behind.
-    pub async fn room(&self) {
+    /// Waits, for a paced output, until `len` more bytes fit in the ring without pushing out
+    /// anything the furthest subscriber has not read.
+    pub async fn room(&self, len: usize) {
+        if !self.paced.load(Ordering::SeqCst) {
+            return; // the usual case: never wait
+        }
         let mut consumed = self.consumed.subscribe();
         loop {
             consumed.borrow_and_update();
@@ -90,7 +94,8 @@ impl Output {
                 let ring = self.ring();
                 (ring.end, ring.capacity as u64)
             };
-            if end.saturating_sub(self.read_to.load(Ordering::SeqCst)) < capacity {
+            let unread = end.saturating_sub(self.read_to.load(Ordering::SeqCst));
+            if unread == 0 || unread + len as u64 <= capacity {
                 return;
             }
             if consumed.changed().await.is_err() {
@@ -237,18 +242,27 @@ mod tests {
     #[tokio::test]
     async fn a_paced_output_waits_for_its_reader_and_stops_waiting_when_it_goes() {
         let out = std::sync::Arc::new(Output::new(8).paced(true));
-        out.push(Stream::Stdout, Bytes::from_static(b"abcdefgh"));
-        // A ring behind with no reader yet: the writer waits.
-        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), out.room());
+        out.room(6).await; // nothing unread: room
+        out.push(Stream::Stdout, Bytes::from_static(b"abcdef"));
+        // Two more bytes fit; three would push out unread output.
+        out.room(2).await;
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), out.room(3));
         assert!(waiting.await.is_err());
+        out.push(Stream::Stdout, Bytes::from_static(b"gh"));
         let mut reader = out.subscribe(Some(0));
-        let got = reader.next().await.unwrap();
-        assert_eq!(got[0].data, Bytes::from_static(b"abcdefgh"));
-        out.room().await; // read: room again
+        let got: Vec<u8> = reader
+            .next()
+            .await
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.data.to_vec())
+            .collect();
+        assert_eq!(got, b"abcdefgh", "nothing was pushed out unread");
+        out.room(8).await; // read: room again
         out.push(Stream::Stdout, Bytes::from_static(b"ijklmnop"));
         let writer = {
             let out = out.clone();
-            tokio::spawn(async move { out.room().await })
+            tokio::spawn(async move { out.room(1).await })
         };
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(!writer.is_finished());
