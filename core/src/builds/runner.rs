@@ -340,7 +340,7 @@ impl Job<'_> {
                  its own template of this name"
             )));
         }
-        self.defaults = defaults_of(&template);
+        self.defaults = crate::capsules::templates::defaults(&template);
         let req = CreateCapsule {
             template: Some(from.to_string()),
             vcpus: Some(self.row.vcpus as u32),
@@ -535,8 +535,7 @@ impl Job<'_> {
     }
 
     async fn copy(&mut self, index: usize, line: usize, src: &str, dest: &str) -> Result<(), Stop> {
-        let files = db::files(self.ctx.db(), self.row.id).await?;
-        let Some((_, content)) = files.into_iter().find(|(p, _)| p == src) else {
+        let Some(content) = db::file(self.ctx.db(), self.row.id, src).await? else {
             return Err(Stop::Failed(format!(
                 "line {line}: COPY {src}: the file was not uploaded"
             )));
@@ -878,15 +877,6 @@ impl Job<'_> {
             tracing::warn!(build_id = %self.row.id, error = %e, "Destroying a build's capsule failed; the host monitor will reap it.");
         }
     }
-}
-
-/// What a capsule of `template` starts with (a built template's recipe defaults).
-pub fn defaults_of(template: &TemplateRow) -> Defaults {
-    template
-        .metadata
-        .get("defaults")
-        .and_then(|d| serde_json::from_value(d.clone()).ok())
-        .unwrap_or_default()
 }
 
 /// Removes a template's files from one host (missing files are fine).

@@ -278,12 +278,16 @@ pub async fn stale(db: impl PgExecutor<'_>, secs: i64) -> sqlx::Result<Vec<Build
     .await
 }
 
-/// The build's uploaded files.
-pub async fn files(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Vec<(String, Vec<u8>)>> {
-    sqlx::query_as("SELECT path, content FROM template_build_files WHERE build_id = $1")
-        .bind(id)
-        .fetch_all(db)
-        .await
+/// One of the build's uploaded files.
+pub async fn file(db: impl PgExecutor<'_>, id: Uuid, path: &str) -> sqlx::Result<Option<Vec<u8>>> {
+    let row: Option<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT content FROM template_build_files WHERE build_id = $1 AND path = $2",
+    )
+    .bind(id)
+    .bind(path)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| r.0))
 }
 
 /// A `template_build_logs` row.
