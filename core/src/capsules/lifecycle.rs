@@ -178,7 +178,7 @@ pub async fn create(
     let template = templates::resolve(ctx, team_id, req.template.as_deref()).await?;
     // A built template's recipe (ENV, WORKDIR, USER) sets what its capsules start with; the
     // request's own values win.
-    let defaults = crate::builds::runner::defaults_of(&template);
+    let defaults = templates::defaults(&template);
     for (k, v) in defaults.env {
         req.env_vars.entry(k).or_insert(v);
     }

@@ -27,6 +27,16 @@ pub async fn resolve(
         })
 }
 
+/// What a capsule of `template` starts with: a built template's recipe defaults (`ENV`,
+/// `WORKDIR`, `USER`), none for other templates.
+pub fn defaults(template: &TemplateRow) -> crate::builds::recipe::Defaults {
+    template
+        .metadata
+        .get("defaults")
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+        .unwrap_or_default()
+}
+
 /// Whether `name` is a valid template name: `^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`.
 pub fn valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
