@@ -846,3 +846,21 @@ fn remove_tree_atomically(dir: &Path) -> std::io::Result<()> {
 fn is_reserved_base(team: &str, template: &str) -> bool {
     team.bytes().all(|b| b == b'0') && u128::from_str_radix(template, 36).is_ok_and(|n| n <= 1024)
 }
+
+#[cfg(test)]
+mod reserved_tests {
+    use super::is_reserved_base;
+
+    #[test]
+    fn platform_base_images_are_reserved_and_built_templates_are_not() {
+        let platform = "0000000000000000000000000";
+        assert!(is_reserved_base(platform, "0000000000000000000000005"));
+        assert!(is_reserved_base(platform, "00000000000000000000000sg")); // 1024
+        assert!(!is_reserved_base(platform, "00000000000000000000000sh")); // 1025
+        assert!(!is_reserved_base(
+            "0000000000000000000000001",
+            "0000000000000000000000005"
+        ));
+        assert!(!is_reserved_base(platform, "3k5bqzs0nb6eq9wc3d0b5e1xf"));
+    }
+}
