@@ -102,6 +102,14 @@ pub struct Config {
     )]
     pub warm_pool: Vec<String>,
 
+    /// How a pause freezes a capsule in place: `cgroup` (the host's cgroup freezer stops the
+    /// sandbox's threads; gVisor never learns of it, so a later checkpoint is an ordinary one)
+    /// or `runsc` (`runsc pause`, which stops the sentry's tasks from inside; a checkpoint
+    /// taken after such a freeze and thaw sometimes did not restore). `cgroup` falls back to
+    /// `runsc` for a sandbox without a freezer group.
+    #[arg(long, env = "WRENN_FREEZER", default_value = "cgroup", value_parser = ["cgroup", "runsc"])]
+    pub freezer: String,
+
     /// How often the watchdog looks for capsules whose sandbox ended on its own (out of
     /// memory, crashed), in milliseconds.
     #[arg(long, env = "WRENN_WATCHDOG_INTERVAL_MS", default_value_t = 1000)]

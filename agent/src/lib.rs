@@ -132,6 +132,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             network: caps.network_mode.clone(),
             overlay: config.overlay.clone(),
             net: Some(gvisor::net::NetConfig { pool, dns }),
+            cgroup_freezer: config.freezer == "cgroup",
         },
         caps.clone(),
     )?);

@@ -15,6 +15,7 @@
 
 mod bundle;
 pub mod disk;
+mod freezer;
 pub mod net;
 pub mod probe;
 mod runsc;
@@ -29,6 +30,7 @@ use async_trait::async_trait;
 use tracing::{info, warn};
 
 use disk::Medium;
+use freezer::Freezer;
 pub use probe::probe;
 use runsc::{Launch, Runsc};
 use watch::Watched;
@@ -60,6 +62,9 @@ pub struct GvisorConfig {
     pub overlay: String,
     /// Per-capsule networking; required when `network` is `sandbox`.
     pub net: Option<net::NetConfig>,
+    /// Freeze capsules in place with the host's cgroup freezer (`true`, falling back to
+    /// `runsc pause` where the sandbox has no freezer group) or always with `runsc pause`.
+    pub cgroup_freezer: bool,
 }
 
 pub struct Gvisor {
@@ -72,6 +77,8 @@ pub struct Gvisor {
     disks: bool,
     /// Sandbox processes of running capsules ([`watch`]).
     watched: Mutex<HashMap<String, Watched>>,
+    /// Freezes go through the cgroup freezer ([`freezer`]).
+    cgroup_freezer: bool,
 }
 
 /// runsc container id of a capsule.
@@ -117,6 +124,7 @@ impl Gvisor {
             net,
             disks,
             watched: Mutex::new(HashMap::new()),
+            cgroup_freezer: config.cgroup_freezer,
         })
     }
 
@@ -193,6 +201,12 @@ impl Gvisor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+    }
+
+    /// The cgroup freezer of capsule `id`'s sandbox, when it has one. Capsules frozen this
+    /// way are found whatever `--freezer` says now (an agent restarted with another setting).
+    fn freezer(&self, id: &str) -> Option<Freezer> {
+        Freezer::of_container(&container_id(id))
     }
 
     fn sandbox_dir(&self, id: &str) -> PathBuf {
@@ -456,7 +470,14 @@ impl Runtime for Gvisor {
 
     async fn destroy(&self, id: &str) -> Result<(), RuntimeError> {
         let cid = container_id(id);
-        let known = self.sandbox_dir(id).exists() || self.snapshot_dir(id).exists();
+        // A frozen task holds even SIGKILL (cgroup v1) until thawed, and `runsc state` does not
+        // answer for a sandbox frozen by the cgroup freezer.
+        let frozen = self.freezer(id).filter(Freezer::is_frozen);
+        if let Some(f) = &frozen {
+            let _ = f.thaw().await;
+        }
+        let known =
+            frozen.is_some() || self.sandbox_dir(id).exists() || self.snapshot_dir(id).exists();
         if !known && self.runsc.status(&cid).await.is_none() {
             return Err(RuntimeError::NotFound(id.to_owned()));
         }
@@ -511,6 +532,15 @@ impl Runtime for Gvisor {
     }
 
     async fn freeze(&self, id: &str) -> Result<(), RuntimeError> {
+        if let Some(f) = self.freezer(id).filter(|_| self.cgroup_freezer) {
+            let started = std::time::Instant::now();
+            let result = f.freeze().await;
+            crate::telemetry::get().command("cgroup-freeze", result.is_ok(), started.elapsed());
+            return result.map_err(|e| RuntimeError::Command {
+                op: "cgroup freeze".into(),
+                reason: e.to_string(),
+            });
+        }
         let t = Duration::from_secs(10);
         self.runsc
             .run("pause", &["pause", &container_id(id)], t)
@@ -519,6 +549,16 @@ impl Runtime for Gvisor {
     }
 
     async fn thaw(&self, id: &str) -> Result<(), RuntimeError> {
+        // Frozen either way: by this driver's freezer, or by `runsc pause` (an earlier agent).
+        if let Some(f) = self.freezer(id).filter(Freezer::is_frozen) {
+            let started = std::time::Instant::now();
+            let result = f.thaw().await;
+            crate::telemetry::get().command("cgroup-thaw", result.is_ok(), started.elapsed());
+            return result.map_err(|e| RuntimeError::Command {
+                op: "cgroup thaw".into(),
+                reason: e.to_string(),
+            });
+        }
         let t = Duration::from_secs(10);
         self.runsc
             .run("resume", &["resume", &container_id(id)], t)
@@ -527,6 +567,9 @@ impl Runtime for Gvisor {
     }
 
     async fn is_frozen(&self, id: &str) -> bool {
+        if self.freezer(id).is_some_and(|f| f.is_frozen()) {
+            return true;
+        }
         self.runsc.status(&container_id(id)).await.as_deref() == Some("paused")
     }
 
@@ -652,6 +695,11 @@ impl Runtime for Gvisor {
     }
 
     async fn state(&self, id: &str) -> LiveState {
+        // Frozen by the cgroup freezer: runsc does not know of it (and its `state` would not
+        // answer until the thaw).
+        if self.freezer(id).is_some_and(|f| f.is_frozen()) {
+            return LiveState::Paused;
+        }
         match self.runsc.status(&container_id(id)).await.as_deref() {
             Some("running") => LiveState::Running,
             // Frozen in place; an agent restart finds it so.
