@@ -10,7 +10,7 @@ HOST_TRIPLE := x86_64-unknown-linux-gnu
 ENVD_STATIC := $(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release/envd
 CARGO ?= cargo
 
-.PHONY: help deps services build envd-static check fmt clippy semver test dev images rootfs-% reinject-envd bench clean-dev
+.PHONY: help deps services build envd-static check fmt clippy semver sqlx-prepare test dev images rootfs-% reinject-envd bench clean-dev
 
 help:
 	@echo "make dev      set up and run Wrenn (control plane, agent, local PostgreSQL/Redis, base image)"
@@ -19,6 +19,7 @@ help:
 	@echo "make check    fmt + clippy -D warnings + tests"
 	@echo "make images   build the platform base images (minimal-busybox, minimal-debian)"
 	@echo "make bench    run the BENCHMARKS.md figures"
+	@echo "make sqlx-prepare  regenerate .sqlx/ (checked queries' offline data) after changing a query"
 
 deps:
 	@bash scripts/deps.sh
@@ -73,6 +74,12 @@ test: deps envd-static
 
 semver:
 	@bash scripts/semver.sh
+
+# Builds never reach a database: the checked queries compile against the committed .sqlx/
+# (SQLX_OFFLINE=true in .cargo/config.toml). This regenerates it from a scratch database with
+# every migration applied; commit the result.
+sqlx-prepare: deps
+	@bash scripts/sqlx-prepare.sh
 
 check: fmt clippy test
 
