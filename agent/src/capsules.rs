@@ -26,6 +26,11 @@ pub enum State {
 /// What is persisted per capsule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
+    /// The runtime's id of the capsule's sandbox is `spec.id`; the capsule's own id (the
+    /// control plane's) is this, empty when the two are the same (a capsule booted for its
+    /// create rather than taken from the warm pool, or a record from before pools).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub capsule_id: String,
     pub spec: CapsuleSpec,
     pub team_id: String,
     pub template_id: String,
@@ -35,6 +40,17 @@ pub struct Record {
     pub auto_paused: bool,
     pub init: InitParams,
     pub envd_version: String,
+}
+
+impl Record {
+    /// The capsule's own id.
+    pub fn id(&self) -> &str {
+        if self.capsule_id.is_empty() {
+            &self.spec.id
+        } else {
+            &self.capsule_id
+        }
+    }
 }
 
 /// Mutable fields of a live capsule.
@@ -50,7 +66,11 @@ pub struct Live {
 
 /// One capsule.
 pub struct Capsule {
+    /// The control plane's id of the capsule.
     pub id: String,
+    /// The runtime's id of its sandbox (`spec.id`): the capsule id, or the id of the warm
+    /// pool entry the capsule was handed. Every runtime call takes this one.
+    pub rid: String,
     /// Held for the duration of create/pause/resume/snapshot/destroy.
     pub op: tokio::sync::Mutex<()>,
     pub live: Mutex<Live>,
@@ -62,7 +82,8 @@ pub struct Capsule {
 impl Capsule {
     pub fn new(record: Record, envd: Envd) -> Arc<Self> {
         Arc::new(Capsule {
-            id: record.spec.id.clone(),
+            id: record.id().to_owned(),
+            rid: record.spec.id.clone(),
             op: tokio::sync::Mutex::new(()),
             live: Mutex::new(Live {
                 record,

@@ -89,6 +89,19 @@ pub struct Config {
     #[arg(long, env = "WRENN_HIBERNATE_AFTER_SECS", default_value_t = 600)]
     pub hibernate_after_secs: u64,
 
+    /// Warm pools: capsules booted ahead of demand, so that a matching create is a hand-over
+    /// (`TEMPLATE[:VCPUSxMEMORY_MB[xDISK_MB]]=SIZE`, comma-separated; TEMPLATE is
+    /// `minimal-<distro>` or `<team id>/<template id>`; resources default to a create's
+    /// defaults, 1 vCPU and 512 MiB). `none` turns pools off. A pool's full size counts as
+    /// reserved capacity of the host.
+    #[arg(
+        long,
+        env = "WRENN_WARM_POOL",
+        value_delimiter = ',',
+        default_value = "minimal-debian=2"
+    )]
+    pub warm_pool: Vec<String>,
+
     /// How often the watchdog looks for capsules whose sandbox ended on its own (out of
     /// memory, crashed), in milliseconds.
     #[arg(long, env = "WRENN_WATCHDOG_INTERVAL_MS", default_value_t = 1000)]

@@ -44,6 +44,10 @@ pub struct InitParams {
     pub env_vars: std::collections::BTreeMap<String, String>,
     pub sandbox_id: String,
     pub template_id: String,
+    /// Written to the capsule's `/etc/machine-id`: every capsule, pooled or forked, gets
+    /// its own (empty: left as it is, for records from before machine ids).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub machine_id: String,
 }
 
 /// A handle on one envd. Cheap to clone.

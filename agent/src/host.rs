@@ -10,6 +10,7 @@
 
 pub mod load;
 pub mod outbox;
+pub mod pool;
 pub mod reaper;
 pub mod recovery;
 pub mod sampler;
@@ -47,7 +48,7 @@ pub(crate) async fn next_round(host: &Host, tick: &mut tokio::time::Interval) ->
 const EXPLAIN_LOOKS: u32 = 6;
 
 /// How long a fresh or restored envd gets to answer `/health`.
-const ENVD_READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const ENVD_READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A lifecycle failure, mapped to a gRPC code by the service.
 #[derive(Debug, thiserror::Error)]
@@ -248,6 +249,8 @@ pub struct Host {
     /// How long a pause stays a freeze in place before it becomes a checkpoint on disk; zero
     /// checkpoints at once.
     pub hibernate_after: Duration,
+    /// Capsules booted ahead of demand ([`pool`]).
+    pub pool: Arc<pool::WarmPool>,
 }
 
 /// Capsule ids are used in paths and runsc ids: keep them to a safe alphabet.
@@ -288,6 +291,7 @@ impl Host {
         runtime: Arc<dyn Runtime>,
         limits: HostLimits,
         hibernate_after: Duration,
+        pools: Vec<pool::PoolSpec>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Host {
@@ -301,6 +305,7 @@ impl Host {
             outbox: outbox::Outbox::default(),
             graveyard: Graveyard::default(),
             hibernate_after,
+            pool: Arc::new(pool::WarmPool::new(pools)),
         })
     }
 
@@ -332,11 +337,11 @@ impl Host {
         if capsule.state() != State::Running {
             return None;
         }
-        let death = self.runtime.exited(&capsule.id).await?;
+        let death = self.runtime.exited(&capsule.rid).await?;
         warn!(capsule_id = %capsule.id, reason = death.reason(), detail = %death.detail(),
             "capsule died on its own; cleaning up");
         crate::telemetry::get().death(death.reason());
-        if let Err(e) = self.runtime.destroy(&capsule.id).await {
+        if let Err(e) = self.runtime.destroy(&capsule.rid).await {
             warn!(capsule_id = %capsule.id, error = %e, "cleaning up a dead capsule failed");
         }
         self.graveyard.bury(&capsule.id, death.clone());
@@ -494,8 +499,10 @@ impl Host {
             env_vars: p.env,
             sandbox_id: p.id.clone(),
             template_id: p.template_id.clone(),
+            machine_id: hex::encode(rand::random::<[u8; 16]>()),
         };
         let record = Record {
+            capsule_id: String::new(),
             spec: spec.clone(),
             team_id: p.team_id,
             template_id: p.template_id,
@@ -506,6 +513,18 @@ impl Host {
             init: init.clone(),
             envd_version: String::new(),
         };
+        if spec.snapshot_dir.is_none() {
+            let shape = pool::Shape::new(spec.template_dir.clone(), vcpus, memory_mb, p.disk_mb);
+            if let Some(entry) = self.pool.take(self, &shape) {
+                match self.hand_over(entry, record.clone(), &init).await {
+                    Ok(done) => return Ok(done),
+                    // The entry is gone; boot one as if there were no pool.
+                    Err(e) => {
+                        warn!(capsule_id = %p.id, error = %e, "warm pool hand-over failed; booting a capsule")
+                    }
+                }
+            }
+        }
         let envd = Envd::new(self.runtime.envd_address(&p.id), token);
         let capsule = Capsule::new(record, envd.clone());
         if !self.capsules.insert(capsule.clone()) {
@@ -549,6 +568,58 @@ impl Host {
         }
     }
 
+    /// Makes a warm pool entry the capsule of `record`: its egress policy, then `/init`
+    /// with the capsule's token, env vars, user and a fresh machine id. On failure the entry
+    /// is destroyed and the capsule id left free.
+    async fn hand_over(
+        &self,
+        entry: pool::Entry,
+        mut record: Record,
+        init: &InitParams,
+    ) -> Result<(Arc<Capsule>, Started), HostError> {
+        let id = record.spec.id.clone();
+        record.capsule_id = id.clone();
+        record.spec.id = entry.rid.clone();
+        record.envd_version = entry.envd_version.clone();
+        let envd = Envd::new(entry.address.clone(), init.access_token.clone());
+        let capsule = Capsule::new(record.clone(), envd.clone());
+        if !self.capsules.insert(capsule.clone()) {
+            self.pool.discard(self, entry);
+            return Err(HostError::AlreadyExists(format!(
+                "capsule {id} already exists"
+            )));
+        }
+        let _op = capsule.op.lock().await;
+        let result = async {
+            let networked = self.runtime.capabilities().network_mode == "sandbox";
+            if networked && record.spec.network != entry.spec.network {
+                self.runtime
+                    .set_network(&entry.rid, &record.spec.network)
+                    .await?;
+            }
+            Envd::new(entry.address.clone(), entry.token.clone())
+                .init(init)
+                .await?;
+            Ok::<_, HostError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = self.runtime.destroy(&entry.rid).await;
+            self.capsules.remove(&id);
+            return Err(e);
+        }
+        capsule.touch();
+        self.persist(&capsule);
+        info!(capsule_id = %id, pool_entry = %entry.rid, "capsule created from the warm pool");
+        Ok((
+            capsule.clone(),
+            Started {
+                envd_version: entry.envd_version,
+                envd_address: entry.address.to_string(),
+            },
+        ))
+    }
+
     pub async fn destroy(&self, id: &str) -> Result<(), HostError> {
         check_id(id)?;
         if self.graveyard.forget(id) {
@@ -561,7 +632,7 @@ impl Host {
         match self.capsules.get(id) {
             Some(capsule) => {
                 let _op = capsule.op.lock().await;
-                let result = self.runtime.destroy(id).await;
+                let result = self.runtime.destroy(&capsule.rid).await;
                 self.capsules.remove(id);
                 match result {
                     Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(()),
@@ -595,11 +666,11 @@ impl Host {
             )));
         }
         let bytes = if frozen {
-            self.runtime.freeze(&capsule.id).await?;
+            self.runtime.freeze(&capsule.rid).await?;
             0
         } else {
             capsule.envd().prepare_snapshot().await?;
-            self.runtime.pause(&capsule.id).await?
+            self.runtime.pause(&capsule.rid).await?
         };
         {
             let mut live = capsule.lock();
@@ -622,14 +693,14 @@ impl Host {
     }
 
     async fn hibernate_locked(&self, capsule: &Capsule) -> Result<(), HostError> {
-        if capsule.state() != State::Paused || !self.runtime.is_frozen(&capsule.id).await {
+        if capsule.state() != State::Paused || !self.runtime.is_frozen(&capsule.rid).await {
             return Ok(());
         }
         let started = Instant::now();
-        self.runtime.thaw(&capsule.id).await?;
+        self.runtime.thaw(&capsule.rid).await?;
         let checkpoint = async {
             capsule.envd().prepare_snapshot().await?;
-            Ok::<_, HostError>(self.runtime.pause(&capsule.id).await?)
+            Ok::<_, HostError>(self.runtime.pause(&capsule.rid).await?)
         }
         .await;
         let bytes = match checkpoint {
@@ -638,8 +709,8 @@ impl Host {
                 warn!(capsule_id = %capsule.id, error = %e,
                     "writing a frozen capsule to disk failed; it stays frozen");
                 // prepare closed envd's listener: let it listen again before freezing.
-                let _ = self.runtime.listen_again(&capsule.id).await;
-                self.runtime.freeze(&capsule.id).await?;
+                let _ = self.runtime.listen_again(&capsule.rid).await;
+                self.runtime.freeze(&capsule.rid).await?;
                 return Err(e);
             }
         };
@@ -674,11 +745,11 @@ impl Host {
                 // paused state intact for another resume.
                 warn!(capsule_id = %id, error = %e,
                     "resumed capsule did not answer; it stays paused");
-                self.runtime.abandon_resume(id).await;
+                self.runtime.abandon_resume(&capsule.rid).await;
                 return Err(e);
             }
         };
-        self.runtime.resumed(id).await;
+        self.runtime.resumed(&capsule.rid).await;
         {
             let mut live = capsule.lock();
             live.envd = envd;
@@ -752,6 +823,7 @@ impl Host {
                 "template {team}/{template} is a reserved base template"
             )));
         }
+        self.pool.drain_template(self, &dir);
         remove_tree_atomically(&dir)
             .map_err(|e| HostError::Internal(format!("removing template: {e}")))
     }
@@ -766,7 +838,7 @@ impl Host {
         let capsule = self.capsule(id)?;
         let policy = network_policy(mode, allow).await?;
         let _op = capsule.op.lock().await;
-        self.runtime.set_network(id, &policy).await?;
+        self.runtime.set_network(&capsule.rid, &policy).await?;
         capsule.lock().record.spec.network = policy.clone();
         self.persist(&capsule);
         info!(capsule_id = %id, mode = ?policy.mode, "egress policy set");

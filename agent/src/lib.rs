@@ -143,12 +143,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cpus,
         memory_mb: host_memory_mb(),
     };
+    let pools = host::pool::PoolSpec::parse_all(&config.warm_pool)
+        .map_err(|e| anyhow::anyhow!("--warm-pool: {e}"))?;
     let host = Host::new(
         wrenn_dir.clone(),
         config.images_dir(),
         runtime,
         limits,
         Duration::from_secs(config.hibernate_after_secs),
+        pools,
         shutdown.clone(),
     );
     host::recovery::recover(&host).await;
@@ -213,6 +216,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Duration::from_millis(config.watchdog_interval_ms.max(50)),
     )));
     tasks.push(tokio::spawn(host::sampler::run(host.clone())));
+    // Drains the pools once the host shuts down (awaited below).
+    tasks.push(tokio::spawn(host::pool::run(host.clone())));
     if let Some(addr) = config.metrics_listen {
         tasks.push(tokio::spawn(telemetry::serve(
             addr,
@@ -242,7 +247,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
-    info!("agent stopped; capsules keep running and will be adopted at the next start");
+    info!("agent stopped; capsules keep running and will be adopted at the next start (warm pool entries were removed)");
     Ok(())
 }
 

@@ -10,6 +10,8 @@
 //! | `wrenn_agent_runtime_command_duration_seconds` | command, outcome |
 //! | `wrenn_agent_capsule_deaths_total` | reason |
 //! | `wrenn_agent_capsules` (read at scrape time) | state |
+//! | `wrenn_agent_warm_pool_takes_total` | result (`hit`, `miss`) |
+//! | `wrenn_agent_warm_pool_ready` (read at scrape time) | pool (as configured) |
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -52,6 +54,16 @@ struct StateLabels {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    pool: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The agent's metrics (one agent per process, so one set).
@@ -62,6 +74,8 @@ pub struct Telemetry {
     commands: Histograms<CommandLabels>,
     deaths: Family<ReasonLabels, Counter>,
     capsules: Family<StateLabels, Gauge>,
+    pool_takes: Family<ResultLabels, Counter>,
+    pool_ready: Family<PoolLabels, Gauge>,
 }
 
 static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(Telemetry::new);
@@ -81,6 +95,8 @@ impl Telemetry {
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14)));
         let deaths = Family::<ReasonLabels, Counter>::default();
         let capsules = Family::<StateLabels, Gauge>::default();
+        let pool_takes = Family::<ResultLabels, Counter>::default();
+        let pool_ready = Family::<PoolLabels, Gauge>::default();
         let agent = registry.sub_registry_with_prefix("wrenn_agent");
         agent.register(
             "rpc_requests",
@@ -109,6 +125,16 @@ impl Telemetry {
             "Capsules on this host, by state",
             capsules.clone(),
         );
+        agent.register(
+            "warm_pool_takes",
+            "Creates that matched a warm pool: served from it (hit) or booted because it was empty (miss)",
+            pool_takes.clone(),
+        );
+        agent.register(
+            "warm_pool_ready",
+            "Pooled capsules booted and waiting, by pool",
+            pool_ready.clone(),
+        );
         Self {
             registry,
             rpc_requests,
@@ -116,6 +142,8 @@ impl Telemetry {
             commands,
             deaths,
             capsules,
+            pool_takes,
+            pool_ready,
         }
     }
 
@@ -138,6 +166,15 @@ impl Telemetry {
             .inc();
     }
 
+    /// Records a create that matched a warm pool.
+    pub fn pool_take(&self, hit: bool) {
+        self.pool_takes
+            .get_or_create(&ResultLabels {
+                result: if hit { "hit" } else { "miss" },
+            })
+            .inc();
+    }
+
     fn rpc(&self, method: String, code: &'static str, took: Duration) {
         let labels = RpcLabels { method, code };
         self.rpc_requests.get_or_create(&labels).inc();
@@ -152,6 +189,14 @@ impl Telemetry {
         for (state, n) in [("running", running), ("paused", paused)] {
             self.capsules
                 .get_or_create(&StateLabels { state })
+                .set(n as i64);
+        }
+        let counts = host.pool.ready_counts();
+        for (spec, n) in host.pool.specs().iter().zip(counts) {
+            self.pool_ready
+                .get_or_create(&PoolLabels {
+                    pool: spec.label.clone(),
+                })
                 .set(n as i64);
         }
         let mut text = String::new();

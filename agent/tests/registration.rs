@@ -216,6 +216,7 @@ async fn registers_heartbeats_refreshes_serves_mtls_and_exits_when_deleted() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wrenn-agent"))
         .arg("--wrenn-dir")
         .arg(dir.path())
+        .args(["--warm-pool", "none"])
         .args([
             "--address",
             &addr.to_string(),

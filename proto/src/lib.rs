@@ -63,6 +63,14 @@ pub mod host_http {
         pub disk_available_mb: u64,
         pub capsules_running: u32,
         pub capsules_paused: u32,
+        /// What the host's warm pools hold at their full size (reserved capacity), and how
+        /// many pooled capsules are booted and waiting.
+        #[serde(default)]
+        pub pool_vcpus: u32,
+        #[serde(default)]
+        pub pool_memory_mb: u64,
+        #[serde(default)]
+        pub pool_ready: u32,
     }
 
     /// What the agent did to a capsule on its own (not at the control plane's request).

@@ -260,7 +260,7 @@ export async function startStack({ agent = false } = {}) {
       const child = spawn(
         wrennAgentPath(),
         ["--register", registration, "--address", `127.0.0.1:${agentPort}`, "--cp-url", baseUrl, "--wrenn-dir", state.agentDir,
-          "--images-dir", imagesDir(), "--network", "none", "--heartbeat-secs", "2", "--metrics-listen", `127.0.0.1:${await freePort()}`],
+          "--images-dir", imagesDir(), "--network", "none", "--warm-pool", "none", "--heartbeat-secs", "2", "--metrics-listen", `127.0.0.1:${await freePort()}`],
         { cwd: tmp, stdio: ["ignore", agentOut, agentOut], env: { PATH: process.env.PATH, HOME: process.env.HOME ?? tmp, RUST_LOG: "info" } },
       );
       children.add(child);

@@ -333,6 +333,8 @@ async fn main() -> anyhow::Result<()> {
         &network,
         "--overlay",
         &overlay,
+        "--warm-pool",
+        "none",
     ]);
     let agent = tokio::spawn(wrenn_agent::run(config));
     let mut client = loop {

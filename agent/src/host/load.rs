@@ -75,6 +75,7 @@ impl LoadReader {
         let (disk_total_mb, disk_available_mb) = disk_mb(&host.wrenn_dir);
         let capsules = host.capsules.all();
         let count = |state: State| capsules.iter().filter(|c| c.state() == state).count() as u32;
+        let pool = host.pool.reserved();
         HostLoad {
             cpu_pct,
             load_avg_1m,
@@ -84,6 +85,9 @@ impl LoadReader {
             disk_available_mb,
             capsules_running: count(State::Running),
             capsules_paused: count(State::Paused),
+            pool_vcpus: pool.vcpus,
+            pool_memory_mb: pool.memory_mb,
+            pool_ready: pool.ready,
         }
     }
 }

@@ -100,7 +100,7 @@ pub async fn hibernate(host: Arc<Host>, every: Duration) {
 
 /// Whether a `/proc/meminfo` text shows the host short of memory: less than a tenth of it
 /// available. Frozen capsules keep their memory resident; this is when they must give it up.
-fn short_of_memory(meminfo: &str) -> bool {
+pub(crate) fn short_of_memory(meminfo: &str) -> bool {
     let kib = |name: &str| super::load::meminfo_kib(meminfo, name);
     match (kib("MemTotal:"), kib("MemAvailable:")) {
         (Some(total), Some(available)) => available < total / 10,

@@ -20,6 +20,7 @@ pub async fn recover(host: &Arc<Host>) -> Vec<String> {
     host.runtime.settle().await;
     let mut adopted = Vec::new();
     for mut record in capsules::load_all(&host.wrenn_dir) {
+        // The sandbox's runtime id; the capsule's own id may differ (a warm pool entry).
         let id = record.spec.id.clone();
         let live = host.runtime.state(&id).await;
         let state = match live {

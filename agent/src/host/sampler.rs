@@ -57,7 +57,7 @@ async fn sample(host: &Host, capsule: &Arc<Capsule>) {
     let point = match point {
         Some(p) => p,
         None => {
-            let Ok(stats) = host.runtime.stats(&capsule.id).await else {
+            let Ok(stats) = host.runtime.stats(&capsule.rid).await else {
                 return;
             };
             let vcpus = capsule.lock().record.spec.vcpus.max(1) as f64;

@@ -191,6 +191,9 @@ impl Agent {
         if !extra.contains(&"--images-dir") {
             cmd.arg("--images-dir").arg(images_dir());
         }
+        if !extra.contains(&"--warm-pool") {
+            cmd.args(["--warm-pool", "none"]);
+        }
         let mut child = cmd
             .args(["--address", &addr, "--insecure-dev"])
             .arg("--probe-cache")

@@ -20,6 +20,12 @@
 //!   capsule of its snapshot (the hand-driven path does not), so the ratio shows that cost.
 //!   A flattened build (no START) is timed alone.
 //!
+//! - B1w: a create served from the agent's warm pool (`POST /v1/capsules` until 201: the
+//!   capsule is running, envd answers with the team's env applied), against B1 cold, a create
+//!   of a shape no pool holds, alternating, in a stack of its own whose agent keeps a pool of
+//!   `CP_BENCH_B1W_POOL` (default 2) capsules; before each pooled create the pool is let
+//!   refill (untimed), so every timed one is a hit.
+//!
 //! It starts the same stack as the end-to-end tests (throw-away database and Redis, the
 //! control plane, a real agent and gVisor capsules); it needs root, runsc and the base images.
 //! `CP_BENCH_B2_N` (default 50), `CP_BENCH_B3_N` (default 200), `CP_BENCH_B7_SECS`
@@ -95,6 +101,95 @@ async fn main() -> anyhow::Result<()> {
         if selected("build") {
             build(&stack, &who).await?;
         }
+        anyhow::Ok(())
+    }
+    .await;
+    stack.shutdown().await;
+    result?;
+    if selected("b1w") {
+        b1w().await?;
+    }
+    Ok(())
+}
+
+/// The agent's `wrenn_agent_warm_pool_ready` for its one pool.
+async fn pool_ready(stack: &Stack) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!(
+        "http://{}/metrics",
+        stack.agents[0].metrics_address
+    ))
+    .await?
+    .text()
+    .await?;
+    Ok(text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("wrenn_agent_warm_pool_ready{")?
+                .split_once("} ")?
+                .1
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0))
+}
+
+/// B1w: a create from the warm pool against a cold one.
+async fn b1w() -> anyhow::Result<()> {
+    let n = env_num("CP_BENCH_B1W_N", 20) as usize;
+    let size = env_num("CP_BENCH_B1W_POOL", 2);
+    let pool = format!("minimal-busybox:1x128={size}");
+    let Some(stack) = Stack::start_pooled(|b| b, |c| c.hosts.cpu_overcommit = 64.0, &pool).await
+    else {
+        println!("B1w: skipped (see the reason above)");
+        return Ok(());
+    };
+    let who = stack.account("bench").await;
+    let result = async {
+        let (mut warm, mut cold) = (Vec::new(), Vec::new());
+        for i in 0..n + 1 {
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while pool_ready(&stack).await? < size as f64 {
+                if Instant::now() > deadline {
+                    return Err(anyhow!("the warm pool did not refill"));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let t = Instant::now();
+            let a = stack
+                .req(&who, Method::POST, "/v1/capsules")
+                .json(&json!({"memory_mb": 128, "envs": {"WHO": "bench"}}))
+                .send()
+                .await?;
+            let warm_ms = t.elapsed().as_secs_f64() * 1e3;
+            let a_status = a.status();
+            let a: Value = a.json().await?;
+            let t = Instant::now();
+            let b = stack
+                .req(&who, Method::POST, "/v1/capsules")
+                .json(&json!({"memory_mb": 160, "envs": {"WHO": "bench"}}))
+                .send()
+                .await?;
+            let cold_ms = t.elapsed().as_secs_f64() * 1e3;
+            let b_status = b.status();
+            let b: Value = b.json().await?;
+            if a_status != 201 || b_status != 201 {
+                return Err(anyhow!("create failed: {a_status} {a} / {b_status} {b}"));
+            }
+            // The first round warms both paths.
+            if i > 0 {
+                warm.push(warm_ms);
+                cold.push(cold_ms);
+            }
+            let ids = [a["id"].as_str().unwrap_or_default().to_string(), b["id"].as_str().unwrap_or_default().to_string()];
+            destroy_all(&stack, &who, &ids).await;
+        }
+        let (w50, w99) = p50_p99(warm);
+        let (c50, c99) = p50_p99(cold);
+        println!(
+            "B1w create from the warm pool: p50 {w50:.1} ms p99 {w99:.1} ms | B1 cold (same run) p50 {c50:.1} ms p99 {c99:.1} ms | ratio {:.2} (target p50 <= 30 ms, p99 <= 80 ms)",
+            w50 / c50
+        );
         anyhow::Ok(())
     }
     .await;

@@ -286,6 +286,9 @@ pub struct HostLoad {
     pub paused_vcpus: i64,
     pub paused_memory_mb: i64,
     pub capsule_count: i64,
+    /// What the host's warm pools hold at full size (from its last reported load).
+    pub pool_vcpus: i64,
+    pub pool_memory_mb: i64,
 }
 
 pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
@@ -304,7 +307,9 @@ pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
                 COALESCE(SUM(c.memory_mb) FILTER (WHERE c.status = $2), 0)::bigint
                     AS "paused_memory_mb!",
                 COUNT(c.host_id) FILTER (WHERE c.status = ANY($1) OR c.status = $2)
-                    AS "capsule_count!"
+                    AS "capsule_count!",
+                COALESCE((h.load->>'pool_vcpus')::bigint, 0) AS "pool_vcpus!",
+                COALESCE((h.load->>'pool_memory_mb')::bigint, 0) AS "pool_memory_mb!"
          FROM hosts h LEFT JOIN capsules c ON c.host_id = h.id
          WHERE h.status = $3
          GROUP BY h.id

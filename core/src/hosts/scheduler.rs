@@ -8,8 +8,11 @@
 //! ```text
 //! cpu_capacity = (cpu_cores - reserve_cpus) * cpu_overcommit
 //! mem_capacity = memory_mb - reserve_memory_mb
-//! used         = active capsules + paused_weight * paused capsules
+//! used         = active capsules + paused_weight * paused capsules + warm pools
 //! ```
+//!
+//! A host's warm pools (capsules its agent boots ahead of demand, reported with its load)
+//! count at their full configured size.
 //!
 //! Admission control: a host fits if `used + request <= capacity` on both axes; among those
 //! the least loaded after placement wins (the larger of the two ratios, then fewer
@@ -132,8 +135,13 @@ pub fn choose(
         let cpu_capacity = (cores - config.reserve_cpus).max(0.0) * config.cpu_overcommit;
         let mem_capacity =
             (h.memory_mb.unwrap_or(0) as f64 - config.reserve_memory_mb as f64).max(0.0);
-        let cpu_used = h.active_vcpus as f64 + config.paused_weight * h.paused_vcpus as f64;
-        let mem_used = h.active_memory_mb as f64 + config.paused_weight * h.paused_memory_mb as f64;
+        // A warm pool's capacity is reserved whether or not its capsules are booted yet.
+        let cpu_used = h.active_vcpus as f64
+            + config.paused_weight * h.paused_vcpus as f64
+            + h.pool_vcpus as f64;
+        let mem_used = h.active_memory_mb as f64
+            + config.paused_weight * h.paused_memory_mb as f64
+            + h.pool_memory_mb as f64;
         let cpu_after = cpu_used + f64::from(req.vcpus);
         let mem_after = mem_used + req.memory_mb as f64;
         // A tiny epsilon keeps exact fits (e.g. 6.0 of 6.0) admitted despite float rounding.
@@ -175,6 +183,8 @@ mod tests {
             paused_vcpus: paused.0,
             paused_memory_mb: paused.1,
             capsule_count: 0,
+            pool_vcpus: 0,
+            pool_memory_mb: 0,
         }
     }
 
@@ -212,5 +222,18 @@ mod tests {
         let hosts = vec![host(10, 2, 8192, (0, 0), (2, 4096))];
         assert!(choose(&hosts, &config, team, false, &Requirements::new(1, 6144)).is_some());
         assert!(choose(&hosts, &config, team, false, &Requirements::new(1, 6145)).is_none());
+    }
+
+    #[test]
+    fn a_warm_pool_is_reserved_capacity() {
+        let config = HostsConfig::default();
+        let team = Uuid::from_u128(1);
+        // 8192 - 1024 reserve = 7168 MB, of which a pool of 4 x 512 MB holds 2048.
+        let mut pooled = host(10, 2, 8192, (0, 0), (0, 0));
+        pooled.pool_vcpus = 4;
+        pooled.pool_memory_mb = 2048;
+        let hosts = vec![pooled];
+        assert!(choose(&hosts, &config, team, false, &Requirements::new(1, 5120)).is_some());
+        assert!(choose(&hosts, &config, team, false, &Requirements::new(1, 5121)).is_none());
     }
 }

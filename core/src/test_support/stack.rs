@@ -35,13 +35,20 @@ pub struct Agent {
     pub metrics_address: String,
     pub dir: PathBuf,
     pub log: PathBuf,
+    /// `--warm-pool` (`none` unless the stack was started with pools).
+    pub warm_pool: String,
     child: Option<Child>,
 }
 
 impl Agent {
     /// Starts an agent on a free loopback port with its own `WRENN_DIR` and waits until it
     /// listens.
-    async fn spawn(dir: PathBuf, log: PathBuf, address: Option<String>) -> Agent {
+    async fn spawn(
+        dir: PathBuf,
+        log: PathBuf,
+        address: Option<String>,
+        warm_pool: String,
+    ) -> Agent {
         std::fs::create_dir_all(&dir).unwrap();
         let address = address.unwrap_or_else(|| format!("127.0.0.1:{}", free_port()));
         let metrics_address = format!("127.0.0.1:{}", free_port());
@@ -57,6 +64,7 @@ impl Agent {
             .arg(images_dir())
             .args(["--reaper-interval-ms", "200", "--heartbeat-secs", "2"])
             .args(["--metrics-listen", &metrics_address])
+            .args(["--warm-pool", &warm_pool])
             .env("RUST_LOG", "info")
             .stdout(out.try_clone().unwrap())
             .stderr(out)
@@ -77,6 +85,7 @@ impl Agent {
             metrics_address,
             dir,
             log,
+            warm_pool,
             child: Some(child),
         }
     }
@@ -111,6 +120,7 @@ impl Agent {
             self.dir.clone(),
             self.log.clone(),
             Some(self.address.clone()),
+            self.warm_pool.clone(),
         )
         .await;
         self.child = again.child;
@@ -352,6 +362,15 @@ impl Stack {
         customise: impl FnOnce(crate::Builder) -> crate::Builder,
         tweak: impl FnOnce(&mut crate::Config),
     ) -> Option<Stack> {
+        Self::start_pooled(customise, tweak, "none").await
+    }
+
+    /// [`Stack::start_configured`] with the agent's warm pools (`--warm-pool`).
+    pub async fn start_pooled(
+        customise: impl FnOnce(crate::Builder) -> crate::Builder,
+        tweak: impl FnOnce(&mut crate::Config),
+        warm_pool: &str,
+    ) -> Option<Stack> {
         if let Some(reason) = skip_reason() {
             eprintln!("SKIPPED: {reason}");
             return None;
@@ -377,7 +396,13 @@ impl Stack {
         let dir = tmp.path().join("agent");
         let address = format!("127.0.0.1:{}", free_port());
         let host_id = enter_host(&server, &dir, &address).await;
-        let mut agent = Agent::spawn(dir, tmp.path().join("agent.log"), Some(address)).await;
+        let mut agent = Agent::spawn(
+            dir,
+            tmp.path().join("agent.log"),
+            Some(address),
+            warm_pool.to_owned(),
+        )
+        .await;
         agent.host_id = host_id;
         Some(Stack {
             base,
@@ -403,6 +428,7 @@ impl Stack {
             dir,
             self.tmp.path().join(format!("agent{n}.log")),
             Some(address),
+            "none".to_owned(),
         )
         .await;
         agent.host_id = host_id;

@@ -224,6 +224,7 @@ async fn pool_reaches_a_registered_agent_over_mtls_and_reconciles() {
     let dir = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
     let child = std::process::Command::new(&agent)
+        .args(["--warm-pool", "none"])
         .arg("--register")
         .arg(&token)
         .arg("--address")

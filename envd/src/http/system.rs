@@ -48,6 +48,39 @@ pub struct InitRequest {
     pub template_id: Option<String>,
     /// The host's clock, unix milliseconds; applied only with `--sync-clock`.
     pub timestamp_ms: Option<i64>,
+    /// The capsule's machine id (32 lowercase hex digits), written to `/etc/machine-id`
+    /// so that no two capsules share one (pooled and forked capsules boot from one image).
+    pub machine_id: Option<String>,
+}
+
+/// Where the machine id lives (systemd's and D-Bus's convention).
+const MACHINE_ID_FILE: &str = "/etc/machine-id";
+
+/// Writes the machine id unless the file already holds it.
+async fn set_machine_id(id: &str) -> Result<(), HttpError> {
+    if id.len() != 32
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(HttpError::bad_request(
+            "machine_id must be 32 lowercase hex digits",
+        ));
+    }
+    let line = format!("{id}\n");
+    if tokio::fs::read_to_string(MACHINE_ID_FILE)
+        .await
+        .ok()
+        .as_deref()
+        == Some(line.as_str())
+    {
+        return Ok(());
+    }
+    if let Err(e) = tokio::fs::write(MACHINE_ID_FILE, line).await {
+        // A read-only or absent /etc is not a reason to refuse the capsule.
+        tracing::warn!(error = %e, "Could not write {MACHINE_ID_FILE}.");
+    }
+    Ok(())
 }
 
 async fn init(
@@ -56,6 +89,9 @@ async fn init(
 ) -> Result<StatusCode, HttpError> {
     if let Some(user) = req.default_user.as_deref().filter(|u| !u.is_empty()) {
         crate::users::lookup(user)?;
+    }
+    if let Some(id) = req.machine_id.as_deref().filter(|m| !m.is_empty()) {
+        set_machine_id(id).await?;
     }
     state.capsule.update(|d| {
         if let Some(v) = req.default_user {
