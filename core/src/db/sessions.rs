@@ -1,5 +1,6 @@
 //! The `sessions` aggregate. Session ids and CSRF tokens are stored as SHA-256 only.
 
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -115,6 +116,26 @@ pub async fn list_for_user(e: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Resul
          AND idle_expires_at > now() AND absolute_expires_at > now() ORDER BY created_at DESC"
     ))
     .bind(user_id)
+    .fetch_all(e)
+    .await
+}
+
+/// One page of the user's live sessions, newest first (`(created_at, id)` descending).
+pub async fn page_for_user(
+    e: impl PgExecutor<'_>,
+    user_id: Uuid,
+    page: Page,
+) -> sqlx::Result<Vec<Session>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+         AND idle_expires_at > now() AND absolute_expires_at > now() \
+         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    ))
+    .bind(user_id)
+    .bind(page.after_time())
+    .bind(page.after_id())
+    .bind(page.fetch())
     .fetch_all(e)
     .await
 }

@@ -8,6 +8,8 @@ use crate::capsules::model::{Capsule, CreateCapsule};
 use crate::capsules::proxy;
 use crate::capsules::stats::{self, Metrics, Stats, Usage};
 use crate::db::capsules as db;
+use crate::http::paging::{ListQuery, Paged};
+use crate::http::views::ErrorEnvelope;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -89,17 +91,26 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Capsule::from(&row))))
 }
 
-/// The team's capsules except stopped and errored ones, newest first, as a bare JSON array
-/// (the contract existing clients parse; a team holds at most a few hundred live capsules, so
-/// the list is not paginated).
-#[utoipa::path(get, path = "/v1/capsules", tag = "capsules",
-    responses((status = 200, body = [Capsule])))]
+/// The team's capsules except stopped and errored ones, newest first (`(created_at, id)`
+/// descending), as a bare JSON array (the contract existing clients parse), paged by
+/// `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/capsules", tag = "capsules", params(ListQuery),
+    responses((status = 200, body = [Capsule], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope)))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
-) -> Result<Json<Vec<Capsule>>, ApiError> {
-    let rows = db::list_for_team(ctx.db(), principal.team_id()).await?;
-    Ok(Json(rows.iter().map(Capsule::from).collect()))
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<Capsule>, ApiError> {
+    let page = q.page()?;
+    let rows = db::page_for_team(ctx.db(), principal.team_id(), page).await?;
+    Ok(Paged::new(
+        rows,
+        page,
+        |r| (r.created_at, r.id),
+        |r| Capsule::from(r),
+    ))
 }
 
 /// One capsule.

@@ -22,10 +22,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use wrenn_extension_api::auth::{ClearSessionCookies, ClientInfo};
 use wrenn_extension_api::{
-    ids, AccountDeletion, ApiError, ApiJson, ApiPath, Email, Principal, RequireSession,
+    ids, AccountDeletion, ApiError, ApiJson, ApiPath, ApiQuery, Email, Principal, RequireSession,
     RequireSessionOrApiKey,
 };
 
+use super::paging::{ListQuery, Paged};
 use super::views::ErrorEnvelope;
 
 pub fn router() -> Router<App> {
@@ -365,27 +366,33 @@ pub struct SessionView {
     pub current: bool,
 }
 
-/// Your live sessions, newest first (at most a few dozen: each lives ≤ 24 h).
-#[utoipa::path(get, path = "/v1/me/sessions", tag = "me",
-    responses((status = 200, body = [SessionView])))]
+/// Your live sessions, newest first (`(created_at, id)` descending), paged by
+/// `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", params(ListQuery),
+    responses((status = 200, body = [SessionView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope)))]
 pub async fn list_sessions(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
-) -> Result<Json<Vec<SessionView>>, ApiError> {
-    let rows = db::sessions::list_for_user(ctx.db(), s.user_id).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| SessionView {
-                id: ids::encode(ids::SESSION, r.id),
-                team_id: ids::encode(ids::TEAM, r.team_id),
-                created_at: r.created_at,
-                last_seen_at: r.last_seen_at,
-                expires_at: r.idle_expires_at.min(r.absolute_expires_at),
-                user_agent: r.user_agent,
-                ip: r.ip,
-                current: r.id == s.session_id,
-            })
-            .collect(),
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<SessionView>, ApiError> {
+    let page = q.page()?;
+    let rows = db::sessions::page_for_user(ctx.db(), s.user_id, page).await?;
+    Ok(Paged::new(
+        rows,
+        page,
+        |r| (r.created_at, r.id),
+        |r| SessionView {
+            id: ids::encode(ids::SESSION, r.id),
+            team_id: ids::encode(ids::TEAM, r.team_id),
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            expires_at: r.idle_expires_at.min(r.absolute_expires_at),
+            user_agent: r.user_agent.clone(),
+            ip: r.ip.clone(),
+            current: r.id == s.session_id,
+        },
     ))
 }
 

@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use wrenn_extension_api::{
-    ids, ApiError, ApiJson, ApiPath, Principal, RequireSession, RequireSessionOrApiKey, Role,
+    ids, ApiError, ApiJson, ApiPath, ApiQuery, Principal, RequireSession, RequireSessionOrApiKey,
+    Role,
 };
 
+use super::paging::{ListQuery, Paged};
 use super::views::{ErrorEnvelope, MemberView, TeamView};
 
 pub fn router() -> Router<App> {
@@ -63,14 +65,25 @@ fn validate_team_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-/// Teams you belong to, with your role.
-#[utoipa::path(get, path = "/v1/teams", tag = "teams", responses((status = 200, body = [TeamView])))]
+/// Teams you belong to, with your role, oldest first (`(created_at, id)` ascending, the
+/// order it always had), paged by `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/teams", tag = "teams", params(ListQuery),
+    responses((status = 200, body = [TeamView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope)))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
-) -> Result<Json<Vec<TeamView>>, ApiError> {
-    let teams = db::teams::list_for_user(ctx.db(), s.user_id).await?;
-    Ok(Json(teams.iter().map(TeamView::with_role).collect()))
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<TeamView>, ApiError> {
+    let page = q.page()?;
+    let teams = db::teams::page_for_user(ctx.db(), s.user_id, page).await?;
+    Ok(Paged::new(
+        teams,
+        page,
+        |t| (t.created_at, t.id),
+        TeamView::with_role,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -196,17 +209,27 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Members of a team you belong to.
-#[utoipa::path(get, path = "/v1/teams/{id}/members", tag = "teams", params(("id" = String, Path)),
-    responses((status = 200, body = [MemberView]), (status = 404, body = ErrorEnvelope)))]
+/// Members of a team you belong to, in the order they joined (`(joined_at, user id)`
+/// ascending, the order it always had), paged by `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/teams/{id}/members", tag = "teams", params(("id" = String, Path), ListQuery),
+    responses((status = 200, body = [MemberView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn list_members(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Vec<MemberView>>, ApiError> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<MemberView>, ApiError> {
     let (team_id, _) = membership(&ctx, s.user_id, &id).await?;
-    let members = db::teams::members(ctx.db(), team_id).await?;
-    Ok(Json(members.iter().map(MemberView::from).collect()))
+    let page = q.page()?;
+    let members = db::teams::members_page(ctx.db(), team_id, page).await?;
+    Ok(Paged::new(
+        members,
+        page,
+        |m| (m.joined_at, m.user_id),
+        |m| MemberView::from(m),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
