@@ -93,7 +93,7 @@ fn require_role(role: Option<Role>) -> Result<Role, ApiError> {
 
 /// Create a key for the session's team (any member).
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey,
-    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 201, body = CreatedApiKey), (status = 400, body = ErrorEnvelope),
               (status = 409, body = ErrorEnvelope, description = "api_key_limit: 100 live keys per team"),
               (status = 429, body = ErrorEnvelope, description = "rate_limited (keys created per user); Retry-After gives the seconds to wait")))]
 pub async fn create(
@@ -163,7 +163,7 @@ pub async fn list(
 /// Revoke a key: owners and admins any key of the team, members their own keys.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
     params(("id" = String, Path, description = "key_ id")),
-    responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
     State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,

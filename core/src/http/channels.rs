@@ -361,7 +361,7 @@ pub async fn list(
 /// One channel.
 #[utoipa::path(get, path = "/v1/channels/{id}", tag = "channels",
     params(("id" = String, Path, description = "Channel id (`ch_…`)")),
-    responses((status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope, description = "not the caller's team's")))]
 pub async fn show(
     State(ctx): State<App>,
@@ -374,7 +374,7 @@ pub async fn show(
 /// Rename, change subscriptions, enable or disable.
 #[utoipa::path(patch, path = "/v1/channels/{id}", tag = "channels", request_body = UpdateChannel,
     params(("id" = String, Path)),
-    responses((status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 pub async fn update(
     State(ctx): State<App>,
@@ -401,7 +401,7 @@ pub async fn update(
 /// Replace the config (and with it the secrets), validated as on create.
 #[utoipa::path(put, path = "/v1/channels/{id}/config", tag = "channels", request_body = ReplaceConfig,
     params(("id" = String, Path)),
-    responses((status = 200, body = ChannelWithSecret), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = ChannelWithSecret), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 pub async fn replace_config(
     State(ctx): State<App>,
@@ -436,7 +436,7 @@ pub async fn replace_config(
 /// Delete a channel (its delivery records go with it; queued retries are dropped).
 #[utoipa::path(delete, path = "/v1/channels/{id}", tag = "channels",
     params(("id" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
     State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
@@ -453,7 +453,7 @@ pub async fn remove(
 /// A channel's recent delivery attempts, newest first (a bare array).
 #[utoipa::path(get, path = "/v1/channels/{id}/deliveries", tag = "channels",
     params(("id" = String, Path), DeliveryPage),
-    responses((status = 200, body = [DeliveryView]), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = [DeliveryView]), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 pub async fn deliveries(
     State(ctx): State<App>,

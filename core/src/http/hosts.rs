@@ -259,7 +259,7 @@ async fn with_tags(ctx: &App, hosts: Vec<HostRow>) -> Result<Vec<(HostRow, Host)
 /// owners/admins; oldest first (`(created_at, id)` ascending, the order it always had), paged
 /// by `limit`/`cursor` (`X-Next-Cursor`).
 #[utoipa::path(get, path = "/v1/hosts", tag = "hosts", params(ListQuery),
-    responses((status = 200, body = [Host], description = "A bare JSON array of hosts (API.md: lists are arrays)",
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [Host], description = "A bare JSON array of hosts (API.md: lists are arrays)",
                headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
               (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
               (status = 401, body = ErrorEnvelope)))]
@@ -287,7 +287,7 @@ async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
-    responses((status = 200, body = Host), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = Host), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 async fn show(
     State(ctx): State<App>,
@@ -300,7 +300,7 @@ async fn show(
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}/delete-preview", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
-    responses((status = 200, body = HostDeletePreview), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = HostDeletePreview), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 async fn delete_preview(
     State(ctx): State<App>,
@@ -340,7 +340,7 @@ struct DeleteQuery {
 
 #[utoipa::path(delete, path = "/v1/hosts/{id}", tag = "hosts",
     params(("id" = String, Path, description = "host_ id"), ("force" = Option<bool>, Query, description = "destroy the host's capsules first")),
-    responses((status = 204, description = "deleted"), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204, description = "deleted"), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`"),
               (status = 409, body = HostHasSandboxes, description = "`host_has_sandboxes` with `error.sandbox_ids`")))]
 async fn remove(
@@ -433,7 +433,7 @@ async fn destroy_capsules(
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/token", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
-    responses((status = 201, body = HostToken), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 201, body = HostToken), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`"),
               (status = 409, body = ErrorEnvelope, description = "`invalid_state`: host is not pending")))]
 async fn new_token(

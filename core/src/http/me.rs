@@ -131,7 +131,7 @@ pub struct UpdateMe {
 
 /// Rename yourself.
 #[utoipa::path(patch, path = "/v1/me", tag = "me", request_body = UpdateMe,
-    responses((status = 200, body = Profile), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = Profile), (status = 400, body = ErrorEnvelope)))]
 pub async fn update_me(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -150,7 +150,7 @@ pub struct DeleteMe {
 
 /// Delete your account (soft delete; purged after 15 days). Teams you own alone are deleted.
 #[utoipa::path(delete, path = "/v1/me", tag = "me", request_body = DeleteMe,
-    responses((status = 204),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204),
               (status = 400, body = ErrorEnvelope, description = "confirmation_mismatch"),
               (status = 409, body = ErrorEnvelope, description = "owns_team_with_members")))]
 pub async fn delete_me(
@@ -204,7 +204,7 @@ pub struct ChangePassword {
 
 /// Change your password: every session is revoked and this one replaced by a fresh session.
 #[utoipa::path(post, path = "/v1/me/password", tag = "me", request_body = ChangePassword,
-    responses((status = 204, description = "new session cookies are set"),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 204, description = "new session cookies are set"),
               (status = 401, body = ErrorEnvelope, description = "wrong_password")))]
 pub async fn change_password(
     State(ctx): State<App>,
@@ -262,7 +262,7 @@ pub struct ResetRequest {
 /// Ask for a password-reset link. Always 204, whether or not the account exists (the
 /// limits count addresses alike, existing or not).
 #[utoipa::path(post, path = "/v1/me/password/reset", tag = "me", request_body = ResetRequest,
-    responses((status = 204),
+    responses((status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 204),
               (status = 429, body = ErrorEnvelope, description = "rate_limited (requests per IP or per email); Retry-After gives the seconds to wait")))]
 pub async fn request_reset(
     State(ctx): State<App>,
@@ -369,7 +369,7 @@ pub struct SessionView {
 /// Your live sessions, newest first (`(created_at, id)` descending), paged by
 /// `limit`/`cursor` (`X-Next-Cursor`).
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "me", params(ListQuery),
-    responses((status = 200, body = [SessionView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [SessionView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
               (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
               (status = 401, body = ErrorEnvelope)))]
 pub async fn list_sessions(
@@ -399,7 +399,7 @@ pub async fn list_sessions(
 /// Revoke one of your sessions.
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me",
     params(("id" = String, Path, description = "ses_ id")),
-    responses((status = 204), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn revoke_session(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,

@@ -45,8 +45,9 @@ pub struct TypeQuery {
 /// Writes a snapshot template of a capsule; the capsule is paused afterwards. Creating a
 /// capsule from it forks the capsule's state (its vcpus and memory are forced).
 #[utoipa::path(post, path = "/v1/snapshots", tag = "snapshots", request_body = CreateSnapshot,
-    responses(
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"),
         (status = 201, body = Template),
+        (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"),
         (status = 409, description = "`name_reserved`, `template_name_taken` or `invalid_state`"),
     ))]
 pub async fn create(
@@ -101,7 +102,7 @@ pub async fn list(
 /// templates).
 #[utoipa::path(delete, path = "/v1/snapshots/{name}", tag = "snapshots",
     params(("name" = String, Path)),
-    responses((status = 204), (status = 403, description = "platform template"), (status = 404),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 403, description = "platform template"), (status = 404),
               (status = 409, description = "`template_in_use`: a base template with capsules not yet destroyed, or snapshot templates based on it")))]
 pub async fn delete(
     State(ctx): State<App>,

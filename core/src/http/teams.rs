@@ -68,7 +68,7 @@ fn validate_team_name(name: &str) -> Result<String, ApiError> {
 /// Teams you belong to, with your role, oldest first (`(created_at, id)` ascending, the
 /// order it always had), paged by `limit`/`cursor` (`X-Next-Cursor`).
 #[utoipa::path(get, path = "/v1/teams", tag = "teams", params(ListQuery),
-    responses((status = 200, body = [TeamView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [TeamView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
               (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
               (status = 401, body = ErrorEnvelope)))]
 pub async fn list(
@@ -93,7 +93,7 @@ pub struct TeamName {
 
 /// Create a team; you become its owner.
 #[utoipa::path(post, path = "/v1/teams", tag = "teams", request_body = TeamName,
-    responses((status = 201, body = TeamView), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 201, body = TeamView), (status = 400, body = ErrorEnvelope)))]
 pub async fn create(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -119,7 +119,7 @@ pub struct TeamDetail {
 
 /// A team you belong to (or the API key's own team) with its members.
 #[utoipa::path(get, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
-    responses((status = 200, body = TeamDetail), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = TeamDetail), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_team(
     State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
@@ -159,7 +159,7 @@ pub struct TeamUpdate {
 
 /// Rename a team or change its settings (owner or admin).
 #[utoipa::path(patch, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), request_body = TeamUpdate,
-    responses((status = 200, body = TeamView), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = TeamView), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn rename(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -185,7 +185,7 @@ pub async fn rename(
 /// Delete a team (owner only): soft delete; its capsules are destroyed, its API keys revoked
 /// and its channels removed.
 #[utoipa::path(delete, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -212,7 +212,7 @@ pub async fn remove(
 /// Members of a team you belong to, in the order they joined (`(joined_at, user id)`
 /// ascending, the order it always had), paged by `limit`/`cursor` (`X-Next-Cursor`).
 #[utoipa::path(get, path = "/v1/teams/{id}/members", tag = "teams", params(("id" = String, Path), ListQuery),
-    responses((status = 200, body = [MemberView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [MemberView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
               (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn list_members(
@@ -240,7 +240,7 @@ pub struct AddMember {
 
 /// Add an existing user as a member (owner or admin).
 #[utoipa::path(post, path = "/v1/teams/{id}/members", tag = "teams", params(("id" = String, Path)), request_body = AddMember,
-    responses((status = 201, body = MemberView), (status = 403, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 201, body = MemberView), (status = 403, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope, description = "team_not_found or user_not_found"),
               (status = 409, body = ErrorEnvelope, description = "already_member")))]
 pub async fn add_member(
@@ -279,7 +279,7 @@ pub struct SetRole {
 /// Change a member's role (owner or admin); the owner's role is immutable.
 #[utoipa::path(patch, path = "/v1/teams/{id}/members/{user_id}", tag = "teams",
     params(("id" = String, Path), ("user_id" = String, Path)), request_body = SetRole,
-    responses((status = 204), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope, description = "forbidden or owner_immutable"), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope, description = "forbidden or owner_immutable"), (status = 404, body = ErrorEnvelope)))]
 pub async fn set_role(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -311,7 +311,7 @@ pub async fn set_role(
 /// Remove a member (owner or admin); the owner cannot be removed.
 #[utoipa::path(delete, path = "/v1/teams/{id}/members/{user_id}", tag = "teams",
     params(("id" = String, Path), ("user_id" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove_member(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -337,7 +337,7 @@ pub async fn remove_member(
 
 /// Leave a team (the owner cannot).
 #[utoipa::path(post, path = "/v1/teams/{id}/leave", tag = "teams", params(("id" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorEnvelope, description = "owner_cannot_leave"), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204), (status = 400, body = ErrorEnvelope, description = "owner_cannot_leave"), (status = 404, body = ErrorEnvelope)))]
 pub async fn leave(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,

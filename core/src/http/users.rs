@@ -37,7 +37,7 @@ pub struct SearchQuery {
 /// Users whose email starts with the prefix, by email (case-insensitive, the order it always
 /// had), at most 10 per answer, paged by `limit`/`cursor` (`X-Next-Cursor`).
 #[utoipa::path(get, path = "/v1/users/search", tag = "users", params(SearchQuery),
-    responses((status = 200, body = [UserSummary], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [UserSummary], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
               (status = 400, body = ErrorEnvelope, description = "no \"@\" in the prefix, or a bad limit or cursor"),
               (status = 401, body = ErrorEnvelope)))]
 pub async fn search(

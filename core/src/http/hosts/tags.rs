@@ -20,7 +20,7 @@ pub fn valid_tag(tag: &str) -> bool {
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
-    responses((status = 200, body = [String], description = "A bare JSON array of the host's tags, by name"),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [String], description = "A bare JSON array of the host's tags, by name"),
               (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 pub async fn list(
@@ -45,7 +45,7 @@ pub struct AddTags {
 #[utoipa::path(post, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
     request_body = AddTags,
     description = "Body `{tag}` or `{tags: [..]}`; tags match `^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$`.",
-    responses((status = 200, body = [String], description = "The host's tags after the change, a bare JSON array"),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [String], description = "The host's tags after the change, a bare JSON array"),
               (status = 400, body = ErrorEnvelope, description = "`invalid_request`"),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 pub async fn add(
@@ -71,7 +71,7 @@ pub async fn add(
 
 #[utoipa::path(delete, path = "/v1/hosts/{id}/tags/{tag}", tag = "hosts",
     params(("id" = String, Path, description = "host_ id"), ("tag" = String, Path, description = "tag")),
-    responses((status = 204, description = "removed"), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204, description = "removed"), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
               (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 pub async fn remove(
     State(ctx): State<App>,
