@@ -1,5 +1,6 @@
 //! The `api_keys` aggregate. Keys are stored as SHA-256 only.
 
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -56,6 +57,26 @@ pub async fn list_for_team(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Resul
         "SELECT",
         "FROM api_keys WHERE team_id = $1 AND revoked_at IS NULL ORDER BY created_at DESC, id",
         team_id,
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// One page of the team's live keys, newest first (`(created_at, id)` descending).
+pub async fn page_for_team(
+    e: impl PgExecutor<'_>,
+    team_id: Uuid,
+    page: Page,
+) -> sqlx::Result<Vec<ApiKey>> {
+    key_rows!(
+        "SELECT",
+        "FROM api_keys WHERE team_id = $1 AND revoked_at IS NULL \
+         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4",
+        team_id,
+        page.after_time(),
+        page.after_id(),
+        page.fetch(),
     )
     .fetch_all(e)
     .await

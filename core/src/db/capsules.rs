@@ -3,6 +3,7 @@
 
 use crate::capsules::state::CapsuleStatus;
 use crate::hosts::HostStatus;
+use crate::http::paging::Page;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -161,6 +162,26 @@ pub async fn list_for_team(
         team_id,
         holding() as Vec<CapsuleStatus>,
     )
+    .fetch_all(db)
+    .await
+}
+
+/// One page of what `list_for_team` lists, newest first (`(created_at, id)` descending).
+pub async fn page_for_team(
+    db: impl PgExecutor<'_>,
+    team_id: Uuid,
+    page: Page,
+) -> sqlx::Result<Vec<CapsuleRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM capsules WHERE team_id = $1 AND status = ANY($2) \
+         AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
+         ORDER BY created_at DESC, id DESC LIMIT $5"
+    ))
+    .bind(team_id)
+    .bind(holding())
+    .bind(page.after_time())
+    .bind(page.after_id())
+    .bind(page.fetch())
     .fetch_all(db)
     .await
 }

@@ -1,5 +1,6 @@
 //! `channels` and `channel_deliveries`.
 
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgExecutor;
@@ -75,18 +76,23 @@ pub async fn count_for_team(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Resu
     .await
 }
 
-/// The team's channels, newest first.
-pub async fn list_for_team(
+/// One page of the team's channels, newest first (`(created_at, id)` descending); `offset`
+/// rows past the cursor are skipped (the older offset paging).
+pub async fn page_for_team(
     e: impl PgExecutor<'_>,
     team_id: Uuid,
-    limit: i64,
+    page: Page,
     offset: i64,
 ) -> sqlx::Result<Vec<Channel>> {
     channel_rows!(
         "SELECT",
-        "FROM channels WHERE team_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+        "FROM channels WHERE team_id = $1 \
+         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5",
         team_id,
-        limit,
+        page.after_time(),
+        page.after_id(),
+        page.fetch(),
         offset,
     )
     .fetch_all(e)

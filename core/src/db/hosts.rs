@@ -5,6 +5,7 @@
 
 use crate::capsules::state::CapsuleStatus;
 use crate::hosts::HostStatus;
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -116,18 +117,24 @@ pub async fn ids_in<'e, E: PgExecutor<'e>>(
     .await
 }
 
-/// Hosts that are not deleted: all of them (`team = None`) or one team's BYOC hosts.
+/// One page of the hosts that are not deleted: all of them (`team = None`) or one team's
+/// BYOC hosts; oldest first (`(created_at, id)` ascending, the order the listing always had).
 pub async fn list<'e, E: PgExecutor<'e>>(
     executor: E,
     team: Option<Uuid>,
+    page: Page,
 ) -> sqlx::Result<Vec<HostRow>> {
     host_rows!(
         "SELECT",
         "FROM hosts
          WHERE status <> $2 AND ($1::uuid IS NULL OR team_id = $1)
-         ORDER BY created_at, id",
+         AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
+         ORDER BY created_at, id LIMIT $5",
         team,
         HostStatus::Deleted as HostStatus,
+        page.after_time(),
+        page.after_id(),
+        page.fetch(),
     )
     .fetch_all(executor)
     .await

@@ -1,5 +1,6 @@
 //! The `sessions` aggregate. Session ids and CSRF tokens are stored as SHA-256 only.
 
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -128,6 +129,27 @@ pub async fn list_for_user(e: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Resul
         "FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
          AND idle_expires_at > now() AND absolute_expires_at > now() ORDER BY created_at DESC",
         user_id,
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// One page of the user's live sessions, newest first (`(created_at, id)` descending).
+pub async fn page_for_user(
+    e: impl PgExecutor<'_>,
+    user_id: Uuid,
+    page: Page,
+) -> sqlx::Result<Vec<Session>> {
+    session_rows!(
+        "SELECT",
+        "FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+         AND idle_expires_at > now() AND absolute_expires_at > now() \
+         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4",
+        user_id,
+        page.after_time(),
+        page.after_id(),
+        page.fetch(),
     )
     .fetch_all(e)
     .await

@@ -1,5 +1,6 @@
 //! The `teams` aggregate: teams and their memberships (`users_teams`).
 
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -106,6 +107,28 @@ pub async fn list_for_user(
     .await
 }
 
+/// One page of the user's teams, oldest first (`(created_at, id)` ascending: the order the
+/// listing always had).
+pub async fn page_for_user(
+    e: impl PgExecutor<'_>,
+    user_id: Uuid,
+    page: Page,
+) -> sqlx::Result<Vec<TeamWithRole>> {
+    sqlx::query_as(
+        "SELECT t.id, t.name, t.is_byoc, t.auto_resume, t.created_at, ut.role FROM teams t \
+         JOIN users_teams ut ON ut.team_id = t.id \
+         WHERE ut.user_id = $1 AND t.deleted_at IS NULL \
+         AND ($2::timestamptz IS NULL OR (t.created_at, t.id) > ($2, $3)) \
+         ORDER BY t.created_at, t.id LIMIT $4",
+    )
+    .bind(user_id)
+    .bind(page.after_time())
+    .bind(page.after_id())
+    .bind(page.fetch())
+    .fetch_all(e)
+    .await
+}
+
 /// The team a fresh login lands in: the oldest team the user owns, else the oldest membership.
 pub async fn default_for_user(e: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar!(
@@ -127,6 +150,28 @@ pub async fn members(e: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<Vec<
          ORDER BY ut.created_at, u.id",
         team_id,
     )
+    .fetch_all(e)
+    .await
+}
+
+/// One page of a team's members in the order they joined (`(joined_at, user id)`
+/// ascending: the order the listing always had).
+pub async fn members_page(
+    e: impl PgExecutor<'_>,
+    team_id: Uuid,
+    page: Page,
+) -> sqlx::Result<Vec<Member>> {
+    sqlx::query_as(
+        "SELECT u.id AS user_id, u.name, u.email, ut.role, ut.created_at AS joined_at \
+         FROM users_teams ut JOIN users u ON u.id = ut.user_id \
+         WHERE ut.team_id = $1 AND u.deleted_at IS NULL \
+         AND ($2::timestamptz IS NULL OR (ut.created_at, u.id) > ($2, $3)) \
+         ORDER BY ut.created_at, u.id LIMIT $4",
+    )
+    .bind(team_id)
+    .bind(page.after_time())
+    .bind(page.after_id())
+    .bind(page.fetch())
     .fetch_all(e)
     .await
 }

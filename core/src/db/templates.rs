@@ -1,5 +1,6 @@
 //! Template rows: platform base templates (team = nil UUID) and teams' snapshot templates.
 
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -98,6 +99,33 @@ pub async fn list_visible(
         team_id,
         Uuid::nil(),
         kind,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// One page of what `list_visible` lists, in its order: the platform's templates first, then
+/// the team's, each by name (`(team's, name, id)` ascending).
+pub async fn page_visible(
+    db: impl PgExecutor<'_>,
+    team_id: Uuid,
+    kind: Option<&str>,
+    page: &Page<(bool, String, Uuid)>,
+) -> sqlx::Result<Vec<TemplateRow>> {
+    let after = page.after.as_ref();
+    template_rows!(
+        "SELECT",
+        "FROM templates WHERE (team_id = $1 OR team_id = $2) \
+         AND ($3::TEXT IS NULL OR type = $3) \
+         AND ($4::BOOL IS NULL OR (team_id <> $2, name, id) > ($4, $5, $6)) \
+         ORDER BY team_id <> $2, name, id LIMIT $7",
+        team_id,
+        Uuid::nil(),
+        kind,
+        after.map(|k| k.0),
+        after.map(|k| k.1.as_str()),
+        after.map(|k| k.2).unwrap_or_default(),
+        page.fetch(),
     )
     .fetch_all(db)
     .await

@@ -1,5 +1,6 @@
 //! The `users` aggregate.
 
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -177,11 +178,12 @@ pub async fn hard_delete(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
         .map(|_| ())
 }
 
-/// Live users whose email starts with `prefix` (case-insensitive), at most `limit`.
+/// One page of the live users whose email starts with `prefix` (case-insensitive), by
+/// `(lower(email), id)`; the cursor carries the last email as stored.
 pub async fn search_by_email_prefix(
     e: impl PgExecutor<'_>,
     prefix: &str,
-    limit: i64,
+    page: &Page<(String, Uuid)>,
 ) -> sqlx::Result<Vec<User>> {
     let escaped = prefix
         .replace('\\', "\\\\")
@@ -190,9 +192,13 @@ pub async fn search_by_email_prefix(
     user_rows!(
         "SELECT",
         "FROM users WHERE lower(email) LIKE lower($1) || '%' ESCAPE '\\' \
-         AND is_active AND deleted_at IS NULL ORDER BY lower(email) LIMIT $2",
+         AND is_active AND deleted_at IS NULL \
+         AND ($2::text IS NULL OR (lower(email), id) > (lower($2), $3)) \
+         ORDER BY lower(email), id LIMIT $4",
         escaped,
-        limit,
+        page.after.as_ref().map(|(email, _)| email.as_str()),
+        page.after.as_ref().map(|(_, id)| *id).unwrap_or_default(),
+        page.fetch(),
     )
     .fetch_all(e)
     .await

@@ -4,7 +4,7 @@
 // it; pending hosts get new tokens; tags are added and removed in place; deleting shows the
 // capsules that would be lost and offers to force it.
 
-import { api, ApiError, listOf, seg, type Host, type HostCapabilities, type HostDeletePreview, type HostToken } from "../api";
+import { api, ApiError, getAll, seg, type Host, type HostCapabilities, type HostDeletePreview, type HostToken } from "../api";
 import { canManageHosts, currentTeam, isPlatformAdmin, type App, type Page } from "../app";
 import { busy, copyButton, errorBox, field, h, mount, notAllowed, onSubmit, str, time } from "../dom";
 import { memory, statusBadge } from "../format";
@@ -37,11 +37,11 @@ function capabilityList(c: HostCapabilities | null): Node {
 }
 
 function capacity(host: Host): Node {
-  if (host.cpu_cores === null && host.memory_mb === null) return h("span", { class: "muted" }, "unknown until registered");
+  if (host.cpu_cores == null && host.memory_mb == null) return h("span", { class: "muted" }, "unknown until registered");
   const parts = [
-    host.cpu_cores !== null ? `${host.cpu_cores} vCPU` : null,
-    host.memory_mb !== null ? memory(host.memory_mb) : null,
-    host.disk_gb !== null ? `${host.disk_gb} GB disk` : null,
+    host.cpu_cores != null ? `${host.cpu_cores} vCPU` : null,
+    host.memory_mb != null ? memory(host.memory_mb) : null,
+    host.disk_gb != null ? `${host.disk_gb} GB disk` : null,
     host.arch,
   ].filter(Boolean);
   return document.createTextNode(parts.join(" · "));
@@ -316,7 +316,7 @@ export const hostsPage: Page = {
           "th",
           { scope: "row" },
           h("code", { class: "host-id" }, host.id),
-          h("div", { class: "host-type" }, host.type === "byoc" ? `BYOC · ${teamLabel(app, host.team_id)}` : "regular"),
+          h("div", { class: "host-type" }, host.type === "byoc" ? `BYOC · ${teamLabel(app, host.team_id ?? null)}` : "regular"),
           where ? h("div", { class: "muted small-text" }, where) : null,
         ),
         h(
@@ -341,7 +341,7 @@ export const hostsPage: Page = {
     }
 
     async function load() {
-      const hosts = listOf<Host>(await api.get<unknown>("/v1/hosts"), "hosts");
+      const hosts = await getAll<Host>("/v1/hosts");
       if (!live()) return;
       errors.clear();
       table.hidden = hosts.length === 0;
