@@ -589,6 +589,11 @@ export interface HostLoad {
   load_avg_1m: number;
   mem_available_mb: number;
   mem_total_mb: number;
+  pool_memory_mb: number;
+  /** Pooled capsules booted and waiting to be handed to a create. */
+  pool_ready: number;
+  /** What the host's warm pools hold at full size: capacity the scheduler counts as used. */
+  pool_vcpus: number;
   /** When the control plane received it. */
   sampled_at: string;
 }

@@ -47,7 +47,7 @@ function capacity(host: Host): Node {
   return document.createTextNode(parts.join(" · "));
 }
 
-/** What the agent last reported: CPU, memory and disk in use, capsules by state. */
+/** What the agent last reported: CPU, memory and disk in use, capsules by state, warm pools. */
 function loadCell(host: Host): Node {
   const l = host.load;
   if (!l) return h("span", { class: "muted" }, "not reported yet");
@@ -59,6 +59,10 @@ function loadCell(host: Host): Node {
     h("li", null, `memory ${used(l.mem_total_mb, l.mem_available_mb)}`),
     h("li", null, `disk ${used(l.disk_total_mb, l.disk_available_mb)}`),
     h("li", null, `${l.capsules_running} running · ${l.capsules_paused} paused`),
+    // Warm pools: capsules booted ahead of demand, reserved capacity whether booted or not.
+    l.pool_vcpus > 0
+      ? h("li", null, `warm pool ${l.pool_ready} ready · reserves ${l.pool_vcpus} vCPU, ${memory(l.pool_memory_mb)}`)
+      : null,
     h("li", { class: "muted small-text" }, "as of ", time(l.sampled_at)),
   );
 }

@@ -65,6 +65,11 @@ pub struct HostLoad {
     pub disk_available_mb: u64,
     pub capsules_running: u32,
     pub capsules_paused: u32,
+    /// What the host's warm pools hold at full size: capacity the scheduler counts as used.
+    pub pool_vcpus: u32,
+    pub pool_memory_mb: u64,
+    /// Pooled capsules booted and waiting to be handed to a create.
+    pub pool_ready: u32,
     /// When the control plane received it.
     pub sampled_at: String,
 }
