@@ -10,15 +10,17 @@ HOST_TRIPLE := x86_64-unknown-linux-gnu
 ENVD_STATIC := $(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release/envd
 CARGO ?= cargo
 
-.PHONY: help deps services build envd-static check fmt clippy semver test dev images rootfs-% reinject-envd bench clean-dev
+.PHONY: help deps services build envd-static check fmt clippy semver sqlx-prepare test contract dev images rootfs-% reinject-envd bench clean-dev
 
 help:
 	@echo "make dev      set up and run Wrenn (control plane, agent, local PostgreSQL/Redis, base image)"
 	@echo "make test     set up and run every test (real PostgreSQL, Redis and gVisor capsules)"
 	@echo "make build    release binaries into builds/"
 	@echo "make check    fmt + clippy -D warnings + tests"
+	@echo "make contract schemathesis against a real wrenn-cp over its /openapi.json"
 	@echo "make images   build the platform base images (minimal-busybox, minimal-debian)"
 	@echo "make bench    run the BENCHMARKS.md figures"
+	@echo "make sqlx-prepare  regenerate .sqlx/ (checked queries' offline data) after changing a query"
 
 deps:
 	@bash scripts/deps.sh
@@ -61,7 +63,8 @@ reinject-envd: envd-static
 # browser tests (real Chromium against a real wrenn-cp). The agent's suites run one test at a
 # time: each test boots its own agent and gVisor capsules, and two of them at once saturate a
 # two-core machine, where runsc (20240729) now and then writes checkpoint images that do not
-# restore (agent/README.md, "Pause tiers").
+# restore (agent/README.md, "Pause tiers"). Last, the contract run (scripts/contract.sh):
+# schemathesis checks a real wrenn-cp against its own OpenAPI document.
 test: deps envd-static
 	@bash scripts/images-ensure.sh
 	@eval "$$(bash scripts/services.sh)"; status=0; \
@@ -69,10 +72,20 @@ test: deps envd-static
 	  $(CARGO) test --workspace --exclude wrenn-agent --no-fail-fast || status=1; \
 	  $(CARGO) test -p wrenn-agent --no-fail-fast -- --test-threads=1 || status=1; \
 	  bash scripts/web.sh test || status=1; \
+	  bash scripts/contract.sh || status=1; \
 	  exit $$status
+
+contract: deps
+	@bash scripts/contract.sh
 
 semver:
 	@bash scripts/semver.sh
+
+# Builds never reach a database: the checked queries compile against the committed .sqlx/
+# (SQLX_OFFLINE=true in .cargo/config.toml). This regenerates it from a scratch database with
+# every migration applied; commit the result.
+sqlx-prepare: deps
+	@bash scripts/sqlx-prepare.sh
 
 check: fmt clippy test
 

@@ -396,7 +396,7 @@ fn failure(build: &Build) -> String {
 pub async fn run(client: &Client, command: BuildsCommand, json: bool) -> Result<i32> {
     match command {
         BuildsCommand::List => {
-            let answer = client.get("/v1/builds").await?;
+            let answer = client.get_all("/v1/builds").await?;
             if json {
                 output::raw_json(&answer.raw)?;
                 return Ok(0);

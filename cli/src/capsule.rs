@@ -13,7 +13,7 @@ pub async fn run(client: &Client, command: CapsuleCommand, json: bool) -> Result
             show(&answer, json)
         }
         CapsuleCommand::List => {
-            let answer = client.get("/v1/capsules").await?;
+            let answer = client.get_all("/v1/capsules").await?;
             if json {
                 output::raw_json(&answer.raw)?;
             } else {

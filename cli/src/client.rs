@@ -16,6 +16,10 @@ pub type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const API_KEY_HEADER: &str = "X-API-Key";
+/// The header of a paged list's answer naming the next page's cursor (absent on the last).
+const NEXT_CURSOR_HEADER: &str = "X-Next-Cursor";
+/// Rows per page when reading a whole list (the API's maximum).
+const PAGE_LIMIT: &str = "200";
 
 /// A successful answer with a body: the text as received (what `--json` prints) and its
 /// parsed form.
@@ -99,6 +103,50 @@ impl Client {
 
     pub async fn get(&self, path: &str) -> Result<Answer> {
         self.call(self.request(Method::GET, path)).await
+    }
+
+    /// Every row of a paged list (a bare JSON array per page, `X-Next-Cursor` naming the
+    /// next): pages of 200 are read until one names no next cursor. The answer is the whole
+    /// array, as if one page had held it.
+    pub async fn get_all(&self, path: &str) -> Result<Answer> {
+        let mut rows: Vec<Value> = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut status = 200;
+        loop {
+            let mut request = self
+                .request(Method::GET, path)
+                .query(&[("limit", PAGE_LIMIT)]);
+            if let Some(c) = &cursor {
+                request = request.query(&[("cursor", c)]);
+            }
+            let response = self.send(request).await?;
+            status = response.status().as_u16().max(status);
+            let next = response
+                .headers()
+                .get(NEXT_CURSOR_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_string);
+            let url = response.url().to_string();
+            let raw = response.text().await.map_err(|e| network_error(&url, &e))?;
+            let page: Value = serde_json::from_str(&raw)
+                .map_err(|e| crate::error::fail(format!("{url} answered no JSON list: {e}")))?;
+            match page {
+                Value::Array(page) => rows.extend(page),
+                _ => return Err(crate::error::fail(format!("{url} answered no JSON list"))),
+            }
+            // A cursor given back unchanged would loop for ever.
+            if next.is_none() || next == cursor {
+                break;
+            }
+            cursor = next;
+        }
+        let value = Value::Array(rows);
+        Ok(Answer {
+            status,
+            raw: value.to_string(),
+            value,
+        })
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Result<Answer> {

@@ -11,7 +11,7 @@ pub async fn run(client: &Client, command: TemplateCommand, json: bool) -> Resul
     match command {
         TemplateCommand::Build(args) => crate::builds::build(client, args, json).await,
         TemplateCommand::List => {
-            let answer = client.get("/v1/snapshots").await?;
+            let answer = client.get_all("/v1/snapshots").await?;
             if json {
                 output::raw_json(&answer.raw)?;
                 return Ok(0);

@@ -1,8 +1,14 @@
 //! Data access, one module per aggregate. Functions take an executor (`&PgPool`,
 //! `&mut PgConnection` or a transaction) so handlers and extensions compose them in
-//! transactions. This is the only module with SQL. Queries are checked at run time (no
-//! build-time database); every one is exercised by the test suite. Statuses are bound as
-//! enums ([`sql_text_enum!`]), never written as literals.
+//! transactions. This is the only module with SQL. Queries of a fixed shape are checked at
+//! compile time (`sqlx::query!`, `query_as!`, `query_scalar!`) against the committed offline
+//! data in `.sqlx/` at the workspace root (builds never reach a database: `SQLX_OFFLINE=true`
+//! in `.cargo/config.toml`); a changed query does not compile until `make sqlx-prepare`
+//! regenerates that data. SQL assembled at run time (a variable column list, a flattened row)
+//! and statements whose result the macros cannot type (`pg_advisory_*` returns `void`) stay
+//! `sqlx::query`. Every query, checked or not, is exercised by the test suite. Statuses are
+//! bound as enums ([`sql_text_enum!`]; in the macros with a type override, `status AS
+//! "status: CapsuleStatus"` and `to as CapsuleStatus`), never written as literals.
 
 /// Stores a Rust enum as PostgreSQL TEXT through its `as_str` / `parse` (the column's CHECK
 /// lists the same names), so SQL binds take the enum and never a string literal.

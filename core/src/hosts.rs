@@ -193,7 +193,9 @@ impl Hosts {
 }
 
 /// Where a host is in its life (`hosts.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum HostStatus {
     /// Created, waiting for its agent to register with the one-time token.

@@ -6,10 +6,112 @@ use crate::error::ApiError;
 use crate::hooks::TeamUsage;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 use tokio::io::{AsyncRead, AsyncWrite};
 use uuid::Uuid;
+
+/// Where a capsule is in its life: the states of core's capsule state machine, named as the
+/// REST API names them (API.md "Capsules"). Serialized as those snake_case names.
+///
+/// New states may be added in a minor release, so a `match` needs a `_` arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CapsuleState {
+    /// Admitted, waiting for its host.
+    Pending,
+    /// Being created on its host.
+    Starting,
+    Running,
+    Pausing,
+    /// Paused: its memory kept on the host; resumable.
+    Paused,
+    Resuming,
+    /// Being saved as a template.
+    Snapshotting,
+    Stopping,
+    /// Destroyed; nothing more happens to it.
+    Stopped,
+    /// Its host is unreachable.
+    Missing,
+    /// An operation failed; `reason` says which.
+    Error,
+}
+
+impl CapsuleState {
+    /// Every state, in the order of the state machine.
+    pub const ALL: &'static [CapsuleState] = &[
+        CapsuleState::Pending,
+        CapsuleState::Starting,
+        CapsuleState::Running,
+        CapsuleState::Pausing,
+        CapsuleState::Paused,
+        CapsuleState::Resuming,
+        CapsuleState::Snapshotting,
+        CapsuleState::Stopping,
+        CapsuleState::Stopped,
+        CapsuleState::Missing,
+        CapsuleState::Error,
+    ];
+
+    /// The API's name of the state (`running`, `paused`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapsuleState::Pending => "pending",
+            CapsuleState::Starting => "starting",
+            CapsuleState::Running => "running",
+            CapsuleState::Pausing => "pausing",
+            CapsuleState::Paused => "paused",
+            CapsuleState::Resuming => "resuming",
+            CapsuleState::Snapshotting => "snapshotting",
+            CapsuleState::Stopping => "stopping",
+            CapsuleState::Stopped => "stopped",
+            CapsuleState::Missing => "missing",
+            CapsuleState::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for CapsuleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is no [`CapsuleState`] (from [`CapsuleState::from_str`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCapsuleState(String);
+
+impl UnknownCapsuleState {
+    /// The name that was not recognised.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UnknownCapsuleState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown capsule state {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownCapsuleState {}
+
+impl FromStr for CapsuleState {
+    type Err = UnknownCapsuleState;
+
+    /// Parses the API's name of a state (`"running"` → [`CapsuleState::Running`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CapsuleState::ALL
+            .iter()
+            .copied()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownCapsuleState(s.to_string()))
+    }
+}
 
 /// One capsule, as an extension sees it.
 #[derive(Debug, Clone, Serialize)]
@@ -17,8 +119,13 @@ use uuid::Uuid;
 pub struct CapsuleSummary {
     pub id: Uuid,
     pub team_id: Uuid,
-    /// The API's status name (`running`, `paused`, ...; API.md "Capsules").
+    /// The API's status name (`running`, `paused`, ...; API.md "Capsules"). Kept for
+    /// compatibility: prefer [`state`](Self::state), the same value typed.
     pub status: String,
+    /// Where the capsule is in its life; `status` is its name. (Not serialized: `status`
+    /// carries it in JSON.)
+    #[serde(skip)]
+    pub state: CapsuleState,
     pub template: String,
     pub vcpus: u32,
     pub memory_mb: u64,
@@ -34,6 +141,35 @@ pub struct CapsuleSummary {
 }
 
 impl CapsuleSummary {
+    /// A summary in `state`; `status` is set to its name. The other fields start empty.
+    pub fn with_state(
+        id: Uuid,
+        team_id: Uuid,
+        state: CapsuleState,
+        template: String,
+        vcpus: u32,
+        memory_mb: u64,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            team_id,
+            status: state.as_str().to_string(),
+            state,
+            template,
+            vcpus,
+            memory_mb,
+            created_at,
+            disk_mb: 0,
+            reason: String::new(),
+            started_at: None,
+            envd_version: String::new(),
+        }
+    }
+
+    /// A summary whose state is given by its API name. A name that is no [`CapsuleState`]
+    /// becomes [`CapsuleState::Error`] (with `status` kept as given); prefer
+    /// [`with_state`](Self::with_state).
     pub fn new(
         id: Uuid,
         team_id: Uuid,
@@ -43,18 +179,10 @@ impl CapsuleSummary {
         memory_mb: u64,
         created_at: DateTime<Utc>,
     ) -> Self {
+        let state = status.parse().unwrap_or(CapsuleState::Error);
         Self {
-            id,
-            team_id,
             status,
-            template,
-            vcpus,
-            memory_mb,
-            created_at,
-            disk_mb: 0,
-            reason: String::new(),
-            started_at: None,
-            envd_version: String::new(),
+            ..Self::with_state(id, team_id, state, template, vcpus, memory_mb, created_at)
         }
     }
 }
@@ -209,6 +337,58 @@ pub fn is_hop_by_hop(name: &str, upgrade: bool) -> bool {
         "connection" | "upgrade" => !upgrade,
         "keep-alive" | "proxy-connection" | "te" | "trailer" | "transfer-encoding" => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::{CapsuleState, CapsuleSummary};
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    #[test]
+    fn every_state_round_trips_through_its_name_and_serde() {
+        for &st in CapsuleState::ALL {
+            assert_eq!(st.as_str().parse::<CapsuleState>(), Ok(st));
+            assert_eq!(st.to_string(), st.as_str());
+            let json = serde_json::to_string(&st).unwrap();
+            assert_eq!(json, format!("\"{}\"", st.as_str()));
+            assert_eq!(serde_json::from_str::<CapsuleState>(&json).unwrap(), st);
+        }
+        let err = "hibernating".parse::<CapsuleState>().unwrap_err();
+        assert_eq!(err.name(), "hibernating");
+        assert!(serde_json::from_str::<CapsuleState>("\"Running\"").is_err());
+    }
+
+    #[test]
+    fn a_summary_keeps_status_and_state_together() {
+        let at = Utc::now();
+        let s = CapsuleSummary::with_state(
+            Uuid::nil(),
+            Uuid::nil(),
+            CapsuleState::Paused,
+            "t".into(),
+            1,
+            256,
+            at,
+        );
+        assert_eq!(
+            (s.status.as_str(), s.state),
+            ("paused", CapsuleState::Paused)
+        );
+        let s = CapsuleSummary::new(
+            Uuid::nil(),
+            Uuid::nil(),
+            "running".into(),
+            "t".into(),
+            1,
+            256,
+            at,
+        );
+        assert_eq!(s.state, CapsuleState::Running);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["status"], "running");
+        assert!(json.get("state").is_none());
     }
 }
 

@@ -12,7 +12,8 @@
 //!   may use, each a typed accessor (PostgreSQL pool, Redis, mailer, sessions, the capsule
 //!   facade, public configuration, the shutdown token).
 //! - [`capsules`]: [`CapsuleService`], the capsule facade (usage, list, get, create, pause,
-//!   resume, destroy, metrics, and a byte stream to a port inside a capsule).
+//!   resume, destroy, metrics, and a byte stream to a port inside a capsule); what it answers,
+//!   [`CapsuleSummary`] with its typed [`CapsuleState`].
 //! - [`migrations`]: [`Migration`], schema changes an extension ships, in its own schema.
 //! - [`auth`]: who is calling ([`Principal`], [`Role`]), the [`SessionService`] core implements,
 //!   and the axum extractors extension routes use as guards ([`RequireSession`],
@@ -45,7 +46,10 @@ pub use auth::{
     RequireSessionOrApiKey, RequireTeamAdmin, RequireTeamOwner, RequireTeamRole, Role,
     SessionPrincipal, SessionService, API_KEY_HEADER, CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE,
 };
-pub use capsules::{CapsuleMetric, CapsuleService, CapsuleSpec, CapsuleSummary, PortStream};
+pub use capsules::{
+    CapsuleMetric, CapsuleService, CapsuleSpec, CapsuleState, CapsuleSummary, PortStream,
+    UnknownCapsuleState,
+};
 pub use context::{PublicConfig, ServerContext, ServerContextParts};
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery};
 pub use extension::{

@@ -146,6 +146,28 @@ export async function getPage<T>(path: string, cursor: string | null, limit = 50
   return { items: Array.isArray(body) ? (body as T[]) : [], next: headers.get(NEXT_CURSOR_HEADER) || null };
 }
 
+/**
+ * Every item of a paged list, following `X-Next-Cursor` for up to `maxPages` pages of 200;
+ * `complete` is false when it stopped early. The older lists (capsules, snapshots, keys,
+ * teams, sessions, hosts, channels) answer 100 rows without `limit`: read them through this.
+ */
+export async function allPages<T>(path: string, maxPages = 20): Promise<{ items: T[]; complete: boolean }> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < maxPages; i++) {
+    const page: ListPage<T> = await getPage<T>(path, cursor, 200);
+    items.push(...page.items);
+    if (!page.next) return { items, complete: true };
+    cursor = page.next;
+  }
+  return { items, complete: false };
+}
+
+/** Every item of a paged list (see `allPages`). */
+export async function getAll<T>(path: string): Promise<T[]> {
+  return (await allPages<T>(path)).items;
+}
+
 /** Lists come either bare or wrapped (`{"capsules":[...]}`); accept both. */
 export function listOf<T>(value: unknown, key: string): T[] {
   if (Array.isArray(value)) return value as T[];
@@ -233,6 +255,13 @@ import type {
   CreateBuild,
   ExecResult,
   FileEntry,
+  AuditLog,
+  AuditPage,
+  Host,
+  HostDeletePreview,
+  HostLoad,
+  HostStatus,
+  HostToken,
   LogEntry,
   MetricPoint,
   Metrics as CapsuleMetrics,
@@ -244,7 +273,7 @@ import type {
   Template,
   Usage as TeamUsage,
 } from "./generated/api";
-export type { AdminCapsule, AdminTemplate, Build, BuildFile, BuildStatus, Capsule, CapsuleMetrics, CapsuleStatus, CreateBuild, ExecResult, FileEntry, LogEntry, MetricPoint, ProcessInfo, Provider, StepState, StepStatus, TeamStats, Template, TeamUsage };
+export type { AdminCapsule, AdminTemplate, AuditLog, AuditPage, Build, BuildFile, BuildStatus, Capsule, CapsuleMetrics, CapsuleStatus, CreateBuild, ExecResult, FileEntry, Host, HostDeletePreview, HostLoad, HostStatus, HostToken, LogEntry, MetricPoint, ProcessInfo, Provider, StepState, StepStatus, TeamStats, Template, TeamUsage };
 
 export interface Channel {
   id: string;
@@ -305,76 +334,8 @@ export interface HostCapabilities {
   [key: string]: unknown;
 }
 
-/** A host (API.md, Hosts): `pending` until its agent registers with the one-time token. */
-export interface Host {
-  id: string;
-  type: "regular" | "byoc";
-  team_id: string | null;
-  provider: string | null;
-  availability_zone: string | null;
-  status: "pending" | "online" | "unreachable" | "deleted" | string;
-  arch: string | null;
-  cpu_cores: number | null;
-  memory_mb: number | null;
-  disk_gb: number | null;
-  address: string | null;
-  transport: string | null;
-  capabilities: HostCapabilities | null;
-  agent_version: string | null;
-  tags: string[];
-  cert_expires_at: string | null;
-  created_at: string;
-  registered_at: string | null;
-  last_heartbeat_at: string | null;
-  /** The agent's last reading, null before its first heartbeat with one. */
-  load: HostLoad | null;
-}
-
-/** A host's load as its agent last reported it. */
-export interface HostLoad {
-  cpu_pct: number;
-  load_avg_1m: number;
-  mem_total_mb: number;
-  mem_available_mb: number;
-  disk_total_mb: number;
-  disk_available_mb: number;
-  capsules_running: number;
-  capsules_paused: number;
-  sampled_at: string;
-}
-
-/** `POST /v1/hosts` and `POST /v1/hosts/{id}/token`: the token is shown only here. */
-export interface HostToken {
-  host: Host;
-  registration_token: string;
-}
-
-export interface HostDeletePreview {
-  host: Host;
-  sandbox_ids: string[];
-  sandbox_count: number;
-}
-
-/** One audit log row (`GET /v1/audit-logs`). */
-export interface AuditLog {
-  id: string;
-  team_id: string | null;
-  scope: "team" | "admin";
-  actor: { type: string; id: string | null; name: string | null };
-  action: string;
-  resource: { type: string; id: string | null };
-  outcome: "success" | "error" | null;
-  metadata: Record<string, string> | null;
-  error: string | null;
-  created_at: string;
-}
-
-export interface AuditPage {
-  audit_logs: AuditLog[];
-  /** Pass as `before` / `before_id` for the next (older) page; null on the last page. */
-  next_before: string | null;
-  next_before_id: string | null;
-}
+// Hosts (`Host`, `HostLoad`, `HostToken`, `HostDeletePreview`) and the audit log (`AuditLog`,
+// `AuditPage`) are generated: see the import of ./generated/api below.
 
 /** A lifecycle event as carried by the SSE streams and the notification channels. */
 export interface LiveEvent {

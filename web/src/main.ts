@@ -2,7 +2,7 @@
 // the page-wide notice area. Pages live in pages/*.ts and talk to the REST API through api.ts.
 
 import "./style.css";
-import { api, ApiError, listOf, onUnauthorized, sessionEnded, type Profile, type SessionStarted, type Team } from "./api";
+import { api, ApiError, getAll, onUnauthorized, sessionEnded, type Profile, type SessionStarted, type Team } from "./api";
 import { canManageHosts, isPlatformAdmin, type App, type NoticeKind, type Page, type RouteContext } from "./app";
 import { describe, h, mount } from "./dom";
 import { activatePage, forgotPage, loginPage, resetPage, signupPage } from "./pages/auth";
@@ -96,7 +96,7 @@ const app: App = {
       const me = await api.get<Profile>("/v1/me");
       app.me = me;
       app.teamId = me.auth?.team_id ?? null;
-      app.teams = listOf<Team>(await api.get<unknown>("/v1/teams"), "teams");
+      app.teams = await getAll<Team>("/v1/teams");
       return true;
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {

@@ -171,10 +171,10 @@ impl CapsuleService for CoreCapsules {
 
 /// The extension's view of a capsule row.
 fn summary(r: &db::CapsuleRow) -> CapsuleSummary {
-    let mut s = CapsuleSummary::new(
+    let mut s = CapsuleSummary::with_state(
         r.id,
         r.team_id,
-        r.status.as_str().to_string(),
+        r.status.into(),
         r.template_name.clone(),
         r.vcpus.max(0) as u32,
         r.memory_mb.max(0) as u64,

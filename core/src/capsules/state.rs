@@ -142,6 +142,27 @@ impl fmt::Display for CapsuleStatus {
     }
 }
 
+/// The state extensions see ([`wrenn_extension_api::CapsuleState`]): the one conversion, an
+/// exhaustive match, so a status added here does not compile until it is mapped there.
+impl From<CapsuleStatus> for wrenn_extension_api::CapsuleState {
+    fn from(status: CapsuleStatus) -> Self {
+        use wrenn_extension_api::CapsuleState as S;
+        match status {
+            CapsuleStatus::Pending => S::Pending,
+            CapsuleStatus::Starting => S::Starting,
+            CapsuleStatus::Running => S::Running,
+            CapsuleStatus::Pausing => S::Pausing,
+            CapsuleStatus::Paused => S::Paused,
+            CapsuleStatus::Resuming => S::Resuming,
+            CapsuleStatus::Snapshotting => S::Snapshotting,
+            CapsuleStatus::Stopping => S::Stopping,
+            CapsuleStatus::Stopped => S::Stopped,
+            CapsuleStatus::Missing => S::Missing,
+            CapsuleStatus::Error => S::Error,
+        }
+    }
+}
+
 /// A guarded transition: from any of `from`, through `via` (transitional), to `to` on success.
 #[derive(Debug, Clone, Copy)]
 pub struct Transition {
@@ -203,6 +224,23 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", st.as_str()));
         }
         assert_eq!(CapsuleStatus::parse("bogus"), None);
+    }
+
+    #[test]
+    fn every_status_maps_to_the_extension_state_of_the_same_name() {
+        use wrenn_extension_api::CapsuleState;
+        let mapped: Vec<CapsuleState> = CapsuleStatus::ALL.into_iter().map(Into::into).collect();
+        for (status, state) in CapsuleStatus::ALL.into_iter().zip(&mapped) {
+            assert_eq!(state.as_str(), status.as_str());
+            assert_eq!(status.as_str().parse::<CapsuleState>(), Ok(*state));
+            assert_eq!(CapsuleStatus::parse(state.as_str()), Some(status));
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::to_value(status).unwrap()
+            );
+        }
+        // One to one, in the same order: no extension state without a core status.
+        assert_eq!(mapped, CapsuleState::ALL);
     }
 
     #[test]

@@ -26,20 +26,37 @@ pub struct TeamUsage {
     pub host_count: i64,
 }
 
-const TEAM_USAGE: &str = "SELECT t.id, t.name, t.created_at, t.deleted_at, \
-    EXISTS (SELECT 1 FROM byoc_teams b WHERE b.team_id = t.id) AS is_byoc, \
-    (SELECT count(*) FROM users_teams ut JOIN users u ON u.id = ut.user_id \
-        AND u.deleted_at IS NULL WHERE ut.team_id = t.id) AS member_count, \
-    (SELECT count(*) FROM capsules c WHERE c.team_id = t.id AND c.status = $1) \
-        AS running_capsules, \
-    (SELECT count(*) FROM capsules c WHERE c.team_id = t.id AND c.status = $2) \
-        AS paused_capsules, \
-    (SELECT COALESCE(sum(c.vcpus), 0) FROM capsules c WHERE c.team_id = t.id \
-        AND c.status = ANY($3))::BIGINT AS vcpus_in_use, \
-    (SELECT COALESCE(sum(c.memory_mb), 0) FROM capsules c WHERE c.team_id = t.id \
-        AND c.status = ANY($3))::BIGINT AS memory_mb_in_use, \
-    (SELECT count(*) FROM hosts h WHERE h.team_id = t.id AND h.status <> $4) AS host_count \
-    FROM teams t";
+/// A checked query (`sqlx::query_as!`) answering [`TeamUsage`]s: the teams with their usage
+/// (binds `$1`..`$4`: running, paused, holding statuses, deleted host status), `$after` it,
+/// then the further binds. The query macros take only string literals.
+macro_rules! team_usage_rows {
+    ($after:literal $($args:tt)*) => {
+        sqlx::query_as!(
+            TeamUsage,
+            r#"SELECT t.id, t.name, t.created_at, t.deleted_at,
+                EXISTS (SELECT 1 FROM byoc_teams b WHERE b.team_id = t.id) AS "is_byoc!",
+                (SELECT count(*) FROM users_teams ut JOIN users u ON u.id = ut.user_id
+                    AND u.deleted_at IS NULL WHERE ut.team_id = t.id) AS "member_count!",
+                (SELECT count(*) FROM capsules c WHERE c.team_id = t.id AND c.status = $1)
+                    AS "running_capsules!",
+                (SELECT count(*) FROM capsules c WHERE c.team_id = t.id AND c.status = $2)
+                    AS "paused_capsules!",
+                (SELECT COALESCE(sum(c.vcpus), 0) FROM capsules c WHERE c.team_id = t.id
+                    AND c.status = ANY($3))::BIGINT AS "vcpus_in_use!",
+                (SELECT COALESCE(sum(c.memory_mb), 0) FROM capsules c WHERE c.team_id = t.id
+                    AND c.status = ANY($3))::BIGINT AS "memory_mb_in_use!",
+                (SELECT count(*) FROM hosts h WHERE h.team_id = t.id AND h.status <> $4)
+                    AS "host_count!"
+                FROM teams t "#
+                + $after,
+            CapsuleStatus::Running as CapsuleStatus,
+            CapsuleStatus::Paused as CapsuleStatus,
+            CapsuleStatus::all_where(CapsuleStatus::holds_resources) as Vec<CapsuleStatus>,
+            HostStatus::Deleted as HostStatus
+            $($args)*
+        )
+    };
+}
 
 /// Teams, newest first; soft-deleted ones only when asked.
 pub async fn teams(
@@ -47,61 +64,53 @@ pub async fn teams(
     include_deleted: bool,
     page: Page,
 ) -> sqlx::Result<Vec<TeamUsage>> {
-    sqlx::query_as(&format!(
-        "{TEAM_USAGE} WHERE ($5 OR t.deleted_at IS NULL) \
+    team_usage_rows!(
+        "WHERE ($5 OR t.deleted_at IS NULL) \
          AND ($6::timestamptz IS NULL OR (t.created_at, t.id) < ($6, $7)) \
-         ORDER BY t.created_at DESC, t.id DESC LIMIT $8"
-    ))
-    .bind(CapsuleStatus::Running)
-    .bind(CapsuleStatus::Paused)
-    .bind(CapsuleStatus::all_where(CapsuleStatus::holds_resources))
-    .bind(HostStatus::Deleted)
-    .bind(include_deleted)
-    .bind(page.after_time())
-    .bind(page.after_id())
-    .bind(page.fetch())
+         ORDER BY t.created_at DESC, t.id DESC LIMIT $8",
+        include_deleted,
+        page.after_time(),
+        page.after_id(),
+        page.fetch(),
+    )
     .fetch_all(db)
     .await
 }
 
 /// One team (deleted or not).
 pub async fn team(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<TeamUsage>> {
-    sqlx::query_as(&format!("{TEAM_USAGE} WHERE t.id = $5"))
-        .bind(CapsuleStatus::Running)
-        .bind(CapsuleStatus::Paused)
-        .bind(CapsuleStatus::all_where(CapsuleStatus::holds_resources))
-        .bind(HostStatus::Deleted)
-        .bind(id)
+    team_usage_rows!("WHERE t.id = $5", id)
         .fetch_optional(db)
         .await
 }
 
 /// Live (not deleted) hosts of a BYOC team.
 pub async fn byoc_hosts(db: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar("SELECT id FROM hosts WHERE team_id = $1 AND status <> $2 ORDER BY id")
-        .bind(team_id)
-        .bind(HostStatus::Deleted)
-        .fetch_all(db)
-        .await
+    sqlx::query_scalar!(
+        "SELECT id FROM hosts WHERE team_id = $1 AND status <> $2 ORDER BY id",
+        team_id,
+        HostStatus::Deleted as HostStatus,
+    )
+    .fetch_all(db)
+    .await
 }
 
 /// Makes a team BYOC (its capsules land only on its own hosts) or a regular one again. The
 /// scheduler reads `byoc_teams`; `teams.is_byoc` mirrors it for the team views.
 pub async fn set_byoc(conn: &mut PgConnection, team_id: Uuid, on: bool) -> sqlx::Result<()> {
     if on {
-        sqlx::query("INSERT INTO byoc_teams (team_id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(team_id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query!(
+            "INSERT INTO byoc_teams (team_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            team_id,
+        )
+        .execute(&mut *conn)
+        .await?;
     } else {
-        sqlx::query("DELETE FROM byoc_teams WHERE team_id = $1")
-            .bind(team_id)
+        sqlx::query!("DELETE FROM byoc_teams WHERE team_id = $1", team_id)
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query("UPDATE teams SET is_byoc = $2 WHERE id = $1")
-        .bind(team_id)
-        .bind(on)
+    sqlx::query!("UPDATE teams SET is_byoc = $2 WHERE id = $1", team_id, on)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -120,11 +129,21 @@ pub struct UserSummary {
     pub team_count: i64,
 }
 
-const USER_SUMMARY: &str = "SELECT u.id, u.email, u.name, u.is_active, u.is_admin, \
-    u.disabled_at, u.created_at, \
-    (SELECT count(*) FROM users_teams ut JOIN teams t ON t.id = ut.team_id \
-        AND t.deleted_at IS NULL WHERE ut.user_id = u.id) AS team_count \
-    FROM users u WHERE u.deleted_at IS NULL";
+/// A checked query (`sqlx::query_as!`) answering [`UserSummary`]s of users not deleted,
+/// `$after` it, then the binds (the query macros take only string literals).
+macro_rules! user_summary_rows {
+    ($after:literal $($args:tt)*) => {
+        sqlx::query_as!(
+            UserSummary,
+            r#"SELECT u.id, u.email, u.name, u.is_active, u.is_admin, u.disabled_at, u.created_at,
+                (SELECT count(*) FROM users_teams ut JOIN teams t ON t.id = ut.team_id
+                    AND t.deleted_at IS NULL WHERE ut.user_id = u.id) AS "team_count!"
+                FROM users u WHERE u.deleted_at IS NULL "#
+                + $after
+            $($args)*
+        )
+    };
+}
 
 /// Users not deleted, newest first; `email` keeps those whose address contains it.
 pub async fn users(
@@ -132,23 +151,22 @@ pub async fn users(
     email: Option<&str>,
     page: Page,
 ) -> sqlx::Result<Vec<UserSummary>> {
-    sqlx::query_as(&format!(
-        "{USER_SUMMARY} AND ($1::text IS NULL OR strpos(lower(u.email), lower($1)) > 0) \
+    user_summary_rows!(
+        "AND ($1::text IS NULL OR strpos(lower(u.email), lower($1)) > 0) \
          AND ($2::timestamptz IS NULL OR (u.created_at, u.id) < ($2, $3)) \
-         ORDER BY u.created_at DESC, u.id DESC LIMIT $4"
-    ))
-    .bind(email)
-    .bind(page.after_time())
-    .bind(page.after_id())
-    .bind(page.fetch())
+         ORDER BY u.created_at DESC, u.id DESC LIMIT $4",
+        email,
+        page.after_time(),
+        page.after_id(),
+        page.fetch(),
+    )
     .fetch_all(db)
     .await
 }
 
 /// One user not deleted.
 pub async fn user(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<UserSummary>> {
-    sqlx::query_as(&format!("{USER_SUMMARY} AND u.id = $1"))
-        .bind(id)
+    user_summary_rows!("AND u.id = $1", id)
         .fetch_optional(db)
         .await
 }
@@ -156,9 +174,9 @@ pub async fn user(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<User
 /// Locks the rows of the active, enabled platform admins (so two admins demoting each other
 /// at once cannot both succeed) and returns their ids.
 pub async fn lock_active_admins(conn: &mut PgConnection) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT id FROM users WHERE is_admin AND is_active AND disabled_at IS NULL \
-         AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+         AND deleted_at IS NULL ORDER BY id FOR UPDATE"
     )
     .fetch_all(conn)
     .await
@@ -166,12 +184,12 @@ pub async fn lock_active_admins(conn: &mut PgConnection) -> sqlx::Result<Vec<Uui
 
 /// Disables (keeping the first time) or enables a user.
 pub async fn set_disabled(conn: &mut PgConnection, id: Uuid, disabled: bool) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE users SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, now()) END \
          WHERE id = $1",
+        id,
+        disabled,
     )
-    .bind(id)
-    .bind(disabled)
     .execute(conn)
     .await
     .map(|_| ())
@@ -179,9 +197,7 @@ pub async fn set_disabled(conn: &mut PgConnection, id: Uuid, disabled: bool) -> 
 
 /// Grants or revokes platform admin.
 pub async fn set_admin(conn: &mut PgConnection, id: Uuid, admin: bool) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET is_admin = $2 WHERE id = $1")
-        .bind(id)
-        .bind(admin)
+    sqlx::query!("UPDATE users SET is_admin = $2 WHERE id = $1", id, admin)
         .execute(conn)
         .await
         .map(|_| ())
@@ -205,19 +221,20 @@ pub struct TemplateSummary {
 
 /// Every template (platform and teams'), newest first.
 pub async fn templates(db: impl PgExecutor<'_>, page: Page) -> sqlx::Result<Vec<TemplateSummary>> {
-    sqlx::query_as(
-        "SELECT t.id, t.team_id, tm.name AS team_name, t.name, t.type, t.vcpus, t.memory_mb, \
-         t.size_bytes, t.created_at, \
-         (SELECT count(*) FROM capsules c WHERE c.template_id = t.id AND c.status = ANY($1)) \
-             AS live_capsules \
-         FROM templates t LEFT JOIN teams tm ON tm.id = t.team_id \
-         WHERE ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3)) \
-         ORDER BY t.created_at DESC, t.id DESC LIMIT $4",
+    sqlx::query_as!(
+        TemplateSummary,
+        r#"SELECT t.id, t.team_id, tm.name AS "team_name?", t.name, t.type AS kind, t.vcpus,
+         t.memory_mb, t.size_bytes, t.created_at,
+         (SELECT count(*) FROM capsules c WHERE c.template_id = t.id AND c.status = ANY($1))
+             AS "live_capsules!"
+         FROM templates t LEFT JOIN teams tm ON tm.id = t.team_id
+         WHERE ($2::timestamptz IS NULL OR (t.created_at, t.id) < ($2, $3))
+         ORDER BY t.created_at DESC, t.id DESC LIMIT $4"#,
+        CapsuleStatus::all_where(CapsuleStatus::holds_resources) as Vec<CapsuleStatus>,
+        page.after_time(),
+        page.after_id(),
+        page.fetch(),
     )
-    .bind(CapsuleStatus::all_where(CapsuleStatus::holds_resources))
-    .bind(page.after_time())
-    .bind(page.after_id())
-    .bind(page.fetch())
     .fetch_all(db)
     .await
 }
@@ -245,6 +262,8 @@ pub async fn capsules(
     filter: &CapsuleFilter,
     page: Page,
 ) -> sqlx::Result<Vec<PlacedCapsule>> {
+    // Unchecked: the query macros cannot fill a flattened `CapsuleRow`, and its columns are
+    // qualified by an alias at run time (`capsules::columns_of`).
     sqlx::query_as(&format!(
         "SELECT {}, tm.name AS team_name, h.address AS host_address \
          FROM capsules c LEFT JOIN teams tm ON tm.id = c.team_id \

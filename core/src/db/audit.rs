@@ -28,23 +28,23 @@ pub async fn insert<'e, E: sqlx::PgExecutor<'e>>(
 ) -> sqlx::Result<Uuid> {
     let id = Uuid::new_v4();
     let metadata = serde_json::to_value(&entry.metadata).unwrap_or_default();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_logs (id, team_id, scope, actor_type, actor_id, actor_name, action,
                                  resource_type, resource_id, outcome, metadata, error)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        id,
+        entry.team_id,
+        entry.scope.as_str(),
+        entry.actor.kind,
+        entry.actor.id,
+        entry.actor.name,
+        entry.action,
+        entry.resource.kind,
+        entry.resource.id,
+        entry.outcome.map(|o| o.as_str()),
+        metadata,
+        entry.error,
     )
-    .bind(id)
-    .bind(entry.team_id)
-    .bind(entry.scope.as_str())
-    .bind(&entry.actor.kind)
-    .bind(&entry.actor.id)
-    .bind(&entry.actor.name)
-    .bind(&entry.action)
-    .bind(&entry.resource.kind)
-    .bind(&entry.resource.id)
-    .bind(entry.outcome.map(|o| o.as_str()))
-    .bind(metadata)
-    .bind(&entry.error)
     .execute(executor)
     .await?;
     Ok(id)
@@ -72,7 +72,8 @@ pub async fn list<'e, E: sqlx::PgExecutor<'e>>(
         Some((t, id)) => (Some(t), id),
         None => (None, None),
     };
-    sqlx::query_as::<_, AuditRow>(
+    sqlx::query_as!(
+        AuditRow,
         "SELECT id, team_id, scope, actor_type, actor_id, actor_name, action, resource_type,
                 resource_id, outcome, metadata, error, created_at
          FROM audit_logs
@@ -85,14 +86,14 @@ pub async fn list<'e, E: sqlx::PgExecutor<'e>>(
                 OR ($6::uuid IS NOT NULL AND created_at = $5 AND id < $6))
          ORDER BY created_at DESC, id DESC
          LIMIT $7",
+        filter.team_id,
+        filter.team_scope_only,
+        filter.resource_type,
+        filter.action,
+        before,
+        before_id,
+        filter.limit,
     )
-    .bind(filter.team_id)
-    .bind(filter.team_scope_only)
-    .bind(&filter.resource_type)
-    .bind(&filter.action)
-    .bind(before)
-    .bind(before_id)
-    .bind(filter.limit)
     .fetch_all(executor)
     .await
 }

@@ -2,6 +2,8 @@
 //! statistics tables (metric points, team stats samples, daily usage).
 
 use crate::capsules::state::CapsuleStatus;
+use crate::hosts::HostStatus;
+use crate::http::paging::Page;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -57,9 +59,29 @@ pub struct NewCapsule {
     pub network: serde_json::Value,
 }
 
+/// The row's columns for SQL built at run time ([`columns_of`]); the same list as
+/// `capsule_rows!` (a missing one fails `FromRow` in the admin listing's tests).
 const COLUMNS: &str = "id, team_id, host_id, template_id, template_name, status, status_reason, \
     vcpus, memory_mb, disk_mb, timeout_sec, guest_ip, host_ip, access_token, metadata, \
     created_by, created_at, started_at, last_active_at, last_updated, stopped_at, network";
+
+/// A checked query (`sqlx::query_as!`) answering [`CapsuleRow`]s: `$before` the row's
+/// columns, `$after` them, then the binds. The query macros take only string literals, so the
+/// column list (with its status type) is written once, here.
+macro_rules! capsule_rows {
+    ($before:literal, $after:literal $($args:tt)*) => {
+        sqlx::query_as!(
+            CapsuleRow,
+            $before
+                + " id, team_id, host_id, template_id, template_name, \
+                status AS \"status: CapsuleStatus\", status_reason, vcpus, memory_mb, disk_mb, \
+                timeout_sec, guest_ip, host_ip, access_token, metadata, created_by, created_at, \
+                started_at, last_active_at, last_updated, stopped_at, network "
+                + $after
+            $($args)*
+        )
+    };
+}
 
 /// Statuses that hold resources (every count of what a team uses).
 fn holding() -> Vec<CapsuleStatus> {
@@ -68,23 +90,24 @@ fn holding() -> Vec<CapsuleStatus> {
 
 /// Inserts a capsule in `pending`.
 pub async fn insert(db: impl PgExecutor<'_>, new: &NewCapsule) -> sqlx::Result<CapsuleRow> {
-    sqlx::query_as(&format!(
+    capsule_rows!(
         "INSERT INTO capsules (id, team_id, template_id, template_name, status, vcpus, memory_mb, \
          timeout_sec, access_token, created_by, network, disk_mb) \
-         VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10, $12) RETURNING {COLUMNS}"
-    ))
-    .bind(new.id)
-    .bind(new.team_id)
-    .bind(new.template_id)
-    .bind(&new.template_name)
-    .bind(new.vcpus)
-    .bind(new.memory_mb)
-    .bind(new.timeout_sec)
-    .bind(&new.access_token)
-    .bind(new.created_by)
-    .bind(&new.network)
-    .bind(CapsuleStatus::Pending)
-    .bind(new.disk_mb)
+         VALUES ($1, $2, $3, $4, $11, $5, $6, $7, $8, $9, $10, $12) RETURNING",
+        "",
+        new.id,
+        new.team_id,
+        new.template_id,
+        new.template_name,
+        new.vcpus,
+        new.memory_mb,
+        new.timeout_sec,
+        new.access_token,
+        new.created_by,
+        new.network,
+        CapsuleStatus::Pending as CapsuleStatus,
+        new.disk_mb,
+    )
     .fetch_one(db)
     .await
 }
@@ -95,19 +118,19 @@ pub async fn set_network(
     id: Uuid,
     network: &serde_json::Value,
 ) -> sqlx::Result<Option<CapsuleRow>> {
-    sqlx::query_as(&format!(
-        "UPDATE capsules SET network = $2, last_updated = now() WHERE id = $1 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(network)
+    capsule_rows!(
+        "UPDATE capsules SET network = $2, last_updated = now() WHERE id = $1 RETURNING",
+        "",
+        id,
+        network,
+    )
     .fetch_optional(db)
     .await
 }
 
 /// A capsule by id, whatever its team.
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<CapsuleRow>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM capsules WHERE id = $1"))
-        .bind(id)
+    capsule_rows!("SELECT", "FROM capsules WHERE id = $1", id)
         .fetch_optional(db)
         .await
 }
@@ -118,11 +141,12 @@ pub async fn get_for_team(
     id: Uuid,
     team_id: Uuid,
 ) -> sqlx::Result<Option<CapsuleRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM capsules WHERE id = $1 AND team_id = $2"
-    ))
-    .bind(id)
-    .bind(team_id)
+    capsule_rows!(
+        "SELECT",
+        "FROM capsules WHERE id = $1 AND team_id = $2",
+        id,
+        team_id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -132,12 +156,32 @@ pub async fn list_for_team(
     db: impl PgExecutor<'_>,
     team_id: Uuid,
 ) -> sqlx::Result<Vec<CapsuleRow>> {
+    capsule_rows!(
+        "SELECT",
+        "FROM capsules WHERE team_id = $1 AND status = ANY($2) ORDER BY created_at DESC, id",
+        team_id,
+        holding() as Vec<CapsuleStatus>,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// One page of what `list_for_team` lists, newest first (`(created_at, id)` descending).
+pub async fn page_for_team(
+    db: impl PgExecutor<'_>,
+    team_id: Uuid,
+    page: Page,
+) -> sqlx::Result<Vec<CapsuleRow>> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM capsules WHERE team_id = $1 \
-         AND status = ANY($2) ORDER BY created_at DESC, id"
+        "SELECT {COLUMNS} FROM capsules WHERE team_id = $1 AND status = ANY($2) \
+         AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4)) \
+         ORDER BY created_at DESC, id DESC LIMIT $5"
     ))
     .bind(team_id)
     .bind(holding())
+    .bind(page.after_time())
+    .bind(page.after_id())
+    .bind(page.fetch())
     .fetch_all(db)
     .await
 }
@@ -167,18 +211,19 @@ async fn guarded_write(
     to: CapsuleStatus,
     reason: &str,
 ) -> sqlx::Result<Option<CapsuleRow>> {
-    sqlx::query_as(&format!(
+    capsule_rows!(
         "UPDATE capsules SET status = $3, status_reason = $4, last_updated = now(), \
          stopped_at = CASE WHEN $3 = $5 THEN now() ELSE stopped_at END \
          WHERE id = $1 AND status = ANY($2) AND ($6::uuid IS NULL OR host_id = $6) \
-         RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(from)
-    .bind(to)
-    .bind(reason)
-    .bind(CapsuleStatus::Stopped)
-    .bind(host_id)
+         RETURNING",
+        "",
+        id,
+        from as &[CapsuleStatus],
+        to as CapsuleStatus,
+        reason,
+        CapsuleStatus::Stopped as CapsuleStatus,
+        host_id,
+    )
     .fetch_optional(db)
     .await
 }
@@ -189,14 +234,15 @@ pub async fn place(
     id: Uuid,
     host_id: Uuid,
 ) -> sqlx::Result<Option<CapsuleRow>> {
-    sqlx::query_as(&format!(
+    capsule_rows!(
         "UPDATE capsules SET host_id = $2, status = $4, last_updated = now() \
-         WHERE id = $1 AND status = $3 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(host_id)
-    .bind(CapsuleStatus::Pending)
-    .bind(CapsuleStatus::Starting)
+         WHERE id = $1 AND status = $3 RETURNING",
+        "",
+        id,
+        host_id,
+        CapsuleStatus::Pending as CapsuleStatus,
+        CapsuleStatus::Starting as CapsuleStatus,
+    )
     .fetch_optional(db)
     .await
 }
@@ -215,17 +261,18 @@ pub async fn mark_started(
     id: Uuid,
     started: &Started,
 ) -> sqlx::Result<Option<CapsuleRow>> {
-    sqlx::query_as(&format!(
+    capsule_rows!(
         "UPDATE capsules SET status = $6, status_reason = '', guest_ip = $2, host_ip = $3, \
          metadata = $4, started_at = now(), last_active_at = now(), last_updated = now() \
-         WHERE id = $1 AND status = $5 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(&started.guest_ip)
-    .bind(&started.host_ip)
-    .bind(&started.metadata)
-    .bind(CapsuleStatus::Starting)
-    .bind(CapsuleStatus::Running)
+         WHERE id = $1 AND status = $5 RETURNING",
+        "",
+        id,
+        started.guest_ip,
+        started.host_ip,
+        started.metadata,
+        CapsuleStatus::Starting as CapsuleStatus,
+        CapsuleStatus::Running as CapsuleStatus,
+    )
     .fetch_optional(db)
     .await
 }
@@ -236,31 +283,35 @@ pub async fn mark_resumed(
     id: Uuid,
     metadata: Option<&serde_json::Value>,
 ) -> sqlx::Result<Option<CapsuleRow>> {
-    sqlx::query_as(&format!(
+    capsule_rows!(
         "UPDATE capsules SET status = $4, status_reason = '', \
          metadata = COALESCE($2, metadata), last_active_at = now(), last_updated = now() \
-         WHERE id = $1 AND status = $3 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(metadata)
-    .bind(CapsuleStatus::Resuming)
-    .bind(CapsuleStatus::Running)
+         WHERE id = $1 AND status = $3 RETURNING",
+        "",
+        id,
+        metadata,
+        CapsuleStatus::Resuming as CapsuleStatus,
+        CapsuleStatus::Running as CapsuleStatus,
+    )
     .fetch_optional(db)
     .await
 }
 
 /// Records activity (exec, streams, ping, proxy traffic).
 pub async fn touch(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("UPDATE capsules SET last_active_at = now() WHERE id = $1")
-        .bind(id)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE capsules SET last_active_at = now() WHERE id = $1",
+        id
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
 /// Takes the team's admission lock for the rest of the transaction `conn` is in: creates of
 /// one team are admitted one at a time (`capsules::admission`).
 pub async fn lock_team_admission(conn: &mut sqlx::PgConnection, team_id: Uuid) -> sqlx::Result<()> {
+    // Unchecked: the lock function returns `void`, which the query macros cannot type.
     sqlx::query(
         "SELECT pg_advisory_xact_lock(hashtextextended('wrenn.admission:' || $1::text, 0))",
     )
@@ -272,14 +323,16 @@ pub async fn lock_team_admission(conn: &mut sqlx::PgConnection, team_id: Uuid) -
 
 /// Capsules, vCPUs and memory a team holds (everything but stopped and error).
 pub async fn team_usage(db: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<(i64, i64, i64)> {
-    sqlx::query_as(
-        "SELECT count(*), COALESCE(sum(vcpus), 0)::BIGINT, COALESCE(sum(memory_mb), 0)::BIGINT \
-         FROM capsules WHERE team_id = $1 AND status = ANY($2)",
+    let r = sqlx::query!(
+        r#"SELECT count(*) AS "n!", COALESCE(sum(vcpus), 0)::BIGINT AS "vcpus!",
+                  COALESCE(sum(memory_mb), 0)::BIGINT AS "memory_mb!"
+           FROM capsules WHERE team_id = $1 AND status = ANY($2)"#,
+        team_id,
+        holding() as Vec<CapsuleStatus>,
     )
-    .bind(team_id)
-    .bind(holding())
     .fetch_one(db)
-    .await
+    .await?;
+    Ok((r.n, r.vcpus, r.memory_mb))
 }
 
 /// Per team: running capsules and the vCPUs / memory they reserve.
@@ -293,12 +346,14 @@ pub struct TeamReservation {
 
 /// Reservations of every team with running capsules.
 pub async fn running_reservations(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<TeamReservation>> {
-    sqlx::query_as(
-        "SELECT team_id, count(*) AS running_count, COALESCE(sum(vcpus), 0)::BIGINT AS vcpus, \
-         COALESCE(sum(memory_mb), 0)::BIGINT AS memory_mb FROM capsules \
-         WHERE status = $1 GROUP BY team_id",
+    sqlx::query_as!(
+        TeamReservation,
+        r#"SELECT team_id, count(*) AS "running_count!",
+                  COALESCE(sum(vcpus), 0)::BIGINT AS "vcpus!",
+                  COALESCE(sum(memory_mb), 0)::BIGINT AS "memory_mb!"
+           FROM capsules WHERE status = $1 GROUP BY team_id"#,
+        CapsuleStatus::Running as CapsuleStatus,
     )
-    .bind(CapsuleStatus::Running)
     .fetch_all(db)
     .await
 }
@@ -309,11 +364,12 @@ pub async fn list_on_host(
     host_id: Uuid,
     states: &[CapsuleStatus],
 ) -> sqlx::Result<Vec<CapsuleRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM capsules WHERE host_id = $1 AND status = ANY($2)"
-    ))
-    .bind(host_id)
-    .bind(states)
+    capsule_rows!(
+        "SELECT",
+        "FROM capsules WHERE host_id = $1 AND status = ANY($2)",
+        host_id,
+        states as &[CapsuleStatus],
+    )
     .fetch_all(db)
     .await
 }
@@ -329,15 +385,17 @@ pub async fn insert_team_sample(
     vcpus: i64,
     memory_mb: i64,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    // The sample's columns are INT4; a team never holds 2^31 capsules or vCPUs.
+    let (running, vcpus) = (running as i32, vcpus as i32);
+    sqlx::query!(
         "INSERT INTO team_stats_samples (team_id, sampled_at, running_count, vcpus_reserved, \
          memory_mb_reserved) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        team_id,
+        at,
+        running,
+        vcpus,
+        memory_mb,
     )
-    .bind(team_id)
-    .bind(at)
-    .bind(running as i32)
-    .bind(vcpus as i32)
-    .bind(memory_mb)
     .execute(db)
     .await?;
     Ok(())
@@ -358,12 +416,13 @@ pub async fn team_samples(
     team_id: Uuid,
     since: DateTime<Utc>,
 ) -> sqlx::Result<Vec<TeamSample>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        TeamSample,
         "SELECT sampled_at, running_count, vcpus_reserved, memory_mb_reserved \
          FROM team_stats_samples WHERE team_id = $1 AND sampled_at >= $2 ORDER BY sampled_at",
+        team_id,
+        since,
     )
-    .bind(team_id)
-    .bind(since)
     .fetch_all(db)
     .await
 }
@@ -376,16 +435,16 @@ pub async fn add_daily_usage(
     cpu_minutes: f64,
     ram_mb_minutes: f64,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO daily_usage (team_id, date, cpu_minutes, ram_mb_minutes) \
          VALUES ($1, $2, $3, $4) ON CONFLICT (team_id, date) DO UPDATE SET \
          cpu_minutes = daily_usage.cpu_minutes + EXCLUDED.cpu_minutes, \
          ram_mb_minutes = daily_usage.ram_mb_minutes + EXCLUDED.ram_mb_minutes",
+        team_id,
+        date,
+        cpu_minutes,
+        ram_mb_minutes,
     )
-    .bind(team_id)
-    .bind(date)
-    .bind(cpu_minutes)
-    .bind(ram_mb_minutes)
     .execute(db)
     .await?;
     Ok(())
@@ -406,13 +465,14 @@ pub async fn daily_usage(
     from: NaiveDate,
     to: NaiveDate,
 ) -> sqlx::Result<Vec<DailyUsage>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        DailyUsage,
         "SELECT date, cpu_minutes, ram_mb_minutes FROM daily_usage \
          WHERE team_id = $1 AND date BETWEEN $2 AND $3 ORDER BY date",
+        team_id,
+        from,
+        to,
     )
-    .bind(team_id)
-    .bind(from)
-    .bind(to)
     .fetch_all(db)
     .await
 }
@@ -433,13 +493,14 @@ pub async fn metric_points(
     tier: &str,
     since: DateTime<Utc>,
 ) -> sqlx::Result<Vec<MetricPoint>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        MetricPoint,
         "SELECT ts, cpu_pct, mem_bytes, disk_bytes FROM capsule_metric_points \
          WHERE capsule_id = $1 AND tier = $2 AND ts >= $3 ORDER BY ts",
+        capsule_id,
+        tier,
+        since,
     )
-    .bind(capsule_id)
-    .bind(tier)
-    .bind(since)
     .fetch_all(db)
     .await
 }
@@ -453,11 +514,11 @@ fn on_host() -> Vec<CapsuleStatus> {
 
 /// Ids of the capsules that still exist on a host (live or paused).
 pub async fn live_on_host(db: impl PgExecutor<'_>, host_id: Uuid) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT id FROM capsules WHERE host_id = $1 AND status = ANY($2) ORDER BY id",
+        host_id,
+        on_host() as Vec<CapsuleStatus>,
     )
-    .bind(host_id)
-    .bind(on_host())
     .fetch_all(db)
     .await
 }
@@ -475,17 +536,18 @@ pub async fn mark_missing_on_host(
     db: impl PgExecutor<'_>,
     host_id: Uuid,
 ) -> sqlx::Result<Vec<CapsuleChange>> {
-    sqlx::query_as(
-        "UPDATE capsules c SET status = $3, status_reason = 'host_unreachable',
+    sqlx::query_as!(
+        CapsuleChange,
+        r#"UPDATE capsules c SET status = $3, status_reason = 'host_unreachable',
                 last_updated = now()
          FROM (SELECT id, status FROM capsules
                WHERE host_id = $1 AND status = ANY($2) FOR UPDATE) old
          WHERE c.id = old.id
-         RETURNING c.id, c.team_id, old.status AS previous",
+         RETURNING c.id, c.team_id, old.status AS "previous!: CapsuleStatus""#,
+        host_id,
+        on_host() as Vec<CapsuleStatus>,
+        CapsuleStatus::Missing as CapsuleStatus,
     )
-    .bind(host_id)
-    .bind(on_host())
-    .bind(CapsuleStatus::Missing)
     .fetch_all(db)
     .await
 }
@@ -495,11 +557,14 @@ pub async fn missing_on_host(
     db: impl PgExecutor<'_>,
     host_id: Uuid,
 ) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
-    sqlx::query_as("SELECT id, team_id FROM capsules WHERE host_id = $1 AND status = $2")
-        .bind(host_id)
-        .bind(CapsuleStatus::Missing)
-        .fetch_all(db)
-        .await
+    let rows = sqlx::query!(
+        "SELECT id, team_id FROM capsules WHERE host_id = $1 AND status = $2",
+        host_id,
+        CapsuleStatus::Missing as CapsuleStatus,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.team_id)).collect())
 }
 
 /// [`transition`] for the host side: only a capsule placed on `host_id` moves. Returns the
@@ -521,26 +586,28 @@ pub async fn transition_on_host(
 
 /// Online hosts with at least one capsule in `missing` (to reconcile).
 pub async fn online_hosts_with_missing(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT DISTINCT h.id FROM hosts h JOIN capsules c ON c.host_id = h.id
          WHERE h.status = $2 AND c.status = $1",
+        CapsuleStatus::Missing as CapsuleStatus,
+        HostStatus::Online as HostStatus,
     )
-    .bind(CapsuleStatus::Missing)
-    .bind(crate::hosts::HostStatus::Online)
     .fetch_all(db)
     .await
 }
 
 /// Online hosts with capsules whose metrics are worth reading (started and not gone).
 pub async fn online_hosts_with_metrics(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
-        "SELECT DISTINCT c.host_id FROM capsules c JOIN hosts h ON h.id = c.host_id \
-         WHERE h.status = $2 AND c.status = ANY($1)",
-    )
-    .bind(CapsuleStatus::all_where(|s| {
+    let started = CapsuleStatus::all_where(|s| {
         s.holds_resources() && !matches!(s, CapsuleStatus::Missing | CapsuleStatus::Pending)
-    }))
-    .bind(crate::hosts::HostStatus::Online)
+    });
+    // The join on `h.id` makes `c.host_id` non-null.
+    sqlx::query_scalar!(
+        r#"SELECT DISTINCT c.host_id AS "host_id!" FROM capsules c JOIN hosts h ON h.id = c.host_id
+         WHERE h.status = $2 AND c.status = ANY($1)"#,
+        started as Vec<CapsuleStatus>,
+        HostStatus::Online as HostStatus,
+    )
     .fetch_all(db)
     .await
 }
@@ -552,29 +619,31 @@ pub async fn owned_on_host(
     listed: &[Uuid],
     host_id: Uuid,
 ) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT id FROM capsules WHERE id = ANY($1) AND host_id = $2 AND status <> $3 \
            AND NOT (status = $4 AND \
                     (started_at IS NULL OR status_reason LIKE 'destroy failed%'))",
+        listed,
+        host_id,
+        CapsuleStatus::Stopped as CapsuleStatus,
+        CapsuleStatus::Error as CapsuleStatus,
     )
-    .bind(listed)
-    .bind(host_id)
-    .bind(CapsuleStatus::Stopped)
-    .bind(CapsuleStatus::Error)
     .fetch_all(db)
     .await
 }
 
 /// A team's running capsules and the vCPUs / memory they hold.
 pub async fn team_running(db: impl PgExecutor<'_>, team_id: Uuid) -> sqlx::Result<(i64, i64, i64)> {
-    sqlx::query_as(
-        "SELECT count(*), COALESCE(sum(vcpus), 0)::BIGINT, COALESCE(sum(memory_mb), 0)::BIGINT \
-         FROM capsules WHERE team_id = $1 AND status = $2",
+    let r = sqlx::query!(
+        r#"SELECT count(*) AS "n!", COALESCE(sum(vcpus), 0)::BIGINT AS "vcpus!",
+                  COALESCE(sum(memory_mb), 0)::BIGINT AS "memory_mb!"
+           FROM capsules WHERE team_id = $1 AND status = $2"#,
+        team_id,
+        CapsuleStatus::Running as CapsuleStatus,
     )
-    .bind(team_id)
-    .bind(CapsuleStatus::Running)
     .fetch_one(db)
-    .await
+    .await?;
+    Ok((r.n, r.vcpus, r.memory_mb))
 }
 
 // ------------------------------------------------------------------ metric points
@@ -585,11 +654,13 @@ pub async fn is_on_host(
     capsule_id: Uuid,
     host_id: Uuid,
 ) -> sqlx::Result<bool> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM capsules WHERE id = $1 AND host_id = $2)")
-        .bind(capsule_id)
-        .bind(host_id)
-        .fetch_one(db)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM capsules WHERE id = $1 AND host_id = $2) AS "on_host!""#,
+        capsule_id,
+        host_id,
+    )
+    .fetch_one(db)
+    .await
 }
 
 /// Upserts bucket averages, merging with a stored piece of the same bucket by sample count.
@@ -607,7 +678,7 @@ pub async fn merge_points(
     let mem: Vec<i64> = points.iter().map(|(p, _)| p.mem_bytes).collect();
     let disk: Vec<i64> = points.iter().map(|(p, _)| p.disk_bytes).collect();
     let n: Vec<i32> = points.iter().map(|(_, n)| *n).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO capsule_metric_points AS p \
            (capsule_id, tier, ts, cpu_pct, mem_bytes, disk_bytes, samples) \
          SELECT $1, $2, * FROM UNNEST($3::timestamptz[], $4::float8[], $5::int8[], $6::int8[], \
@@ -620,14 +691,14 @@ pub async fn merge_points(
            disk_bytes = ((p.disk_bytes::float8 * p.samples + EXCLUDED.disk_bytes::float8 * EXCLUDED.samples) \
                      / (p.samples + EXCLUDED.samples))::int8, \
            samples = p.samples + EXCLUDED.samples",
+        capsule_id,
+        tier,
+        &ts,
+        &cpu,
+        &mem,
+        &disk,
+        &n,
     )
-    .bind(capsule_id)
-    .bind(tier)
-    .bind(ts)
-    .bind(cpu)
-    .bind(mem)
-    .bind(disk)
-    .bind(n)
     .execute(e)
     .await?;
     Ok(())
@@ -642,12 +713,14 @@ pub async fn prune_points(
     let mut deleted = 0;
     for &(tier, _, keep) in tiers {
         let cutoff = now - chrono::Duration::from_std(keep).unwrap_or_default();
-        deleted += sqlx::query("DELETE FROM capsule_metric_points WHERE tier = $1 AND ts < $2")
-            .bind(tier)
-            .bind(cutoff)
-            .execute(e)
-            .await?
-            .rows_affected();
+        deleted += sqlx::query!(
+            "DELETE FROM capsule_metric_points WHERE tier = $1 AND ts < $2",
+            tier,
+            cutoff,
+        )
+        .execute(e)
+        .await?
+        .rows_affected();
     }
     Ok(deleted)
 }
@@ -666,18 +739,23 @@ pub async fn list_not_stopped(
     db: impl PgExecutor<'_>,
     team_id: Uuid,
 ) -> sqlx::Result<Vec<CapsuleRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM capsules WHERE team_id = $1 AND status <> $2 ORDER BY created_at"
-    ))
-    .bind(team_id)
-    .bind(CapsuleStatus::Stopped)
+    capsule_rows!(
+        "SELECT",
+        "FROM capsules WHERE team_id = $1 AND status <> $2 ORDER BY created_at",
+        team_id,
+        CapsuleStatus::Stopped as CapsuleStatus,
+    )
     .fetch_all(db)
     .await
 }
 
 /// How many capsules are in each status (statuses without any are absent).
 pub async fn count_by_status(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(CapsuleStatus, i64)>> {
-    sqlx::query_as("SELECT status, count(*) FROM capsules GROUP BY status")
-        .fetch_all(db)
-        .await
+    let rows = sqlx::query!(
+        r#"SELECT status AS "status: CapsuleStatus", count(*) AS "n!"
+           FROM capsules GROUP BY status"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.n)).collect())
 }

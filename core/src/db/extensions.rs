@@ -22,11 +22,11 @@ pub async fn applied_checksum(
     extension: &str,
     version: i64,
 ) -> sqlx::Result<Option<Vec<u8>>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT checksum FROM extension_migrations WHERE extension = $1 AND version = $2",
+        extension,
+        version,
     )
-    .bind(extension)
-    .bind(version)
     .fetch_optional(db)
     .await
 }
@@ -50,14 +50,14 @@ pub async fn apply_migration(
         .execute(&mut *tx)
         .await?;
     sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO public.extension_migrations (extension, version, description, checksum) \
          VALUES ($1, $2, $3, $4)",
+        extension,
+        migration.version,
+        migration.description,
+        checksum,
     )
-    .bind(extension)
-    .bind(migration.version)
-    .bind(migration.description)
-    .bind(checksum)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -9,14 +9,13 @@ pub async fn user_for(
     provider: &str,
     provider_user_id: &str,
 ) -> sqlx::Result<Option<Uuid>> {
-    let row: Option<(Uuid,)> = sqlx::query_as(
+    sqlx::query_scalar!(
         "SELECT user_id FROM oauth_providers WHERE provider = $1 AND provider_user_id = $2",
+        provider,
+        provider_user_id,
     )
-    .bind(provider)
-    .bind(provider_user_id)
     .fetch_optional(e)
-    .await?;
-    Ok(row.map(|(id,)| id))
+    .await
 }
 
 pub async fn link(
@@ -26,33 +25,36 @@ pub async fn link(
     provider_user_id: &str,
     email: Option<&str>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO oauth_providers (user_id, provider, provider_user_id, email) VALUES ($1, $2, $3, $4)",
+    sqlx::query!(
+        "INSERT INTO oauth_providers (user_id, provider, provider_user_id, email) \
+         VALUES ($1, $2, $3, $4)",
+        user_id,
+        provider,
+        provider_user_id,
+        email,
     )
-    .bind(user_id)
-    .bind(provider)
-    .bind(provider_user_id)
-    .bind(email)
     .execute(e)
     .await
     .map(|_| ())
 }
 
 pub async fn unlink(e: impl PgExecutor<'_>, user_id: Uuid, provider: &str) -> sqlx::Result<bool> {
-    let done = sqlx::query("DELETE FROM oauth_providers WHERE user_id = $1 AND provider = $2")
-        .bind(user_id)
-        .bind(provider)
-        .execute(e)
-        .await?;
+    let done = sqlx::query!(
+        "DELETE FROM oauth_providers WHERE user_id = $1 AND provider = $2",
+        user_id,
+        provider,
+    )
+    .execute(e)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Provider names linked to a user, sorted.
 pub async fn providers_of(e: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<String>> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT provider FROM oauth_providers WHERE user_id = $1 ORDER BY provider")
-            .bind(user_id)
-            .fetch_all(e)
-            .await?;
-    Ok(rows.into_iter().map(|(p,)| p).collect())
+    sqlx::query_scalar!(
+        "SELECT provider FROM oauth_providers WHERE user_id = $1 ORDER BY provider",
+        user_id,
+    )
+    .fetch_all(e)
+    .await
 }

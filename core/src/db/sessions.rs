@@ -1,5 +1,6 @@
 //! The `sessions` aggregate. Session ids and CSRF tokens are stored as SHA-256 only.
 
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -19,8 +20,20 @@ pub struct Session {
     pub absolute_expires_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, sid_hash, csrf_hash, user_id, team_id, user_agent, ip, created_at, \
-                       last_seen_at, idle_expires_at, absolute_expires_at";
+/// A checked query (`sqlx::query_as!`) answering [`Session`]s: `$before` the row's columns,
+/// `$after` them, then the binds (the query macros take only string literals).
+macro_rules! session_rows {
+    ($before:literal, $after:literal $($args:tt)*) => {
+        sqlx::query_as!(
+            Session,
+            $before
+                + " id, sid_hash, csrf_hash, user_id, team_id, user_agent, ip, created_at, \
+                last_seen_at, idle_expires_at, absolute_expires_at "
+                + $after
+            $($args)*
+        )
+    };
+}
 
 #[allow(clippy::too_many_arguments)]
 pub async fn insert(
@@ -35,19 +48,19 @@ pub async fn insert(
     idle_expires_at: DateTime<Utc>,
     absolute_expires_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO sessions (id, sid_hash, csrf_hash, user_id, team_id, user_agent, ip, \
          idle_expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        id,
+        sid_hash,
+        csrf_hash,
+        user_id,
+        team_id,
+        user_agent,
+        ip,
+        idle_expires_at,
+        absolute_expires_at,
     )
-    .bind(id)
-    .bind(sid_hash)
-    .bind(csrf_hash)
-    .bind(user_id)
-    .bind(team_id)
-    .bind(user_agent)
-    .bind(ip)
-    .bind(idle_expires_at)
-    .bind(absolute_expires_at)
     .execute(e)
     .await
     .map(|_| ())
@@ -55,13 +68,14 @@ pub async fn insert(
 
 /// A live session (not revoked, inside both windows) of a live user.
 pub async fn find_live(e: impl PgExecutor<'_>, sid_hash: &[u8]) -> sqlx::Result<Option<Session>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sessions s WHERE sid_hash = $1 AND revoked_at IS NULL \
+    session_rows!(
+        "SELECT",
+        "FROM sessions s WHERE sid_hash = $1 AND revoked_at IS NULL \
          AND idle_expires_at > now() AND absolute_expires_at > now() \
          AND EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id AND u.deleted_at IS NULL \
-                     AND u.disabled_at IS NULL)"
-    ))
-    .bind(sid_hash)
+                     AND u.disabled_at IS NULL)",
+        sid_hash,
+    )
     .fetch_optional(e)
     .await
 }
@@ -72,12 +86,12 @@ pub async fn touch(
     id: Uuid,
     idle_expires_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE sessions SET last_seen_at = now(), \
          idle_expires_at = LEAST($2, absolute_expires_at) WHERE id = $1",
+        id,
+        idle_expires_at,
     )
-    .bind(id)
-    .bind(idle_expires_at)
     .execute(e)
     .await
     .map(|_| ())
@@ -85,13 +99,13 @@ pub async fn touch(
 
 /// Revokes one session; returns its id hash (to evict the cache) if it was live.
 pub async fn revoke(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Vec<u8>>> {
-    let row: Option<(Vec<u8>,)> = sqlx::query_as(
-        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING sid_hash",
+    sqlx::query_scalar!(
+        "UPDATE sessions SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL \
+         RETURNING sid_hash",
+        id,
     )
-    .bind(id)
     .fetch_optional(e)
-    .await?;
-    Ok(row.map(|(h,)| h))
+    .await
 }
 
 /// Revokes every live session of a user; returns their id hashes.
@@ -99,32 +113,54 @@ pub async fn revoke_all_for_user(
     e: impl PgExecutor<'_>,
     user_id: Uuid,
 ) -> sqlx::Result<Vec<Vec<u8>>> {
-    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
-        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL RETURNING sid_hash",
+    sqlx::query_scalar!(
+        "UPDATE sessions SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL \
+         RETURNING sid_hash",
+        user_id,
     )
-    .bind(user_id)
     .fetch_all(e)
-    .await?;
-    Ok(rows.into_iter().map(|(h,)| h).collect())
+    .await
 }
 
 /// Live sessions of a user, newest first.
 pub async fn list_for_user(e: impl PgExecutor<'_>, user_id: Uuid) -> sqlx::Result<Vec<Session>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
-         AND idle_expires_at > now() AND absolute_expires_at > now() ORDER BY created_at DESC"
-    ))
-    .bind(user_id)
+    session_rows!(
+        "SELECT",
+        "FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+         AND idle_expires_at > now() AND absolute_expires_at > now() ORDER BY created_at DESC",
+        user_id,
+    )
+    .fetch_all(e)
+    .await
+}
+
+/// One page of the user's live sessions, newest first (`(created_at, id)` descending).
+pub async fn page_for_user(
+    e: impl PgExecutor<'_>,
+    user_id: Uuid,
+    page: Page,
+) -> sqlx::Result<Vec<Session>> {
+    session_rows!(
+        "SELECT",
+        "FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+         AND idle_expires_at > now() AND absolute_expires_at > now() \
+         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4",
+        user_id,
+        page.after_time(),
+        page.after_id(),
+        page.fetch(),
+    )
     .fetch_all(e)
     .await
 }
 
 /// Owner of a live session.
 pub async fn owner_of(e: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Uuid>> {
-    let row: Option<(Uuid,)> =
-        sqlx::query_as("SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .fetch_optional(e)
-            .await?;
-    Ok(row.map(|(u,)| u))
+    sqlx::query_scalar!(
+        "SELECT user_id FROM sessions WHERE id = $1 AND revoked_at IS NULL",
+        id,
+    )
+    .fetch_optional(e)
+    .await
 }

@@ -1,5 +1,6 @@
 //! Template rows: platform base templates (team = nil UUID) and teams' snapshot templates.
 
+use crate::http::paging::Page;
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -32,8 +33,20 @@ impl TemplateRow {
     }
 }
 
-const COLUMNS: &str = "id, team_id, name, type, vcpus, memory_mb, size_bytes, base_template_id, \
-    source_capsule_id, host_id, metadata, created_at";
+/// A checked query (`sqlx::query_as!`) answering [`TemplateRow`]s: `$before` the row's
+/// columns, `$after` them, then the binds (the query macros take only string literals).
+macro_rules! template_rows {
+    ($before:literal, $after:literal $($args:tt)*) => {
+        sqlx::query_as!(
+            TemplateRow,
+            $before
+                + " id, team_id, name, type AS kind, vcpus, memory_mb, size_bytes, \
+                base_template_id, source_capsule_id, host_id, metadata, created_at "
+                + $after
+            $($args)*
+        )
+    };
+}
 
 /// A template visible to `team_id` by name: the team's own first, then the platform's.
 pub async fn find_visible(
@@ -41,34 +54,35 @@ pub async fn find_visible(
     team_id: Uuid,
     name: &str,
 ) -> sqlx::Result<Option<TemplateRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM templates WHERE name = $2 AND (team_id = $1 OR team_id = $3) \
-         ORDER BY (team_id = $1) DESC LIMIT 1"
-    ))
-    .bind(team_id)
-    .bind(name)
-    .bind(Uuid::nil())
+    template_rows!(
+        "SELECT",
+        "FROM templates WHERE name = $2 AND (team_id = $1 OR team_id = $3) \
+         ORDER BY (team_id = $1) DESC LIMIT 1",
+        team_id,
+        name,
+        Uuid::nil(),
+    )
     .fetch_optional(db)
     .await
 }
 
 /// A template by id.
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<TemplateRow>> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM templates WHERE id = $1"))
-        .bind(id)
+    template_rows!("SELECT", "FROM templates WHERE id = $1", id)
         .fetch_optional(db)
         .await
 }
 
 /// Whether a platform template has this name.
 pub async fn is_platform_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<bool> {
-    let row: Option<(Uuid,)> =
-        sqlx::query_as("SELECT id FROM templates WHERE team_id = $1 AND name = $2")
-            .bind(Uuid::nil())
-            .bind(name)
-            .fetch_optional(db)
-            .await?;
-    Ok(row.is_some())
+    let id = sqlx::query_scalar!(
+        "SELECT id FROM templates WHERE team_id = $1 AND name = $2",
+        Uuid::nil(),
+        name,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(id.is_some())
 }
 
 /// The team's templates plus the platform's, optionally of one type, platform first then by
@@ -78,13 +92,41 @@ pub async fn list_visible(
     team_id: Uuid,
     kind: Option<&str>,
 ) -> sqlx::Result<Vec<TemplateRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM templates WHERE (team_id = $1 OR team_id = $2) \
-         AND ($3::TEXT IS NULL OR type = $3) ORDER BY (team_id = $2) DESC, name"
-    ))
-    .bind(team_id)
-    .bind(Uuid::nil())
-    .bind(kind)
+    template_rows!(
+        "SELECT",
+        "FROM templates WHERE (team_id = $1 OR team_id = $2) \
+         AND ($3::TEXT IS NULL OR type = $3) ORDER BY (team_id = $2) DESC, name",
+        team_id,
+        Uuid::nil(),
+        kind,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// One page of what `list_visible` lists, in its order: the platform's templates first, then
+/// the team's, each by name (`(team's, name, id)` ascending).
+pub async fn page_visible(
+    db: impl PgExecutor<'_>,
+    team_id: Uuid,
+    kind: Option<&str>,
+    page: &Page<(bool, String, Uuid)>,
+) -> sqlx::Result<Vec<TemplateRow>> {
+    let after = page.after.as_ref();
+    template_rows!(
+        "SELECT",
+        "FROM templates WHERE (team_id = $1 OR team_id = $2) \
+         AND ($3::TEXT IS NULL OR type = $3) \
+         AND ($4::BOOL IS NULL OR (team_id <> $2, name, id) > ($4, $5, $6)) \
+         ORDER BY team_id <> $2, name, id LIMIT $7",
+        team_id,
+        Uuid::nil(),
+        kind,
+        after.map(|k| k.0),
+        after.map(|k| k.1.as_str()),
+        after.map(|k| k.2).unwrap_or_default(),
+        page.fetch(),
+    )
     .fetch_all(db)
     .await
 }
@@ -108,30 +150,33 @@ pub async fn insert_snapshot(
     db: impl PgExecutor<'_>,
     new: &NewSnapshot,
 ) -> sqlx::Result<TemplateRow> {
-    sqlx::query_as(&format!(
+    template_rows!(
         "INSERT INTO templates (id, team_id, name, type, vcpus, memory_mb, base_template_id, \
          source_capsule_id, host_id) VALUES ($1, $2, $3, 'snapshot', $4, $5, $6, $7, $8) \
-         RETURNING {COLUMNS}"
-    ))
-    .bind(new.id)
-    .bind(new.team_id)
-    .bind(&new.name)
-    .bind(new.vcpus)
-    .bind(new.memory_mb)
-    .bind(new.base_template_id)
-    .bind(new.source_capsule_id)
-    .bind(new.host_id)
+         RETURNING",
+        "",
+        new.id,
+        new.team_id,
+        new.name,
+        new.vcpus,
+        new.memory_mb,
+        new.base_template_id,
+        new.source_capsule_id,
+        new.host_id,
+    )
     .fetch_one(db)
     .await
 }
 
 /// Records the size the agent reported once the snapshot is written.
 pub async fn set_size(db: impl PgExecutor<'_>, id: Uuid, size_bytes: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE templates SET size_bytes = $2 WHERE id = $1")
-        .bind(id)
-        .bind(size_bytes)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE templates SET size_bytes = $2 WHERE id = $1",
+        id,
+        size_bytes,
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 
@@ -140,18 +185,21 @@ pub async fn set_size(db: impl PgExecutor<'_>, id: Uuid, size_bytes: i64) -> sql
 pub async fn delete(db: &sqlx::PgPool, template: &TemplateRow) -> sqlx::Result<()> {
     let mut tx = db.begin().await?;
     if let Some(base) = template.base_template_id {
-        sqlx::query("UPDATE capsules SET template_id = $2 WHERE template_id = $1")
-            .bind(template.id)
-            .bind(base)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query("UPDATE templates SET base_template_id = NULL WHERE base_template_id = $1")
-        .bind(template.id)
+        sqlx::query!(
+            "UPDATE capsules SET template_id = $2 WHERE template_id = $1",
+            template.id,
+            base,
+        )
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM templates WHERE id = $1")
-        .bind(template.id)
+    }
+    sqlx::query!(
+        "UPDATE templates SET base_template_id = NULL WHERE base_template_id = $1",
+        template.id,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!("DELETE FROM templates WHERE id = $1", template.id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await
@@ -163,11 +211,12 @@ pub async fn find_owned(
     team_id: Uuid,
     name: &str,
 ) -> sqlx::Result<Option<TemplateRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM templates WHERE team_id = $1 AND name = $2"
-    ))
-    .bind(team_id)
-    .bind(name)
+    template_rows!(
+        "SELECT",
+        "FROM templates WHERE team_id = $1 AND name = $2",
+        team_id,
+        name,
+    )
     .fetch_optional(db)
     .await
 }
@@ -213,11 +262,12 @@ pub async fn insert_built(
     new: &NewBuilt,
 ) -> Result<(TemplateRow, Option<TemplateRow>), ReplaceError> {
     let mut tx = db.begin().await?;
-    let old: Option<TemplateRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM templates WHERE team_id = $1 AND name = $2 FOR UPDATE"
-    ))
-    .bind(new.team_id)
-    .bind(&new.name)
+    let old = template_rows!(
+        "SELECT",
+        "FROM templates WHERE team_id = $1 AND name = $2 FOR UPDATE",
+        new.team_id,
+        new.name,
+    )
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(old) = &old {
@@ -235,39 +285,43 @@ pub async fn insert_built(
             )));
         }
         // Out of the name's way until it is gone (no valid name contains '/').
-        sqlx::query("UPDATE templates SET name = name || '/replaced/' || id::text WHERE id = $1")
-            .bind(old.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE templates SET name = name || '/replaced/' || id::text WHERE id = $1",
+            old.id,
+        )
+        .execute(&mut *tx)
+        .await?;
     }
-    let row: TemplateRow = sqlx::query_as(&format!(
+    let row = template_rows!(
         "INSERT INTO templates (id, team_id, name, type, vcpus, memory_mb, size_bytes, \
          base_template_id, source_capsule_id, host_id, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {COLUMNS}"
-    ))
-    .bind(new.id)
-    .bind(new.team_id)
-    .bind(&new.name)
-    .bind(new.kind)
-    .bind(new.vcpus)
-    .bind(new.memory_mb)
-    .bind(new.size_bytes)
-    .bind(new.base_template_id)
-    .bind(new.source_capsule_id)
-    .bind(new.host_id)
-    .bind(&new.metadata)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING",
+        "",
+        new.id,
+        new.team_id,
+        new.name,
+        new.kind,
+        new.vcpus,
+        new.memory_mb,
+        new.size_bytes,
+        new.base_template_id,
+        new.source_capsule_id,
+        new.host_id,
+        new.metadata,
+    )
     .fetch_one(&mut *tx)
     .await?;
     if let Some(old) = &old {
         // Stopped capsules keep their template name; the link moves to the old template's
         // base, or to its successor.
-        sqlx::query("UPDATE capsules SET template_id = $2 WHERE template_id = $1")
-            .bind(old.id)
-            .bind(old.base_template_id.unwrap_or(new.id))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM templates WHERE id = $1")
-            .bind(old.id)
+        sqlx::query!(
+            "UPDATE capsules SET template_id = $2 WHERE template_id = $1",
+            old.id,
+            old.base_template_id.unwrap_or(new.id),
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!("DELETE FROM templates WHERE id = $1", old.id)
             .execute(&mut *tx)
             .await?;
     }
@@ -277,9 +331,10 @@ pub async fn insert_built(
 
 /// Snapshot templates whose rootfs is `template_id`'s.
 pub async fn dependents(db: impl PgExecutor<'_>, template_id: Uuid) -> sqlx::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM templates WHERE base_template_id = $1")
-        .bind(template_id)
-        .fetch_one(db)
-        .await?;
-    Ok(n)
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM templates WHERE base_template_id = $1"#,
+        template_id,
+    )
+    .fetch_one(db)
+    .await
 }

@@ -13,14 +13,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use wrenn_extension_api::{
-    ids, ApiError, ApiJson, ApiPath, Principal, RequireSession, RequireSessionOrApiKey, Role,
+    ids, ApiError, ApiJson, ApiPath, ApiQuery, Principal, RequireSession, RequireSessionOrApiKey,
+    Role,
 };
 
+use super::paging::{ListQuery, Paged};
 use super::views::ErrorEnvelope;
 
 pub const KEY_PREFIX: &str = "wrn_";
 const SHOWN_PREFIX_LEN: usize = 10;
-/// Live keys per team; this bounds `GET /v1/api-keys`, which is therefore not paginated.
+/// Live keys per team (so `GET /v1/api-keys` fits its default page of 100).
 pub const MAX_KEYS_PER_TEAM: i64 = 100;
 
 pub fn router() -> Router<App> {
@@ -91,7 +93,7 @@ fn require_role(role: Option<Role>) -> Result<Role, ApiError> {
 
 /// Create a key for the session's team (any member).
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey,
-    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 201, body = CreatedApiKey), (status = 400, body = ErrorEnvelope),
               (status = 409, body = ErrorEnvelope, description = "api_key_limit: 100 live keys per team"),
               (status = 429, body = ErrorEnvelope, description = "rate_limited (keys created per user); Retry-After gives the seconds to wait")))]
 pub async fn create(
@@ -134,24 +136,34 @@ pub async fn create(
     ))
 }
 
-/// The team's live keys, newest first (session or API key of that team); at most 100.
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
-    responses((status = 200, body = [ApiKeyView])))]
+/// The team's live keys, newest first (`(created_at, id)` descending; session or API key of
+/// that team), paged by `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(ListQuery),
+    responses((status = 200, body = [ApiKeyView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
-) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<ApiKeyView>, ApiError> {
     if let Principal::Session(s) = &p {
         require_role(s.role)?;
     }
-    let keys = db::api_keys::list_for_team(ctx.db(), p.team_id()).await?;
-    Ok(Json(keys.into_iter().map(Into::into).collect()))
+    let page = q.page()?;
+    let keys = db::api_keys::page_for_team(ctx.db(), p.team_id(), page).await?;
+    Ok(Paged::new(
+        keys,
+        page,
+        |k| (k.created_at, k.id),
+        |k| k.clone().into(),
+    ))
 }
 
 /// Revoke a key: owners and admins any key of the team, members their own keys.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
     params(("id" = String, Path, description = "key_ id")),
-    responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
     State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,

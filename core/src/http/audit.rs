@@ -10,10 +10,12 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 use wrenn_extension_api::{
     ids, ApiError, ApiJson, ApiQuery, Principal, RequireAdmin, RequireSessionOrApiKey,
 };
+
+use super::views::ErrorEnvelope;
 
 pub const MAX_LIMIT: i64 = 200;
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -36,13 +38,56 @@ pub struct AuditQuery {
     pub action: Option<String>,
 }
 
-/// One page of the audit log.
-#[derive(Debug, Serialize)]
+/// One page of the audit log (an object, unlike the bare-array listings: API.md keeps it).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
-    pub audit_logs: Vec<serde_json::Value>,
+    pub audit_logs: Vec<AuditLog>,
     /// Pass as `before` / `before_id` for the next page; `null` on the last page.
     pub next_before: Option<String>,
     pub next_before_id: Option<String>,
+}
+
+/// One audit log row.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditLog {
+    /// `log_…`
+    pub id: String,
+    /// `tm_…`; null for platform-wide rows (regular hosts).
+    pub team_id: Option<String>,
+    /// `team` (every member sees it) or `admin` (owners, admins and platform admins).
+    pub scope: String,
+    pub actor: AuditActor,
+    /// e.g. `capsule.create`, `host.delete`.
+    pub action: String,
+    pub resource: AuditResource,
+    /// `success` or `error`; null for actions without an outcome.
+    pub outcome: Option<String>,
+    /// String values (`reason`, …).
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    /// Empty unless the outcome is `error`.
+    pub error: String,
+    /// RFC 3339 UTC with microseconds.
+    pub created_at: String,
+}
+
+/// Who acted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditActor {
+    /// `user`, `api_key` or `system`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub name: String,
+}
+
+/// What was acted on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditResource {
+    /// `sandbox`, `snapshot`, `host`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
 }
 
 /// Turns the query into a filter (shared with the admin listing).
@@ -82,20 +127,28 @@ pub fn filter_from_query(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
     })
 }
 
-/// The wire shape of one row.
-pub fn row_json(row: &AuditRow) -> serde_json::Value {
-    json!({
-        "id": ids::encode(ids::AUDIT_LOG, row.id),
-        "team_id": row.team_id.map(|t| ids::encode(ids::TEAM, t)),
-        "scope": row.scope,
-        "actor": {"type": row.actor_type, "id": row.actor_id, "name": row.actor_name},
-        "action": row.action,
-        "resource": {"type": row.resource_type, "id": row.resource_id},
-        "outcome": row.outcome,
-        "metadata": row.metadata,
-        "error": row.error,
-        "created_at": row.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-    })
+impl From<&AuditRow> for AuditLog {
+    fn from(row: &AuditRow) -> Self {
+        Self {
+            id: ids::encode(ids::AUDIT_LOG, row.id),
+            team_id: row.team_id.map(|t| ids::encode(ids::TEAM, t)),
+            scope: row.scope.clone(),
+            actor: AuditActor {
+                kind: row.actor_type.clone(),
+                id: row.actor_id.clone(),
+                name: row.actor_name.clone(),
+            },
+            action: row.action.clone(),
+            resource: AuditResource {
+                kind: row.resource_type.clone(),
+                id: row.resource_id.clone(),
+            },
+            outcome: row.outcome.clone(),
+            metadata: row.metadata.clone(),
+            error: row.error.clone(),
+            created_at: row.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        }
+    }
 }
 
 /// Builds a page (and its cursor) from the rows of `filter`.
@@ -108,7 +161,7 @@ pub fn page(rows: Vec<AuditRow>, limit: i64) -> AuditPage {
         _ => (None, None),
     };
     AuditPage {
-        audit_logs: rows.iter().map(row_json).collect(),
+        audit_logs: rows.iter().map(AuditLog::from).collect(),
         next_before,
         next_before_id,
     }
@@ -118,7 +171,8 @@ pub fn page(rows: Vec<AuditRow>, limit: i64) -> AuditPage {
     params(("before" = Option<String>, Query, description = "RFC 3339 cursor"), ("before_id" = Option<String>, Query, description = "log_ id cursor"),
         ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("resource_type" = Option<String>, Query, description = "sandbox|snapshot|host|..."), ("action" = Option<String>, Query, description = "e.g. capsule.create")),
     description = "Newest first. Members and API keys see team-scope rows; owners and admins every row of the team.",
-    responses((status = 200, description = "`{audit_logs, next_before, next_before_id}`")))]
+    responses((status = 200, body = AuditPage), (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope, description = "no longer a member of the team")))]
 pub(crate) async fn list(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -147,7 +201,8 @@ pub(crate) async fn list(
         ("before" = Option<String>, Query, description = "RFC 3339 cursor"), ("before_id" = Option<String>, Query, description = "log_ id cursor"),
         ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("resource_type" = Option<String>, Query), ("action" = Option<String>, Query)),
     description = "Platform admins: every audit row (platform-wide host actions included).",
-    responses((status = 200, description = "`{audit_logs, next_before, next_before_id}`")))]
+    responses((status = 200, body = AuditPage), (status = 400, body = ErrorEnvelope, description = "bad limit, cursor or team_id"),
+              (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope, description = "not a platform admin, or an API key")))]
 pub(crate) async fn admin_list(
     State(ctx): State<App>,
     RequireAdmin(_admin): RequireAdmin,

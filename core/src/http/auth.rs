@@ -234,7 +234,7 @@ pub async fn activate(
 
 /// Sign in with email and password.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = SessionStarted),
+    responses((status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 200, body = SessionStarted),
               (status = 401, body = super::views::ErrorEnvelope, description = "invalid_credentials (unknown email, wrong password or deleted account alike)"),
               (status = 403, body = super::views::ErrorEnvelope, description = "account_not_activated or account_disabled"),
               (status = 429, body = super::views::ErrorEnvelope, description = "rate_limited (attempts per IP, or failures per account); Retry-After gives the seconds to wait")))]
@@ -308,7 +308,7 @@ pub async fn logout(
 
 /// End every session of the caller.
 #[utoipa::path(post, path = "/v1/auth/logout-all", tag = "auth",
-    responses((status = 204), (status = 401, body = super::views::ErrorEnvelope)))]
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204), (status = 401, body = super::views::ErrorEnvelope)))]
 pub async fn logout_all(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
@@ -319,7 +319,7 @@ pub async fn logout_all(
 
 /// Move the session to another team the caller belongs to (the session id is rotated).
 #[utoipa::path(post, path = "/v1/auth/switch-team", tag = "auth", request_body = SwitchTeamRequest,
-    responses((status = 200, body = SessionStarted),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 200, body = SessionStarted),
               (status = 403, body = super::views::ErrorEnvelope, description = "not_a_member"),
               (status = 404, body = super::views::ErrorEnvelope, description = "team_not_found")))]
 pub async fn switch_team(

@@ -8,6 +8,8 @@ use crate::capsules::model::{Capsule, CreateCapsule};
 use crate::capsules::proxy;
 use crate::capsules::stats::{self, Metrics, Stats, Usage};
 use crate::db::capsules as db;
+use crate::http::paging::{ListQuery, Paged};
+use crate::http::views::ErrorEnvelope;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -67,7 +69,7 @@ pub struct CapsulesApi;
 
 /// Creates a capsule and waits until it runs.
 #[utoipa::path(post, path = "/v1/capsules", tag = "capsules", request_body = CreateCapsule,
-    responses(
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"),
         (status = 201, body = Capsule),
         (status = 402, description = "`concurrent_sandbox_limit`, `vcpu_limit`, `memory_limit` or `usage_unavailable`"),
         (status = 404, description = "`template_not_found`"),
@@ -89,23 +91,32 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Capsule::from(&row))))
 }
 
-/// The team's capsules except stopped and errored ones, newest first, as a bare JSON array
-/// (the contract existing clients parse; a team holds at most a few hundred live capsules, so
-/// the list is not paginated).
-#[utoipa::path(get, path = "/v1/capsules", tag = "capsules",
-    responses((status = 200, body = [Capsule])))]
+/// The team's capsules except stopped and errored ones, newest first (`(created_at, id)`
+/// descending), as a bare JSON array (the contract existing clients parse), paged by
+/// `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/capsules", tag = "capsules", params(ListQuery),
+    responses((status = 200, body = [Capsule], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope)))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
-) -> Result<Json<Vec<Capsule>>, ApiError> {
-    let rows = db::list_for_team(ctx.db(), principal.team_id()).await?;
-    Ok(Json(rows.iter().map(Capsule::from).collect()))
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<Capsule>, ApiError> {
+    let page = q.page()?;
+    let rows = db::page_for_team(ctx.db(), principal.team_id(), page).await?;
+    Ok(Paged::new(
+        rows,
+        page,
+        |r| (r.created_at, r.id),
+        |r| Capsule::from(r),
+    ))
 }
 
 /// One capsule.
 #[utoipa::path(get, path = "/v1/capsules/{id}", tag = "capsules",
     params(("id" = String, Path, description = "Capsule id (`sb_…`)")),
-    responses((status = 200, body = Capsule), (status = 404, description = "not the caller's")))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = Capsule), (status = 404, description = "not the caller's")))]
 pub async fn show(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -118,7 +129,7 @@ pub async fn show(
 /// Destroys a capsule (→ `stopped`).
 #[utoipa::path(delete, path = "/v1/capsules/{id}", tag = "capsules",
     params(("id" = String, Path)),
-    responses((status = 204), (status = 404), (status = 409, description = "`invalid_state` while another operation runs")))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 404), (status = 409, description = "`invalid_state` while another operation runs")))]
 pub async fn destroy(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -132,7 +143,7 @@ pub async fn destroy(
 /// Pauses a running capsule (memory kept).
 #[utoipa::path(post, path = "/v1/capsules/{id}/pause", tag = "capsules",
     params(("id" = String, Path)),
-    responses((status = 200, body = Capsule), (status = 409, description = "`invalid_state`")))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 200, body = Capsule), (status = 409, description = "`invalid_state`")))]
 pub async fn pause(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -146,7 +157,7 @@ pub async fn pause(
 /// Resumes a paused capsule.
 #[utoipa::path(post, path = "/v1/capsules/{id}/resume", tag = "capsules",
     params(("id" = String, Path)),
-    responses((status = 200, body = Capsule), (status = 409, description = "`invalid_state`")))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 200, body = Capsule), (status = 409, description = "`invalid_state`")))]
 pub async fn resume(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -160,7 +171,7 @@ pub async fn resume(
 /// Resets the inactivity timer.
 #[utoipa::path(post, path = "/v1/capsules/{id}/ping", tag = "capsules",
     params(("id" = String, Path)),
-    responses((status = 204), (status = 409, description = "`invalid_state`")))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 204), (status = 409, description = "`invalid_state`")))]
 pub async fn ping(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -174,7 +185,7 @@ pub async fn ping(
 /// capsule's host at once; open connections the new policy forbids stop passing.
 #[utoipa::path(patch, path = "/v1/capsules/{id}/network", tag = "capsules",
     params(("id" = String, Path)), request_body = crate::capsules::model::NetworkPolicy,
-    responses(
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"),
         (status = 200, body = Capsule),
         (status = 400, description = "`invalid_request`: unknown mode, bad CIDR or host name, a name that does not resolve"),
         (status = 404, description = "not the caller's"),
@@ -203,7 +214,7 @@ pub struct RangeQuery {
 /// Resource samples of one capsule.
 #[utoipa::path(get, path = "/v1/capsules/{id}/metrics", tag = "capsules",
     params(("id" = String, Path), RangeQuery),
-    responses((status = 200, body = Metrics)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 200, body = Metrics)))]
 pub async fn metrics(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -222,7 +233,7 @@ pub async fn metrics(
 
 /// The team's running capsules and reservations now, peaks and a series over the range.
 #[utoipa::path(get, path = "/v1/capsules/stats", tag = "capsules",
-    params(RangeQuery), responses((status = 200, body = Stats)))]
+    params(RangeQuery), responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = Stats)))]
 pub async fn team_stats(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -246,7 +257,7 @@ pub struct UsageQuery {
 
 /// vCPU-minutes and MiB-minutes reserved per day.
 #[utoipa::path(get, path = "/v1/capsules/usage", tag = "capsules",
-    params(UsageQuery), responses((status = 200, body = Usage)))]
+    params(UsageQuery), responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = Usage)))]
 pub async fn team_usage(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -277,7 +288,7 @@ pub struct AccessToken {
 /// (`WRENN_PROXY_TOKEN_TTL_SEC`, default 1 h). Share it with whoever should reach the
 /// capsule's ports without the team's credentials.
 #[utoipa::path(post, path = "/v1/capsules/{id}/access-token", tag = "proxy",
-    params(("id" = String, Path)), responses((status = 201, body = AccessToken)))]
+    params(("id" = String, Path)), responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 201, body = AccessToken)))]
 pub async fn access_token(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,

@@ -23,6 +23,7 @@ use wrenn_extension_api::{
     ids, ApiError, ApiJson, ApiPath, ApiQuery, Principal, RequireSessionOrApiKey,
 };
 
+use super::paging::{self, Limits, Paged};
 use super::views::ErrorEnvelope;
 
 /// The channel routes' part of the OpenAPI document.
@@ -190,9 +191,11 @@ impl From<db::channels::Delivery> for DeliveryView {
 
 #[derive(Deserialize, IntoParams)]
 pub struct Page {
-    /// 1–100, default 50.
+    /// 1–200, default 100.
     pub limit: Option<i64>,
-    /// Rows to skip (channels) .
+    /// `X-Next-Cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Rows to skip past the cursor (older paging by offset; prefer `cursor`).
     pub offset: Option<i64>,
 }
 
@@ -328,35 +331,37 @@ pub async fn create(
     ))
 }
 
-/// The team's channels, newest first (a bare array; `X-Total-Count` gives the total).
+/// The team's channels, newest first (`(created_at, id)` descending), as a bare array paged
+/// by `limit`/`cursor` (`X-Next-Cursor`); `X-Total-Count` gives the team's total.
 #[utoipa::path(get, path = "/v1/channels", tag = "channels", params(Page),
-    responses((status = 200, body = [ChannelView], headers(("X-Total-Count" = i64))),
-              (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+    responses((status = 200, body = [ChannelView], headers(("X-Next-Cursor" = String, description = "present when another page follows"), ("X-Total-Count" = i64, description = "the team's channel count"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit, cursor or offset"),
+              (status = 401, body = ErrorEnvelope)))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
-    ApiQuery(page): ApiQuery<Page>,
-) -> Result<(HeaderMap, Json<Vec<ChannelView>>), ApiError> {
+    ApiQuery(q): ApiQuery<Page>,
+) -> Result<(HeaderMap, Paged<ChannelView>), ApiError> {
     require_member(&p)?;
-    let limit = page.limit.unwrap_or(50);
-    let offset = page.offset.unwrap_or(0);
-    if !(1..=100).contains(&limit) || offset < 0 {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "limit must be 1 to 100 and offset not negative",
-        ));
+    let page = paging::Page::parse_with(q.limit, q.cursor.as_deref(), Limits::OLDER_LISTS)?;
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("offset must not be negative"));
     }
-    let rows = db::channels::list_for_team(ctx.db(), p.team_id(), limit, offset).await?;
+    let rows = db::channels::page_for_team(ctx.db(), p.team_id(), page, offset).await?;
     let total = db::channels::count_for_team(ctx.db(), p.team_id()).await?;
     let mut headers = HeaderMap::new();
     headers.insert("x-total-count", HeaderValue::from(total));
-    Ok((headers, Json(rows.iter().map(Into::into).collect())))
+    Ok((
+        headers,
+        Paged::new(rows, page, |c| (c.created_at, c.id), |c| c.into()),
+    ))
 }
 
 /// One channel.
 #[utoipa::path(get, path = "/v1/channels/{id}", tag = "channels",
     params(("id" = String, Path, description = "Channel id (`ch_…`)")),
-    responses((status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope, description = "not the caller's team's")))]
 pub async fn show(
     State(ctx): State<App>,
@@ -369,7 +374,7 @@ pub async fn show(
 /// Rename, change subscriptions, enable or disable.
 #[utoipa::path(patch, path = "/v1/channels/{id}", tag = "channels", request_body = UpdateChannel,
     params(("id" = String, Path)),
-    responses((status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = ChannelView), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 pub async fn update(
     State(ctx): State<App>,
@@ -396,7 +401,7 @@ pub async fn update(
 /// Replace the config (and with it the secrets), validated as on create.
 #[utoipa::path(put, path = "/v1/channels/{id}/config", tag = "channels", request_body = ReplaceConfig,
     params(("id" = String, Path)),
-    responses((status = 200, body = ChannelWithSecret), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = ChannelWithSecret), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 pub async fn replace_config(
     State(ctx): State<App>,
@@ -431,7 +436,7 @@ pub async fn replace_config(
 /// Delete a channel (its delivery records go with it; queued retries are dropped).
 #[utoipa::path(delete, path = "/v1/channels/{id}", tag = "channels",
     params(("id" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 400, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
     State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
@@ -448,7 +453,7 @@ pub async fn remove(
 /// A channel's recent delivery attempts, newest first (a bare array).
 #[utoipa::path(get, path = "/v1/channels/{id}/deliveries", tag = "channels",
     params(("id" = String, Path), DeliveryPage),
-    responses((status = 200, body = [DeliveryView]), (status = 400, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = [DeliveryView]), (status = 400, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope)))]
 pub async fn deliveries(
     State(ctx): State<App>,

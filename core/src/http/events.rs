@@ -26,7 +26,7 @@ pub fn router() -> Router<App> {
 
 #[utoipa::path(get, path = "/v1/events/stream", tag = "events",
     description = "Server-sent events of the caller's team: lifecycle events and `capsule.state.changed`; each message is named after the event and carries the API payload.",
-    responses((status = 200, description = "text/event-stream")))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, description = "text/event-stream")))]
 pub(crate) async fn team_stream(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -35,7 +35,7 @@ pub(crate) async fn team_stream(
 }
 
 #[utoipa::path(get, path = "/v1/admin/events/stream", tag = "events", description = "Every team's events (platform admins).",
-    responses((status = 200, description = "text/event-stream")))]
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, description = "text/event-stream")))]
 pub(crate) async fn admin_stream(
     State(ctx): State<App>,
     RequireAdmin(_admin): RequireAdmin,

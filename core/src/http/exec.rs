@@ -61,7 +61,7 @@ fn upgrade(
 /// tag (default `proc-` + 8 hex).
 #[utoipa::path(post, path = "/v1/capsules/{id}/exec", tag = "processes",
     params(("id" = String, Path)), request_body = ExecRequest,
-    responses(
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"),
         (status = 200, body = ExecResult, description = "foreground"),
         (status = 202, body = BackgroundStarted, description = "background"),
         (status = 409, description = "`invalid_state`: the capsule is not running"),
@@ -89,7 +89,7 @@ pub async fn exec(
 
 /// Processes started through the API that are still running.
 #[utoipa::path(get, path = "/v1/capsules/{id}/processes", tag = "processes",
-    params(("id" = String, Path)), responses((status = 200, body = ProcessList)))]
+    params(("id" = String, Path)), responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 200, body = ProcessList)))]
 pub async fn list_processes(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -110,7 +110,7 @@ pub struct SignalQuery {
 /// Signals a process chosen by pid (digits) or tag.
 #[utoipa::path(delete, path = "/v1/capsules/{id}/processes/{selector}", tag = "processes",
     params(("id" = String, Path), ("selector" = String, Path, description = "pid or tag"), SignalQuery),
-    responses((status = 204), (status = 404)))]
+    responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 404)))]
 pub async fn kill_process(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -139,7 +139,7 @@ pub async fn kill_process(
 /// `{"type":"start","pid"}`, `{"type":"stdout","data"}`, `{"type":"stderr","data"}`,
 /// `{"type":"exit","exit_code"}`, `{"type":"error","data"}`; closes after exit.
 #[utoipa::path(get, path = "/v1/capsules/{id}/exec/stream", tag = "processes",
-    params(("id" = String, Path)), responses((status = 101, description = "WebSocket")))]
+    params(("id" = String, Path)), responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 101, description = "WebSocket")))]
 pub async fn exec_stream(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -154,7 +154,7 @@ pub async fn exec_stream(
 /// `exec/stream`.
 #[utoipa::path(get, path = "/v1/capsules/{id}/processes/{selector}/stream", tag = "processes",
     params(("id" = String, Path), ("selector" = String, Path)),
-    responses((status = 101, description = "WebSocket")))]
+    responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 101, description = "WebSocket")))]
 pub async fn process_stream(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -172,7 +172,7 @@ pub async fn process_stream(
 /// `output{data(base64)}`, `exit{exit_code}`, `error{data,fatal}`, `ping` every 30 s. The
 /// PTY survives a disconnect and is re-attached by tag.
 #[utoipa::path(get, path = "/v1/capsules/{id}/pty", tag = "processes",
-    params(("id" = String, Path)), responses((status = 101, description = "WebSocket")))]
+    params(("id" = String, Path)), responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 101, description = "WebSocket")))]
 pub async fn pty(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::capsules::agent::{status_to_api, AgentClient};
 use crate::capsules::lifecycle;
 use axum::body::{Body, Bytes};
-use axum::extract::multipart::{Field, MultipartError};
+use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -102,6 +102,12 @@ fn bad_multipart(e: MultipartError) -> ApiError {
     }
 }
 
+/// A body that is not `multipart/form-data` with a boundary, as the error envelope (axum's
+/// own rejection is plain text).
+fn not_multipart(e: MultipartRejection) -> ApiError {
+    ApiError::invalid(format!("invalid multipart body: {}", e.body_text()))
+}
+
 fn too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -182,13 +188,14 @@ async fn forward_field(
 #[utoipa::path(post, path = "/v1/capsules/{id}/files/write", tag = "files",
     params(("id" = String, Path)),
     request_body(content_type = "multipart/form-data", description = "fields `path` and `file`"),
-    responses((status = 204), (status = 413, description = "`too_large`")))]
+    responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 204), (status = 413, description = "`too_large`")))]
 pub async fn write(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let mut multipart = multipart.map_err(not_multipart)?;
     let (sandbox_id, client) = capsule(&ctx, &principal, &id).await?;
     let cap = ctx.capsules.max_upload_bytes;
     let mut path = None;
@@ -249,13 +256,14 @@ pub async fn write(
 #[utoipa::path(post, path = "/v1/capsules/{id}/files/stream/write", tag = "files",
     params(("id" = String, Path)),
     request_body(content_type = "multipart/form-data", description = "fields `path` then `file`"),
-    responses((status = 204)))]
+    responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 204)))]
 pub async fn stream_write(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiPath(id): ApiPath<String>,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let mut multipart = multipart.map_err(not_multipart)?;
     let (sandbox_id, client) = capsule(&ctx, &principal, &id).await?;
     let mut path = None;
     let mut written = false;
@@ -324,7 +332,7 @@ fn octet_stream(body: Body) -> Response {
 /// Downloads a file.
 #[utoipa::path(post, path = "/v1/capsules/{id}/files/read", tag = "files",
     params(("id" = String, Path)), request_body = PathRequest,
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404)))]
+    responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404)))]
 pub async fn read(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -347,7 +355,7 @@ pub async fn read(
 /// Downloads a file of any size as a chunked stream.
 #[utoipa::path(post, path = "/v1/capsules/{id}/files/stream/read", tag = "files",
     params(("id" = String, Path)), request_body = PathRequest,
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404)))]
+    responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404)))]
 pub async fn stream_read(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -368,7 +376,7 @@ pub async fn stream_read(
 /// Lists a directory.
 #[utoipa::path(post, path = "/v1/capsules/{id}/files/list", tag = "files",
     params(("id" = String, Path)), request_body = ListRequest,
-    responses((status = 200, body = FileList)))]
+    responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 200, body = FileList)))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -394,7 +402,7 @@ pub async fn list(
 /// Creates a directory (and its parents).
 #[utoipa::path(post, path = "/v1/capsules/{id}/files/mkdir", tag = "files",
     params(("id" = String, Path)), request_body = PathRequest,
-    responses((status = 200, body = EntryResponse)))]
+    responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"), (status = 200, body = EntryResponse)))]
 pub async fn mkdir(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
@@ -422,7 +430,7 @@ pub async fn mkdir(
 /// Removes a file or directory (recursively).
 #[utoipa::path(post, path = "/v1/capsules/{id}/files/remove", tag = "files",
     params(("id" = String, Path)), request_body = PathRequest,
-    responses((status = 204), (status = 404)))]
+    responses((status = 409, body = crate::http::views::ErrorEnvelope, description = "`invalid_state`: the capsule is not running (a capsule in `error` names its reason)"), (status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 204), (status = 404)))]
 pub async fn remove(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,

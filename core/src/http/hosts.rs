@@ -7,6 +7,7 @@
 
 mod agent;
 mod tags;
+pub mod views;
 
 use crate::app::App;
 use crate::audit::{self, AuditEntry, AuditScope};
@@ -14,16 +15,17 @@ use crate::capsules::state::CapsuleStatus;
 use crate::db::hosts::{self as db, HostRow, NewHost};
 use crate::events::{Actor, Resource};
 use crate::hosts::{registration, Hosts};
+use crate::http::paging::{ListQuery, Paged};
+use crate::http::views::ErrorEnvelope;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use uuid::Uuid;
+use views::{Host, HostDeletePreview, HostHasSandboxes, HostHasSandboxesBody, HostToken};
 use wrenn_extension_api::{
     ids, ApiError, ApiJson, ApiPath, ApiQuery, RequireSession, SessionPrincipal,
 };
@@ -32,25 +34,42 @@ use wrenn_proto::hostagent::v1::DestroySandboxRequest;
 /// The OpenAPI description of the host, audit and event routes (merged into the document
 /// by `http::docs`).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    create,
-    list,
-    show,
-    delete_preview,
-    remove,
-    new_token,
-    tags::list,
-    tags::add,
-    tags::remove,
-    agent::register,
-    agent::refresh,
-    agent::heartbeat,
-    agent::sandbox_events,
-    super::audit::list,
-    super::audit::admin_list,
-    super::events::team_stream,
-    super::events::admin_stream,
-))]
+#[openapi(
+    components(schemas(
+        views::Host,
+        views::HostLoad,
+        views::HostToken,
+        views::HostDeletePreview,
+        views::HostCredentials,
+        views::HeartbeatReply,
+        views::SandboxEventsApplied,
+        views::HostHasSandboxes,
+        crate::hosts::HostStatus,
+        CreateHost,
+        tags::AddTags,
+        super::audit::AuditPage,
+        super::audit::AuditLog
+    )),
+    paths(
+        create,
+        list,
+        show,
+        delete_preview,
+        remove,
+        new_token,
+        tags::list,
+        tags::add,
+        tags::remove,
+        agent::register,
+        agent::refresh,
+        agent::heartbeat,
+        agent::sandbox_events,
+        super::audit::list,
+        super::audit::admin_list,
+        super::events::team_stream,
+        super::events::admin_stream,
+    )
+)]
 pub struct HostsApi;
 
 pub fn router() -> Router<App> {
@@ -65,44 +84,6 @@ pub fn router() -> Router<App> {
         .route("/v1/hosts/{id}/heartbeat", post(agent::heartbeat))
         .route("/v1/hosts/{id}/tags", get(tags::list).post(tags::add))
         .route("/v1/hosts/{id}/tags/{tag}", delete(tags::remove))
-}
-
-fn ts(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// The wire shape of a host.
-pub fn host_json(h: &HostRow, tags: &[String]) -> Value {
-    json!({
-        "id": ids::encode(ids::HOST, h.id),
-        "type": h.kind,
-        "team_id": h.team_id.map(|t| ids::encode(ids::TEAM, t)),
-        "provider": h.provider,
-        "availability_zone": h.availability_zone,
-        "status": h.status,
-        "arch": h.arch,
-        "cpu_cores": h.cpu_cores,
-        "memory_mb": h.memory_mb,
-        "disk_gb": h.disk_gb,
-        "address": h.address,
-        "transport": h.transport,
-        "capabilities": h.capabilities,
-        "agent_version": h.agent_version,
-        "tags": tags,
-        "cert_expires_at": h.cert_expires_at.as_ref().map(ts),
-        "created_at": ts(&h.created_at),
-        "registered_at": h.registered_at.as_ref().map(ts),
-        "last_heartbeat_at": h.last_heartbeat_at.as_ref().map(ts),
-        // The agent's last reading (`HostLoad`) with the time it arrived; null before one.
-        "load": match (&h.load, &h.load_at) {
-            (Some(Value::Object(load)), Some(at)) => {
-                let mut load = load.clone();
-                load.insert("sampled_at".into(), ts(at).into());
-                Value::Object(load)
-            }
-            _ => Value::Null,
-        },
-    })
 }
 
 /// The signed-in operator and what they may do.
@@ -168,12 +149,16 @@ async fn audit_host(ctx: &App, op: &Operator, host: &HostRow, action: &str) {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct CreateHost {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CreateHost {
+    /// `regular` (platform admins) or `byoc` (owners/admins of a BYOC team).
     #[serde(rename = "type")]
     kind: String,
+    /// BYOC: the team (`tm_…`); default the session's team. Regular hosts take none.
     team_id: Option<String>,
+    /// Free text, at most 100 characters.
     provider: Option<String>,
+    /// Free text, at most 100 characters.
     availability_zone: Option<String>,
 }
 
@@ -187,9 +172,11 @@ fn optional_text(v: Option<String>, field: &str) -> Result<Option<String>, ApiEr
     }
 }
 
-#[utoipa::path(post, path = "/v1/hosts", tag = "hosts",
-    description = "Create a host (`{type: regular|byoc, team_id?, provider?, availability_zone?}`); regular hosts: platform admins; BYOC: owners/admins of a BYOC team. Returns `{host, registration_token}` (one-time, 1 h). Session only.",
-    responses((status = 201, description = "`{host, registration_token}`"), (status = 403, description = "`admin_required` / `forbidden`")))]
+#[utoipa::path(post, path = "/v1/hosts", tag = "hosts", request_body = CreateHost,
+    description = "Create a host; regular hosts: platform admins; BYOC: owners/admins of a BYOC team. Returns the host and its registration token (one-time, 1 h). Session only.",
+    responses((status = 201, body = HostToken), (status = 400, body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope, description = "`admin_required` / `forbidden`")))]
 async fn create(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
@@ -244,67 +231,89 @@ async fn create(
     audit_host(&ctx, &op, &host, "host.create").await;
     Ok((
         StatusCode::CREATED,
-        ApiJson(json!({"host": host_json(&host, &[]), "registration_token": token})),
+        ApiJson(HostToken {
+            host: Host::new(&host, &[]),
+            registration_token: token,
+        }),
     )
         .into_response())
 }
 
-async fn with_tags(ctx: &App, hosts: Vec<HostRow>) -> Result<Vec<Value>, ApiError> {
+/// Each host with its wire shape (tags read in one query).
+async fn with_tags(ctx: &App, hosts: Vec<HostRow>) -> Result<Vec<(HostRow, Host)>, ApiError> {
     let ids: Vec<Uuid> = hosts.iter().map(|h| h.id).collect();
     let mut tags: HashMap<Uuid, Vec<String>> = HashMap::new();
     for (id, tag) in db::tags_of(ctx.db(), &ids).await? {
         tags.entry(id).or_default().push(tag);
     }
     Ok(hosts
-        .iter()
-        .map(|h| host_json(h, tags.get(&h.id).map(Vec::as_slice).unwrap_or(&[])))
+        .into_iter()
+        .map(|h| {
+            let view = Host::new(&h, tags.get(&h.id).map(Vec::as_slice).unwrap_or(&[]));
+            (h, view)
+        })
         .collect())
 }
 
-#[utoipa::path(get, path = "/v1/hosts", tag = "hosts",
-    description = "Hosts the caller manages: every host for platform admins, the team's BYOC hosts for its owners/admins.",
-    responses((status = 200, description = "A bare JSON array of hosts (API.md: lists are arrays)")))]
+/// Hosts the caller manages: every host for platform admins, the team's BYOC hosts for its
+/// owners/admins; oldest first (`(created_at, id)` ascending, the order it always had), paged
+/// by `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/hosts", tag = "hosts", params(ListQuery),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [Host], description = "A bare JSON array of hosts (API.md: lists are arrays)",
+               headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope)))]
 async fn list(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
-) -> Result<ApiJson<Value>, ApiError> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<Host>, ApiError> {
+    let page = q.page()?;
     let op = Operator::load(&ctx, session).await?;
     let rows = if op.is_admin {
-        db::list(ctx.db(), None).await?
+        db::list(ctx.db(), None, page).await?
     } else if op.session.role.is_some_and(|r| r.can_manage()) {
-        db::list(ctx.db(), Some(op.session.team_id)).await?
+        db::list(ctx.db(), Some(op.session.team_id), page).await?
     } else {
         Vec::new()
     };
-    Ok(ApiJson(json!(with_tags(&ctx, rows).await?)))
+    let views = with_tags(&ctx, rows).await?;
+    Ok(Paged::new(
+        views,
+        page,
+        |(h, _)| (h.created_at, h.id),
+        |(_, v)| v.clone(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
-    responses((status = 200, description = "Host"), (status = 404, description = "`not_found`")))]
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = Host), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 async fn show(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Host>, ApiError> {
     let (_, host) = managed_host(&ctx, session, &id).await?;
     let tags = db::tags(ctx.db(), host.id).await?;
-    Ok(ApiJson(host_json(&host, &tags)))
+    Ok(ApiJson(Host::new(&host, &tags)))
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}/delete-preview", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
-    responses((status = 200, description = "`{host, sandbox_ids, sandbox_count}`")))]
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = HostDeletePreview), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 async fn delete_preview(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<HostDeletePreview>, ApiError> {
     let (_, host) = managed_host(&ctx, session, &id).await?;
     let capsules = capsule_ids(&ctx, host.id).await?;
-    Ok(ApiJson(json!({
-        "host": host_json(&host, &db::tags(ctx.db(), host.id).await?),
-        "sandbox_ids": capsules,
-        "sandbox_count": capsules.len(),
-    })))
+    Ok(ApiJson(HostDeletePreview {
+        host: Host::new(&host, &db::tags(ctx.db(), host.id).await?),
+        sandbox_count: capsules.len(),
+        sandbox_ids: capsules,
+    }))
 }
 
 /// Wire ids of the capsules still on a host (live, paused or missing).
@@ -331,7 +340,9 @@ struct DeleteQuery {
 
 #[utoipa::path(delete, path = "/v1/hosts/{id}", tag = "hosts",
     params(("id" = String, Path, description = "host_ id"), ("force" = Option<bool>, Query, description = "destroy the host's capsules first")),
-    responses((status = 204, description = "deleted"), (status = 409, description = "`host_has_sandboxes` with `error.sandbox_ids`")))]
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204, description = "deleted"), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`"),
+              (status = 409, body = HostHasSandboxes, description = "`host_has_sandboxes` with `error.sandbox_ids`")))]
 async fn remove(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
@@ -342,11 +353,16 @@ async fn remove(
     let (op, host) = managed_host(&ctx, session, &id).await?;
     let capsules = capsule_ids(&ctx, host.id).await?;
     if !capsules.is_empty() && !q.force {
-        let body = json!({"error": {
-            "code": "host_has_sandboxes",
-            "message": format!("the host still has {} capsule(s); delete them first or pass force=true", capsules.len()),
-            "sandbox_ids": capsules,
-        }});
+        let body = HostHasSandboxes {
+            error: HostHasSandboxesBody {
+                code: "host_has_sandboxes".into(),
+                message: format!(
+                    "the host still has {} capsule(s); delete them first or pass force=true",
+                    capsules.len()
+                ),
+                sandbox_ids: capsules,
+            },
+        };
         return Ok((StatusCode::CONFLICT, ApiJson(body)).into_response());
     }
     if !capsules.is_empty() {
@@ -417,7 +433,9 @@ async fn destroy_capsules(
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/token", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
-    responses((status = 201, description = "`{host, registration_token}`"), (status = 409, description = "`invalid_state`: host is not pending")))]
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 201, body = HostToken), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`"),
+              (status = 409, body = ErrorEnvelope, description = "`invalid_state`: host is not pending")))]
 async fn new_token(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
@@ -438,7 +456,10 @@ async fn new_token(
     let tags = db::tags(ctx.db(), host.id).await?;
     Ok((
         StatusCode::CREATED,
-        ApiJson(json!({"host": host_json(&host, &tags), "registration_token": token})),
+        ApiJson(HostToken {
+            host: Host::new(&host, &tags),
+            registration_token: token,
+        }),
     )
         .into_response())
 }

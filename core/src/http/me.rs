@@ -22,10 +22,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use wrenn_extension_api::auth::{ClearSessionCookies, ClientInfo};
 use wrenn_extension_api::{
-    ids, AccountDeletion, ApiError, ApiJson, ApiPath, Email, Principal, RequireSession,
+    ids, AccountDeletion, ApiError, ApiJson, ApiPath, ApiQuery, Email, Principal, RequireSession,
     RequireSessionOrApiKey,
 };
 
+use super::paging::{ListQuery, Paged};
 use super::views::ErrorEnvelope;
 
 pub fn router() -> Router<App> {
@@ -130,7 +131,7 @@ pub struct UpdateMe {
 
 /// Rename yourself.
 #[utoipa::path(patch, path = "/v1/me", tag = "me", request_body = UpdateMe,
-    responses((status = 200, body = Profile), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = Profile), (status = 400, body = ErrorEnvelope)))]
 pub async fn update_me(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -149,7 +150,7 @@ pub struct DeleteMe {
 
 /// Delete your account (soft delete; purged after 15 days). Teams you own alone are deleted.
 #[utoipa::path(delete, path = "/v1/me", tag = "me", request_body = DeleteMe,
-    responses((status = 204),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204),
               (status = 400, body = ErrorEnvelope, description = "confirmation_mismatch"),
               (status = 409, body = ErrorEnvelope, description = "owns_team_with_members")))]
 pub async fn delete_me(
@@ -203,7 +204,7 @@ pub struct ChangePassword {
 
 /// Change your password: every session is revoked and this one replaced by a fresh session.
 #[utoipa::path(post, path = "/v1/me/password", tag = "me", request_body = ChangePassword,
-    responses((status = 204, description = "new session cookies are set"),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 204, description = "new session cookies are set"),
               (status = 401, body = ErrorEnvelope, description = "wrong_password")))]
 pub async fn change_password(
     State(ctx): State<App>,
@@ -261,7 +262,7 @@ pub struct ResetRequest {
 /// Ask for a password-reset link. Always 204, whether or not the account exists (the
 /// limits count addresses alike, existing or not).
 #[utoipa::path(post, path = "/v1/me/password/reset", tag = "me", request_body = ResetRequest,
-    responses((status = 204),
+    responses((status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 204),
               (status = 429, body = ErrorEnvelope, description = "rate_limited (requests per IP or per email); Retry-After gives the seconds to wait")))]
 pub async fn request_reset(
     State(ctx): State<App>,
@@ -365,34 +366,40 @@ pub struct SessionView {
     pub current: bool,
 }
 
-/// Your live sessions, newest first (at most a few dozen: each lives ≤ 24 h).
-#[utoipa::path(get, path = "/v1/me/sessions", tag = "me",
-    responses((status = 200, body = [SessionView])))]
+/// Your live sessions, newest first (`(created_at, id)` descending), paged by
+/// `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "me", params(ListQuery),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [SessionView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope)))]
 pub async fn list_sessions(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
-) -> Result<Json<Vec<SessionView>>, ApiError> {
-    let rows = db::sessions::list_for_user(ctx.db(), s.user_id).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| SessionView {
-                id: ids::encode(ids::SESSION, r.id),
-                team_id: ids::encode(ids::TEAM, r.team_id),
-                created_at: r.created_at,
-                last_seen_at: r.last_seen_at,
-                expires_at: r.idle_expires_at.min(r.absolute_expires_at),
-                user_agent: r.user_agent,
-                ip: r.ip,
-                current: r.id == s.session_id,
-            })
-            .collect(),
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<SessionView>, ApiError> {
+    let page = q.page()?;
+    let rows = db::sessions::page_for_user(ctx.db(), s.user_id, page).await?;
+    Ok(Paged::new(
+        rows,
+        page,
+        |r| (r.created_at, r.id),
+        |r| SessionView {
+            id: ids::encode(ids::SESSION, r.id),
+            team_id: ids::encode(ids::TEAM, r.team_id),
+            created_at: r.created_at,
+            last_seen_at: r.last_seen_at,
+            expires_at: r.idle_expires_at.min(r.absolute_expires_at),
+            user_agent: r.user_agent.clone(),
+            ip: r.ip.clone(),
+            current: r.id == s.session_id,
+        },
     ))
 }
 
 /// Revoke one of your sessions.
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "me",
     params(("id" = String, Path, description = "ses_ id")),
-    responses((status = 204), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204), (status = 404, body = ErrorEnvelope)))]
 pub async fn revoke_session(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,

@@ -172,7 +172,7 @@ pub async fn start(
 /// Link a provider to your account: redirects to the provider.
 #[utoipa::path(get, path = "/v1/me/providers/{provider}/connect", tag = "me",
     params(("provider" = String, Path)),
-    responses((status = 303), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 303), (status = 404, body = ErrorEnvelope)))]
 pub async fn connect(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -373,7 +373,7 @@ async fn signup(ctx: &App, provider: &str, identity: &ExternalIdentity) -> Resul
 /// Unlink a provider; refused when it is your only way to sign in.
 #[utoipa::path(delete, path = "/v1/me/providers/{provider}", tag = "me",
     params(("provider" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorEnvelope, description = "last_login_method"), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204), (status = 400, body = ErrorEnvelope, description = "last_login_method"), (status = 404, body = ErrorEnvelope)))]
 pub async fn unlink(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,

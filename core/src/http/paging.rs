@@ -4,12 +4,19 @@
 //!
 //! Rows are ordered newest first by `(created_at, id)`; the cursor is the last row's pair,
 //! so a row created while a client pages never shifts the pages it has not read yet.
+//!
+//! The listings that answered a whole array before they were paged (capsules, snapshots,
+//! API keys, teams, members, sessions, hosts, channels) keep their order (which some sort
+//! by a name or oldest first: the cursor is then that order's key, a [`CursorKey`] other
+//! than the default pair) and a longer default page, [`Limits::OLDER_LISTS`], so a client
+//! that never pages still reads what it read before for any team of ordinary size.
 
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
 use uuid::Uuid;
 use wrenn_extension_api::ApiError;
 
@@ -18,38 +25,141 @@ pub const DEFAULT_LIMIT: i64 = 50;
 /// The response header naming the next page's cursor.
 pub const NEXT_CURSOR: &str = "x-next-cursor";
 
+/// How long a listing's pages are: without `limit`, and at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub default: i64,
+    pub max: i64,
+}
+
+impl Limits {
+    /// Listings paged from the start (admin, builds): 1–200, default 50.
+    pub const STANDARD: Limits = Limits {
+        default: DEFAULT_LIMIT,
+        max: MAX_LIMIT,
+    };
+    /// Listings that answered the whole array before they were paged: 1–200, default 100.
+    pub const OLDER_LISTS: Limits = Limits {
+        default: OLDER_LISTS_DEFAULT_LIMIT,
+        max: MAX_LIMIT,
+    };
+}
+
+/// The default page of [`Limits::OLDER_LISTS`].
+pub const OLDER_LISTS_DEFAULT_LIMIT: i64 = 100;
+
+/// The sort key of a listing's rows, which a cursor carries. Each kind has its own spelling,
+/// so a cursor of one listing is refused by a listing of another kind.
+pub trait CursorKey: Sized {
+    fn encode(&self) -> String;
+    fn decode(cursor: &str) -> Option<Self>;
+}
+
+/// `(created_at, id)`: `<unix micros>-<uuid hex>`.
+impl CursorKey for (DateTime<Utc>, Uuid) {
+    fn encode(&self) -> String {
+        encode(self.0, self.1)
+    }
+    fn decode(cursor: &str) -> Option<Self> {
+        decode(cursor)
+    }
+}
+
+/// `(text, id)`, for listings sorted by a name: `<hex of the text>.<uuid hex>`.
+impl CursorKey for (String, Uuid) {
+    fn encode(&self) -> String {
+        format!("{}.{}", hex::encode(&self.0), self.1.simple())
+    }
+    fn decode(cursor: &str) -> Option<Self> {
+        let (text, id) = cursor.split_once('.')?;
+        let text = String::from_utf8(hex::decode(text).ok()?).ok()?;
+        Some((text, Uuid::try_parse(id).ok()?))
+    }
+}
+
+/// `(flag, text, id)`, for listings sorted by a group then a name: `<0|1>.<hex>.<uuid hex>`.
+impl CursorKey for (bool, String, Uuid) {
+    fn encode(&self) -> String {
+        format!("{}.{}", u8::from(self.0), (self.1.clone(), self.2).encode())
+    }
+    fn decode(cursor: &str) -> Option<Self> {
+        let (flag, rest) = cursor.split_once('.')?;
+        let flag = match flag {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let (text, id) = <(String, Uuid)>::decode(rest)?;
+        Some((flag, text, id))
+    }
+}
+
+/// `limit` and `cursor` of a listing with [`Limits::OLDER_LISTS`].
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// 1–200, default 100.
+    pub limit: Option<i64>,
+    /// `X-Next-Cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The page this query asks for (400 `invalid_request` for a bad limit or cursor).
+    pub fn page(&self) -> Result<Page, ApiError> {
+        Page::parse_with(self.limit, self.cursor.as_deref(), Limits::OLDER_LISTS)
+    }
+}
+
 /// Where a page starts and how long it is.
 #[derive(Debug, Clone, Copy)]
-pub struct Page {
+pub struct Page<K = (DateTime<Utc>, Uuid)> {
     pub limit: i64,
-    /// Rows strictly older than this `(created_at, id)`; `None` for the first page.
-    pub after: Option<(DateTime<Utc>, Uuid)>,
+    /// Rows strictly past this key in the listing's order (for the default key: older than
+    /// this `(created_at, id)`); `None` for the first page.
+    pub after: Option<K>,
 }
 
 impl Page {
-    /// Reads `limit` and `cursor` as the query gave them; 400 `invalid_request` when either
-    /// is malformed.
+    /// Reads `limit` and `cursor` as the query gave them ([`Limits::STANDARD`]); 400
+    /// `invalid_request` when either is malformed.
     pub fn parse(limit: Option<i64>, cursor: Option<&str>) -> Result<Self, ApiError> {
-        let limit = limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
+        Self::parse_with(limit, cursor, Limits::STANDARD)
+    }
+}
+
+impl<K: CursorKey> Page<K> {
+    /// [`Page::parse`] with a listing's own limits and key.
+    pub fn parse_with(
+        limit: Option<i64>,
+        cursor: Option<&str>,
+        limits: Limits,
+    ) -> Result<Self, ApiError> {
+        let limit = limit.unwrap_or(limits.default);
+        if !(1..=limits.max).contains(&limit) {
             return Err(ApiError::invalid(format!(
-                "limit must be between 1 and {MAX_LIMIT}"
+                "limit must be between 1 and {}",
+                limits.max
             )));
         }
         let after = match cursor.filter(|c| !c.is_empty()) {
             None => None,
-            Some(c) => Some(decode(c).ok_or_else(|| {
+            Some(c) => Some(K::decode(c).ok_or_else(|| {
                 ApiError::invalid("cursor is not one this server gave out (X-Next-Cursor)")
             })?),
         };
         Ok(Self { limit, after })
     }
+}
 
+impl<K> Page<K> {
     /// The row count to fetch: one more than the page, to learn whether another follows.
     pub fn fetch(&self) -> i64 {
         self.limit + 1
     }
+}
 
+impl Page {
     /// The cursor's time, for binding (`NULL` on the first page).
     pub fn after_time(&self) -> Option<DateTime<Utc>> {
         self.after.map(|(t, _)| t)
@@ -78,20 +188,17 @@ pub struct Paged<T> {
 }
 
 impl<T> Paged<T> {
-    /// Cuts the `page.fetch()` rows fetched down to the page; `key` gives a row's
-    /// `(created_at, id)`.
-    pub fn new<R>(
+    /// Cuts the `page.fetch()` rows fetched down to the page; `key` gives a row's sort key
+    /// (for the default key, its `(created_at, id)`).
+    pub fn new<R, K: CursorKey>(
         mut rows: Vec<R>,
-        page: Page,
-        key: impl Fn(&R) -> (DateTime<Utc>, Uuid),
+        page: Page<K>,
+        key: impl Fn(&R) -> K,
         view: impl Fn(&R) -> T,
     ) -> Self {
         let more = rows.len() as i64 > page.limit;
         rows.truncate(page.limit as usize);
-        let next = rows.last().filter(|_| more).map(|r| {
-            let (at, id) = key(r);
-            encode(at, id)
-        });
+        let next = rows.last().filter(|_| more).map(|r| key(r).encode());
         Self {
             items: rows.iter().map(view).collect(),
             next,
@@ -127,6 +234,31 @@ mod tests {
             assert!(Page::parse(Some(limit), None).is_err(), "{limit}");
         }
         assert_eq!(Page::parse(None, None).unwrap().limit, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn older_lists_default_to_100_and_keys_keep_to_their_kind() {
+        let page = Page::<(String, Uuid)>::parse_with(None, None, Limits::OLDER_LISTS).unwrap();
+        assert_eq!(page.limit, 100);
+        assert!(Page::<(String, Uuid)>::parse_with(Some(201), None, Limits::OLDER_LISTS).is_err());
+        let key = ("Zoë.bé-1".to_string(), Uuid::new_v4());
+        let page =
+            Page::<(String, Uuid)>::parse_with(Some(2), Some(&key.encode()), Limits::OLDER_LISTS)
+                .unwrap();
+        assert_eq!(page.after, Some(key.clone()));
+        let flagged = (true, key.0.clone(), key.1);
+        assert_eq!(
+            <(bool, String, Uuid)>::decode(&flagged.encode()),
+            Some(flagged)
+        );
+        // A time cursor is not a name cursor, and the reverse.
+        let time = encode(Utc::now(), Uuid::new_v4());
+        assert!(<(String, Uuid)>::decode(&time).is_none());
+        assert!(<(bool, String, Uuid)>::decode(&time).is_none());
+        assert!(Page::parse(None, Some(&key.encode())).is_err());
+        for bad in ["zz.00", "2.61.00", ".", "61"] {
+            assert!(<(bool, String, Uuid)>::decode(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@ use crate::capsules::lifecycle;
 use crate::capsules::model::Template;
 use crate::capsules::templates;
 use crate::db::templates as db;
+use crate::http::paging::{Limits, Page, Paged};
+use crate::http::views::ErrorEnvelope;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete as delete_route, get};
@@ -34,13 +36,18 @@ pub struct TypeQuery {
     /// `base` or `snapshot`; omitted → both.
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// 1–200, default 100.
+    pub limit: Option<i64>,
+    /// `X-Next-Cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// Writes a snapshot template of a capsule; the capsule is paused afterwards. Creating a
 /// capsule from it forks the capsule's state (its vcpus and memory are forced).
 #[utoipa::path(post, path = "/v1/snapshots", tag = "snapshots", request_body = CreateSnapshot,
-    responses(
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"),
         (status = 201, body = Template),
+        (status = 404, body = crate::http::views::ErrorEnvelope, description = "`not_found`: no such capsule of the caller's team"),
         (status = 409, description = "`name_reserved`, `template_name_taken` or `invalid_state`"),
     ))]
 pub async fn create(
@@ -63,29 +70,39 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(Template::from(&template))))
 }
 
-/// The team's templates and the platform's (platform first, then by name), as a bare JSON
-/// array. The list is bounded by what a team creates and is not paginated.
+/// The team's templates and the platform's, as a bare JSON array: the platform's first,
+/// then the team's, each by name (the order it always had), paged by `limit`/`cursor`
+/// (`X-Next-Cursor`).
 #[utoipa::path(get, path = "/v1/snapshots", tag = "snapshots", params(TypeQuery),
-    responses((status = 200, body = [Template])))]
+    responses((status = 200, body = [Template], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad type, limit or cursor"),
+              (status = 401, body = ErrorEnvelope)))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSessionOrApiKey(principal): RequireSessionOrApiKey,
     ApiQuery(q): ApiQuery<TypeQuery>,
-) -> Result<Json<Vec<Template>>, ApiError> {
+) -> Result<Paged<Template>, ApiError> {
     let kind = match q.kind.as_deref() {
         None | Some("") => None,
         Some(k @ ("base" | "snapshot")) => Some(k),
         Some(_) => return Err(ApiError::invalid("type must be base or snapshot")),
     };
-    let rows = db::list_visible(ctx.db(), principal.team_id(), kind).await?;
-    Ok(Json(rows.iter().map(Template::from).collect()))
+    let page = Page::parse_with(q.limit, q.cursor.as_deref(), Limits::OLDER_LISTS)?;
+    let team = principal.team_id();
+    let rows = db::page_visible(ctx.db(), team, kind, &page).await?;
+    Ok(Paged::new(
+        rows,
+        page,
+        |r| (r.team_id != uuid::Uuid::nil(), r.name.clone(), r.id),
+        |r| Template::from(r),
+    ))
 }
 
 /// Deletes one of the team's snapshot templates from every host (403 for platform
 /// templates).
 #[utoipa::path(delete, path = "/v1/snapshots/{name}", tag = "snapshots",
     params(("name" = String, Path)),
-    responses((status = 204), (status = 403, description = "platform template"), (status = 404),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 403, description = "platform template"), (status = 404),
               (status = 409, description = "`template_in_use`: a base template with capsules not yet destroyed, or snapshot templates based on it")))]
 pub async fn delete(
     State(ctx): State<App>,

@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use wrenn_extension_api::{
-    ids, ApiError, ApiJson, ApiPath, Principal, RequireSession, RequireSessionOrApiKey, Role,
+    ids, ApiError, ApiJson, ApiPath, ApiQuery, Principal, RequireSession, RequireSessionOrApiKey,
+    Role,
 };
 
+use super::paging::{ListQuery, Paged};
 use super::views::{ErrorEnvelope, MemberView, TeamView};
 
 pub fn router() -> Router<App> {
@@ -63,14 +65,25 @@ fn validate_team_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-/// Teams you belong to, with your role.
-#[utoipa::path(get, path = "/v1/teams", tag = "teams", responses((status = 200, body = [TeamView])))]
+/// Teams you belong to, with your role, oldest first (`(created_at, id)` ascending, the
+/// order it always had), paged by `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/teams", tag = "teams", params(ListQuery),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [TeamView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope)))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
-) -> Result<Json<Vec<TeamView>>, ApiError> {
-    let teams = db::teams::list_for_user(ctx.db(), s.user_id).await?;
-    Ok(Json(teams.iter().map(TeamView::with_role).collect()))
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<TeamView>, ApiError> {
+    let page = q.page()?;
+    let teams = db::teams::page_for_user(ctx.db(), s.user_id, page).await?;
+    Ok(Paged::new(
+        teams,
+        page,
+        |t| (t.created_at, t.id),
+        TeamView::with_role,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -80,7 +93,7 @@ pub struct TeamName {
 
 /// Create a team; you become its owner.
 #[utoipa::path(post, path = "/v1/teams", tag = "teams", request_body = TeamName,
-    responses((status = 201, body = TeamView), (status = 400, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 201, body = TeamView), (status = 400, body = ErrorEnvelope)))]
 pub async fn create(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -106,7 +119,7 @@ pub struct TeamDetail {
 
 /// A team you belong to (or the API key's own team) with its members.
 #[utoipa::path(get, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
-    responses((status = 200, body = TeamDetail), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = TeamDetail), (status = 404, body = ErrorEnvelope)))]
 pub async fn get_team(
     State(ctx): State<App>,
     RequireSessionOrApiKey(p): RequireSessionOrApiKey,
@@ -146,7 +159,7 @@ pub struct TeamUpdate {
 
 /// Rename a team or change its settings (owner or admin).
 #[utoipa::path(patch, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), request_body = TeamUpdate,
-    responses((status = 200, body = TeamView), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 200, body = TeamView), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn rename(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -172,7 +185,7 @@ pub async fn rename(
 /// Delete a team (owner only): soft delete; its capsules are destroyed, its API keys revoked
 /// and its channels removed.
 #[utoipa::path(delete, path = "/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -196,17 +209,27 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Members of a team you belong to.
-#[utoipa::path(get, path = "/v1/teams/{id}/members", tag = "teams", params(("id" = String, Path)),
-    responses((status = 200, body = [MemberView]), (status = 404, body = ErrorEnvelope)))]
+/// Members of a team you belong to, in the order they joined (`(joined_at, user id)`
+/// ascending, the order it always had), paged by `limit`/`cursor` (`X-Next-Cursor`).
+#[utoipa::path(get, path = "/v1/teams/{id}/members", tag = "teams", params(("id" = String, Path), ListQuery),
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [MemberView], headers(("X-Next-Cursor" = String, description = "present when another page follows"))),
+              (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn list_members(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Vec<MemberView>>, ApiError> {
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Paged<MemberView>, ApiError> {
     let (team_id, _) = membership(&ctx, s.user_id, &id).await?;
-    let members = db::teams::members(ctx.db(), team_id).await?;
-    Ok(Json(members.iter().map(MemberView::from).collect()))
+    let page = q.page()?;
+    let members = db::teams::members_page(ctx.db(), team_id, page).await?;
+    Ok(Paged::new(
+        members,
+        page,
+        |m| (m.joined_at, m.user_id),
+        |m| MemberView::from(m),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -217,7 +240,7 @@ pub struct AddMember {
 
 /// Add an existing user as a member (owner or admin).
 #[utoipa::path(post, path = "/v1/teams/{id}/members", tag = "teams", params(("id" = String, Path)), request_body = AddMember,
-    responses((status = 201, body = MemberView), (status = 403, body = ErrorEnvelope),
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 400, body = crate::http::views::ErrorEnvelope, description = "`invalid_request`: a body that is not JSON of this shape (or not the form this route takes)"), (status = 201, body = MemberView), (status = 403, body = ErrorEnvelope),
               (status = 404, body = ErrorEnvelope, description = "team_not_found or user_not_found"),
               (status = 409, body = ErrorEnvelope, description = "already_member")))]
 pub async fn add_member(
@@ -256,7 +279,7 @@ pub struct SetRole {
 /// Change a member's role (owner or admin); the owner's role is immutable.
 #[utoipa::path(patch, path = "/v1/teams/{id}/members/{user_id}", tag = "teams",
     params(("id" = String, Path), ("user_id" = String, Path)), request_body = SetRole,
-    responses((status = 204), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope, description = "forbidden or owner_immutable"), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 400, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope, description = "forbidden or owner_immutable"), (status = 404, body = ErrorEnvelope)))]
 pub async fn set_role(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -288,7 +311,7 @@ pub async fn set_role(
 /// Remove a member (owner or admin); the owner cannot be removed.
 #[utoipa::path(delete, path = "/v1/teams/{id}/members/{user_id}", tag = "teams",
     params(("id" = String, Path), ("user_id" = String, Path)),
-    responses((status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 204), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn remove_member(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,
@@ -314,7 +337,7 @@ pub async fn remove_member(
 
 /// Leave a team (the owner cannot).
 #[utoipa::path(post, path = "/v1/teams/{id}/leave", tag = "teams", params(("id" = String, Path)),
-    responses((status = 204), (status = 400, body = ErrorEnvelope, description = "owner_cannot_leave"), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 401, body = crate::http::views::ErrorEnvelope, description = "no valid session or API key"), (status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204), (status = 400, body = ErrorEnvelope, description = "owner_cannot_leave"), (status = 404, body = ErrorEnvelope)))]
 pub async fn leave(
     State(ctx): State<App>,
     RequireSession(s): RequireSession,

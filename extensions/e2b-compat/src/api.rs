@@ -19,7 +19,8 @@ use wrenn_extension_api::axum::{Json, Router};
 use wrenn_extension_api::chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use wrenn_extension_api::uuid::Uuid;
 use wrenn_extension_api::{
-    serde_json, sqlx, tracing, ApiError, CapsuleSpec, CapsuleSummary, Principal, API_KEY_HEADER,
+    serde_json, sqlx, tracing, ApiError, CapsuleSpec, CapsuleState, CapsuleSummary, Principal,
+    API_KEY_HEADER,
 };
 
 use crate::sandboxes::{self as records, SandboxRow};
@@ -187,15 +188,16 @@ async fn owned(
         Err(e) if e.status == StatusCode::NOT_FOUND => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    if matches!(capsule.status.as_str(), "stopped" | "error") {
+    if matches!(capsule.state, CapsuleState::Stopped | CapsuleState::Error) {
         return Err(not_found());
     }
     Ok((row, capsule))
 }
 
-/// Statuses a capsule passes through on its way to another.
-fn in_transition(status: &str) -> bool {
-    matches!(status, "pending" | "starting" | "pausing" | "resuming")
+/// States a capsule passes through on its way to another.
+fn in_transition(state: CapsuleState) -> bool {
+    use CapsuleState::*;
+    matches!(state, Pending | Starting | Pausing | Resuming)
 }
 
 /// How long a request waits for a capsule in transition to settle.
@@ -211,17 +213,17 @@ async fn settled(
     let deadline = tokio::time::Instant::now() + SETTLE;
     loop {
         let (row, capsule) = owned(state, caller, sandbox_id).await?;
-        if !in_transition(&capsule.status) || tokio::time::Instant::now() >= deadline {
+        if !in_transition(capsule.state) || tokio::time::Instant::now() >= deadline {
             return Ok((row, capsule));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
-/// E2B's state name of a capsule status (`running` or `paused`).
-fn state_of(status: &str) -> &'static str {
-    match status {
-        "paused" | "pausing" => "paused",
+/// E2B's state name of a capsule state (`running` or `paused`).
+fn state_of(state: CapsuleState) -> &'static str {
+    match state {
+        CapsuleState::Paused | CapsuleState::Pausing => "paused",
         _ => "running",
     }
 }
@@ -295,7 +297,7 @@ fn sandbox_body(state: &E2bState, row: &SandboxRow) -> Sandbox {
 }
 
 fn detail(state: &E2bState, row: &SandboxRow, c: &CapsuleSummary, full: bool) -> Detail {
-    let s = state_of(&c.status);
+    let s = state_of(c.state);
     Detail {
         template_id: row.template_id.clone(),
         sandbox_id: records::sandbox_id(row.capsule_id),
@@ -556,8 +558,8 @@ async fn list(state: &E2bState, caller: &Principal, q: ListQuery) -> E2bResult<R
         let Some(c) = capsules.get(&row.capsule_id) else {
             continue;
         };
-        if matches!(c.status.as_str(), "stopped" | "error")
-            || !q.states.iter().any(|s| s == state_of(&c.status))
+        if matches!(c.state, CapsuleState::Stopped | CapsuleState::Error)
+            || !q.states.iter().any(|s| s == state_of(c.state))
             || !q
                 .metadata
                 .iter()
@@ -668,7 +670,7 @@ async fn pause(
     Path(id): Path<String>,
 ) -> E2bResult<StatusCode> {
     let (row, capsule) = settled(&state, &caller, &id).await?;
-    if state_of(&capsule.status) == "paused" {
+    if state_of(capsule.state) == "paused" {
         return Err(E2bError::new(
             StatusCode::CONFLICT,
             format!("sandbox {id} is already paused"),
@@ -699,7 +701,7 @@ async fn resume(
     let req: Resume = body(&bytes)?;
     let timeout = timeout_of(req.timeout, state.config.default_timeout_sec)?;
     let (mut row, capsule) = settled(&state, &caller, &id).await?;
-    if state_of(&capsule.status) == "running" {
+    if state_of(capsule.state) == "running" {
         return Err(E2bError::new(
             StatusCode::CONFLICT,
             format!("sandbox {id} is already running"),
@@ -736,7 +738,7 @@ async fn connect(
     let timeout = timeout_of(req.timeout, state.config.default_timeout_sec)?;
     let (row, capsule) = settled(&state, &caller, &id).await?;
     let db = state.ctx.db();
-    let status = if state_of(&capsule.status) == "paused" {
+    let status = if state_of(capsule.state) == "paused" {
         match state.ctx.capsules().resume(&caller, row.capsule_id).await {
             Ok(_) => {}
             // A concurrent connect resumed it first.

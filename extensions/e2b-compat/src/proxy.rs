@@ -23,7 +23,7 @@ use wrenn_extension_api::axum::http::{
     header, HeaderName, HeaderValue, Request, Response, StatusCode,
 };
 use wrenn_extension_api::chrono::Utc;
-use wrenn_extension_api::{serde_json, tracing};
+use wrenn_extension_api::{serde_json, tracing, CapsuleState};
 
 use crate::sandboxes as records;
 use crate::{E2bState, ENVD_PORT};
@@ -256,7 +256,7 @@ pub async fn forward(state: &E2bState, mut req: Request<Body>, target: Target) -
         Err(_) => {
             // The tunnel closed before an answer: nothing listens, or the sandbox just died.
             return match state.ctx.capsules().get(row.team_id, capsule_id).await {
-                Ok(c) if c.status == "running" => port_closed(sid, target.port),
+                Ok(c) if c.state == CapsuleState::Running => port_closed(sid, target.port),
                 _ => sandbox_not_found(sid),
             };
         }

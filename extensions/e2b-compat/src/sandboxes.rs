@@ -13,7 +13,7 @@ use wrenn_extension_api::chrono::{DateTime, Duration as Span, Utc};
 use wrenn_extension_api::sqlx::postgres::PgRow;
 use wrenn_extension_api::sqlx::{self, FromRow, PgExecutor, Row};
 use wrenn_extension_api::uuid::Uuid;
-use wrenn_extension_api::{ids, tracing, ApiError, BackgroundWorker, HookError};
+use wrenn_extension_api::{ids, tracing, ApiError, BackgroundWorker, CapsuleState, HookError};
 
 use crate::{E2bState, NAME};
 
@@ -269,16 +269,16 @@ async fn sweep(state: &E2bState) -> Result<(), String> {
             continue;
         }
         let capsules = state.ctx.capsules();
-        let status = match capsules.get(row.team_id, row.capsule_id).await {
-            Ok(c) => c.status,
-            Err(e) if e.status.as_u16() == 404 => "stopped".to_string(),
+        let state = match capsules.get(row.team_id, row.capsule_id).await {
+            Ok(c) => c.state,
+            Err(e) if e.status.as_u16() == 404 => CapsuleState::Stopped,
             Err(e) => {
                 tracing::warn!(capsule_id = %row.capsule_id, error = %e.message, "E2B expiry: lookup failed.");
                 continue;
             }
         };
-        let result: Result<(), ApiError> = match status.as_str() {
-            "running" if row.auto_pause => {
+        let result: Result<(), ApiError> = match state {
+            CapsuleState::Running if row.auto_pause => {
                 tracing::info!(capsule_id = %row.capsule_id, "E2B sandbox timed out: pausing.");
                 let paused = capsules.pause(NAME, row.team_id, row.capsule_id).await;
                 if paused.is_ok() {
@@ -286,7 +286,7 @@ async fn sweep(state: &E2bState) -> Result<(), String> {
                 }
                 paused
             }
-            "running" => {
+            CapsuleState::Running => {
                 tracing::info!(capsule_id = %row.capsule_id, "E2B sandbox timed out: killing.");
                 let destroyed = capsules.destroy(NAME, row.team_id, row.capsule_id).await;
                 if destroyed.is_ok() {
@@ -294,10 +294,12 @@ async fn sweep(state: &E2bState) -> Result<(), String> {
                 }
                 destroyed
             }
-            "paused" => park_if_due(db, row.capsule_id)
+            CapsuleState::Paused => park_if_due(db, row.capsule_id)
                 .await
                 .map_err(ApiError::from),
-            "stopped" | "error" => delete(db, row.capsule_id).await.map_err(ApiError::from),
+            CapsuleState::Stopped | CapsuleState::Error => {
+                delete(db, row.capsule_id).await.map_err(ApiError::from)
+            }
             // In a transition: the next sweep sees where it settled.
             _ => Ok(()),
         };

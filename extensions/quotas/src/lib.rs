@@ -24,8 +24,8 @@ use wrenn_extension_api::sqlx::{self, PgConnection, PgExecutor};
 use wrenn_extension_api::uuid::Uuid;
 use wrenn_extension_api::{
     async_trait, ids, tracing, Admission, AdmissionHook, AdmissionRequest, ApiError, ApiJson,
-    BackgroundWorker, CapsuleSummary, Extension, HookError, Migration, RequireSessionOrApiKey,
-    RequireTeamAdmin, RequireTeamRole, ServerContext,
+    BackgroundWorker, CapsuleState, CapsuleSummary, Extension, HookError, Migration,
+    RequireSessionOrApiKey, RequireTeamAdmin, RequireTeamRole, ServerContext,
 };
 
 /// The extension's name (and so its schema, `ext_quotas`).
@@ -152,8 +152,10 @@ impl AdmissionHook for Gate {
 /// (Pausing frees the host but a paused capsule still counts against admission, so the
 /// enforcer caps what runs; it never destroys anything.)
 pub fn to_pause(capsules: &[CapsuleSummary], max: u32) -> Vec<Uuid> {
-    let mut running: Vec<&CapsuleSummary> =
-        capsules.iter().filter(|c| c.status == "running").collect();
+    let mut running: Vec<&CapsuleSummary> = capsules
+        .iter()
+        .filter(|c| c.state == CapsuleState::Running)
+        .collect();
     let excess = running.len().saturating_sub(max as usize);
     running.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     running.into_iter().take(excess).map(|c| c.id).collect()

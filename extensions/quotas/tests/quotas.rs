@@ -8,7 +8,7 @@ use std::time::Duration;
 use wrenn_ext_quotas::{to_pause, Quotas};
 use wrenn_extension_api::chrono::{TimeZone, Utc};
 use wrenn_extension_api::uuid::Uuid;
-use wrenn_extension_api::CapsuleSummary;
+use wrenn_extension_api::{CapsuleState, CapsuleSummary};
 
 const PW: &str = "correct horse battery";
 
@@ -108,11 +108,11 @@ async fn sqlx_count(server: &TestServer) -> (i64,) {
         .unwrap()
 }
 
-fn capsule(n: u32, status: &str) -> CapsuleSummary {
-    CapsuleSummary::new(
+fn capsule(n: u32, state: CapsuleState) -> CapsuleSummary {
+    CapsuleSummary::with_state(
         Uuid::from_u128(n as u128),
         Uuid::nil(),
-        status.into(),
+        state,
         "minimal-busybox".into(),
         1,
         256,
@@ -123,10 +123,10 @@ fn capsule(n: u32, status: &str) -> CapsuleSummary {
 #[test]
 fn the_enforcer_pauses_the_newest_running_capsules_first() {
     let team = [
-        capsule(1, "running"),
-        capsule(2, "paused"),
-        capsule(3, "running"),
-        capsule(4, "running"),
+        capsule(1, CapsuleState::Running),
+        capsule(2, CapsuleState::Paused),
+        capsule(3, CapsuleState::Running),
+        capsule(4, CapsuleState::Running),
     ];
     // Three run: a quota of 2 pauses the newest running one.
     assert_eq!(to_pause(&team, 2), vec![Uuid::from_u128(4)]);

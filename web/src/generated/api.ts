@@ -14,6 +14,14 @@ export interface AddMember {
   email: string;
 }
 
+/** `{"tag": "gpu"}` or `{"tags": ["gpu", "eu"]}`. */
+export interface AddTags {
+  /** One tag. */
+  tag?: string | null;
+  /** Several tags (with `tag`, 1 to 50 in all). */
+  tags?: string[];
+}
+
 /** A capsule of any team, with where it runs. */
 export type AdminCapsule = Capsule & {
   host_address?: string | null;
@@ -93,6 +101,51 @@ export interface ApiKeyView {
   last_used?: string | null;
   name: string;
   team_id: string;
+}
+
+/** Who acted. */
+export interface AuditActor {
+  id: string;
+  name: string;
+  /** `user`, `api_key` or `system`. */
+  type: string;
+}
+
+/** One audit log row. */
+export interface AuditLog {
+  /** e.g. `capsule.create`, `host.delete`. */
+  action: string;
+  actor: AuditActor;
+  /** RFC 3339 UTC with microseconds. */
+  created_at: string;
+  /** Empty unless the outcome is `error`. */
+  error: string;
+  /** `log_…` */
+  id: string;
+  /** String values (`reason`, …). */
+  metadata: Record<string, unknown>;
+  /** `success` or `error`; null for actions without an outcome. */
+  outcome?: string | null;
+  resource: AuditResource;
+  /** `team` (every member sees it) or `admin` (owners, admins and platform admins). */
+  scope: string;
+  /** `tm_…`; null for platform-wide rows (regular hosts). */
+  team_id?: string | null;
+}
+
+/** One page of the audit log (an object, unlike the bare-array listings: API.md keeps it). */
+export interface AuditPage {
+  audit_logs: AuditLog[];
+  /** Pass as `before` / `before_id` for the next page; `null` on the last page. */
+  next_before?: string | null;
+  next_before_id?: string | null;
+}
+
+/** What was acted on. */
+export interface AuditResource {
+  id: string;
+  /** `sandbox`, `snapshot`, `host`, … */
+  type: string;
 }
 
 /** The credentials behind a request. */
@@ -310,6 +363,17 @@ export interface CreateChannel {
   provider: string;
 }
 
+export interface CreateHost {
+  /** Free text, at most 100 characters. */
+  availability_zone?: string | null;
+  /** Free text, at most 100 characters. */
+  provider?: string | null;
+  /** BYOC: the team (`tm_…`); default the session's team. Regular hosts take none. */
+  team_id?: string | null;
+  /** `regular` (platform admins) or `byoc` (owners/admins of a BYOC team). */
+  type: string;
+}
+
 export interface CreateSnapshot {
   /** Default `template-` + 8 hex; must match `^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`. */
   name?: string | null;
@@ -433,6 +497,117 @@ export interface Health {
   version: string;
 }
 
+/** `POST /v1/hosts/{id}/heartbeat`. */
+export interface HeartbeatReply {
+  cert_expires_at?: string | null;
+  /** `host_…` */
+  host_id: string;
+  host_status?: null | HostStatus;
+  /** Always `ok`. */
+  status: string;
+}
+
+/** A host: `pending` until its agent registers with the one-time token. */
+export interface Host {
+  /** The agent's advertised `ip:port`; null before it registers. */
+  address?: string | null;
+  agent_version?: string | null;
+  arch?: string | null;
+  availability_zone?: string | null;
+  /**
+   * What the agent reported (runtime probe): `runtime`, `runtime_version`, `platforms`,
+   * `network_modes`, `snapshots`, … every field may be absent.
+   */
+  capabilities: Record<string, unknown>;
+  cert_expires_at?: string | null;
+  cpu_cores?: number | null;
+  created_at: string;
+  disk_gb?: number | null;
+  /** `host_…` */
+  id: string;
+  last_heartbeat_at?: string | null;
+  load?: null | HostLoad;
+  memory_mb?: number | null;
+  provider?: string | null;
+  registered_at?: string | null;
+  status: HostStatus;
+  tags: string[];
+  /** `tm_…` of a BYOC host's team; null for regular hosts. */
+  team_id?: string | null;
+  /** `mtls`, or `insecure-dev` (development only). */
+  transport: string;
+  /** `regular` or `byoc`. */
+  type: string;
+}
+
+/** An agent's credentials (register and refresh). */
+export interface HostCredentials {
+  /** The control plane's internal CA, PEM. */
+  ca_cert_pem: string;
+  cert_expires_at: string;
+  /** The host's server certificate (SAN = its address) and key, PEM. */
+  cert_pem: string;
+  host: Host;
+  key_pem: string;
+  /** Rotated on every refresh, 60 days. */
+  refresh_token: string;
+  /** Host JWT (`X-Host-Token`), 7 days. */
+  token: string;
+}
+
+/** What deleting a host would take with it. */
+export interface HostDeletePreview {
+  host: Host;
+  sandbox_count: number;
+  /** `sb_…` of the capsules still on the host (live, paused or missing). */
+  sandbox_ids: string[];
+}
+
+/** 409 `host_has_sandboxes`: the error envelope with the capsules still on the host. */
+export interface HostHasSandboxes {
+  error: HostHasSandboxesBody;
+}
+
+export interface HostHasSandboxesBody {
+  /** `host_has_sandboxes` */
+  code: string;
+  message: string;
+  /** `sb_…` of the capsules still on the host. */
+  sandbox_ids: string[];
+}
+
+/** A host's load as its agent last reported it. */
+export interface HostLoad {
+  capsules_paused: number;
+  capsules_running: number;
+  /** Busy share of all CPUs since the previous beat, 0–100. */
+  cpu_pct: number;
+  disk_available_mb: number;
+  /** The filesystem of the agent's `WRENN_DIR`. */
+  disk_total_mb: number;
+  /** The 1-minute load average. */
+  load_avg_1m: number;
+  mem_available_mb: number;
+  mem_total_mb: number;
+  pool_memory_mb: number;
+  /** Pooled capsules booted and waiting to be handed to a create. */
+  pool_ready: number;
+  /** What the host's warm pools hold at full size: capacity the scheduler counts as used. */
+  pool_vcpus: number;
+  /** When the control plane received it. */
+  sampled_at: string;
+}
+
+/** Where a host is in its life (`hosts.status`). */
+export type HostStatus = "pending" | "online" | "unreachable" | "deleted";
+
+/** `POST /v1/hosts` and `POST /v1/hosts/{id}/token`: the token is shown only here. */
+export interface HostToken {
+  host: Host;
+  /** One-time, valid 1 h: `wrenn-agent --register <token>`. */
+  registration_token: string;
+}
+
 export interface ListRequest {
   /** How deep to descend (default 1: the directory's own entries). */
   depth?: number | null;
@@ -543,6 +718,15 @@ export interface ReplaceConfig {
 
 export interface ResetRequest {
   email: string;
+}
+
+/**
+ * `POST /v1/hosts/sandbox-events`: how many callbacks changed a capsule, and how many did
+ * not apply (both final).
+ */
+export interface SandboxEventsApplied {
+  applied: number;
+  ignored: number;
 }
 
 /** A session was issued: cookies `wrenn_sid` and `wrenn_csrf` are set. */

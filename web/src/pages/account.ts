@@ -2,7 +2,7 @@
 // password change, linked providers, sessions (list, revoke, sign out everywhere), and deleting
 // the account (typing its email to confirm, as `DELETE /v1/me` requires).
 
-import { api, listOf, seg, type Profile, type SessionInfo, type Team } from "../api";
+import { api, getAll, seg, type Profile, type SessionInfo, type Team } from "../api";
 import type { Page } from "../app";
 import { busy, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
 
@@ -84,7 +84,7 @@ export const accountPage: Page = {
     const sessionsBody = h("tbody");
     const teamNames = new Map(app.teams.map((t: Team) => [t.id, t.name]));
     async function loadSessions() {
-      const sessions = listOf<SessionInfo>(await api.get<unknown>("/v1/me/sessions"), "sessions");
+      const sessions = await getAll<SessionInfo>("/v1/me/sessions");
       if (!live()) return;
       mount(
         sessionsBody,

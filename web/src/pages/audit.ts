@@ -34,7 +34,7 @@ const ACTIONS = [
 
 function details(row: AuditLog): Node | null {
   const parts: Node[] = [];
-  for (const [k, v] of Object.entries(row.metadata ?? {})) parts.push(h("li", null, h("span", { class: "muted" }, `${k}: `), v));
+  for (const [k, v] of Object.entries(row.metadata ?? {})) parts.push(h("li", null, h("span", { class: "muted" }, `${k}: `), String(v)));
   if (row.error) parts.push(h("li", { class: "bad" }, row.error));
   return parts.length ? h("ul", { class: "plain caps" }, parts) : null;
 }

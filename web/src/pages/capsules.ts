@@ -3,7 +3,7 @@
 // "run a command" box (POST /exec). Both follow the team's event stream for live state and poll
 // only while it is down.
 
-import { api, listOf, seg, type Capsule, type ExecResult, type Template } from "../api";
+import { api, getAll, seg, type Capsule, type ExecResult, type Template } from "../api";
 import type { App, Page } from "../app";
 import { busy, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
 import { UNSETTLED } from "../generated/statuses";
@@ -88,7 +88,7 @@ function actionButtons(app: App, c: Capsule, report: (err: unknown) => void, don
 /** Template names for the create form; an unreachable list leaves a free-text field. */
 async function templateNames(): Promise<string[] | null> {
   try {
-    return listOf<Template>(await api.get<unknown>("/v1/snapshots"), "templates").map((t) => t.name);
+    return (await getAll<Template>("/v1/snapshots")).map((t) => t.name);
   } catch {
     return null;
   }
@@ -137,7 +137,7 @@ export const capsulesPage: Page = {
     let timer: number | undefined;
     async function load() {
       clearTimeout(timer);
-      const capsules = listOf<Capsule>(await api.get<unknown>("/v1/capsules"), "capsules");
+      const capsules = await getAll<Capsule>("/v1/capsules");
       if (!live()) return;
       errors.clear();
       table.hidden = capsules.length === 0;

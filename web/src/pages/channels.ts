@@ -6,6 +6,7 @@
 
 import {
   api,
+  getAll,
   listOf,
   seg,
   type Channel,
@@ -271,7 +272,7 @@ export const channelsPage: Page = {
     async function load() {
       let channels: Channel[];
       try {
-        channels = listOf<Channel>(await api.get<unknown>("/v1/channels"), "channels");
+        channels = await getAll<Channel>("/v1/channels");
       } catch (err) {
         if (!live()) return;
         table.hidden = true;

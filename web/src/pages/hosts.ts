@@ -4,7 +4,7 @@
 // it; pending hosts get new tokens; tags are added and removed in place; deleting shows the
 // capsules that would be lost and offers to force it.
 
-import { api, ApiError, listOf, seg, type Host, type HostCapabilities, type HostDeletePreview, type HostToken } from "../api";
+import { api, ApiError, getAll, seg, type Host, type HostCapabilities, type HostDeletePreview, type HostToken } from "../api";
 import { canManageHosts, currentTeam, isPlatformAdmin, type App, type Page } from "../app";
 import { busy, copyButton, errorBox, field, h, mount, notAllowed, onSubmit, str, time } from "../dom";
 import { memory, statusBadge } from "../format";
@@ -37,17 +37,17 @@ function capabilityList(c: HostCapabilities | null): Node {
 }
 
 function capacity(host: Host): Node {
-  if (host.cpu_cores === null && host.memory_mb === null) return h("span", { class: "muted" }, "unknown until registered");
+  if (host.cpu_cores == null && host.memory_mb == null) return h("span", { class: "muted" }, "unknown until registered");
   const parts = [
-    host.cpu_cores !== null ? `${host.cpu_cores} vCPU` : null,
-    host.memory_mb !== null ? memory(host.memory_mb) : null,
-    host.disk_gb !== null ? `${host.disk_gb} GB disk` : null,
+    host.cpu_cores != null ? `${host.cpu_cores} vCPU` : null,
+    host.memory_mb != null ? memory(host.memory_mb) : null,
+    host.disk_gb != null ? `${host.disk_gb} GB disk` : null,
     host.arch,
   ].filter(Boolean);
   return document.createTextNode(parts.join(" · "));
 }
 
-/** What the agent last reported: CPU, memory and disk in use, capsules by state. */
+/** What the agent last reported: CPU, memory and disk in use, capsules by state, warm pools. */
 function loadCell(host: Host): Node {
   const l = host.load;
   if (!l) return h("span", { class: "muted" }, "not reported yet");
@@ -59,6 +59,10 @@ function loadCell(host: Host): Node {
     h("li", null, `memory ${used(l.mem_total_mb, l.mem_available_mb)}`),
     h("li", null, `disk ${used(l.disk_total_mb, l.disk_available_mb)}`),
     h("li", null, `${l.capsules_running} running · ${l.capsules_paused} paused`),
+    // Warm pools: capsules booted ahead of demand, reserved capacity whether booted or not.
+    l.pool_vcpus > 0
+      ? h("li", null, `warm pool ${l.pool_ready} ready · reserves ${l.pool_vcpus} vCPU, ${memory(l.pool_memory_mb)}`)
+      : null,
     h("li", { class: "muted small-text" }, "as of ", time(l.sampled_at)),
   );
 }
@@ -316,7 +320,7 @@ export const hostsPage: Page = {
           "th",
           { scope: "row" },
           h("code", { class: "host-id" }, host.id),
-          h("div", { class: "host-type" }, host.type === "byoc" ? `BYOC · ${teamLabel(app, host.team_id)}` : "regular"),
+          h("div", { class: "host-type" }, host.type === "byoc" ? `BYOC · ${teamLabel(app, host.team_id ?? null)}` : "regular"),
           where ? h("div", { class: "muted small-text" }, where) : null,
         ),
         h(
@@ -341,7 +345,7 @@ export const hostsPage: Page = {
     }
 
     async function load() {
-      const hosts = listOf<Host>(await api.get<unknown>("/v1/hosts"), "hosts");
+      const hosts = await getAll<Host>("/v1/hosts");
       if (!live()) return;
       errors.clear();
       table.hidden = hosts.length === 0;

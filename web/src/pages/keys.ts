@@ -1,7 +1,7 @@
 // API keys of the current team: create (the plaintext key is shown once, here only), list,
 // revoke.
 
-import { api, listOf, seg, type ApiKey, type CreatedApiKey } from "../api";
+import { api, getAll, seg, type ApiKey, type CreatedApiKey } from "../api";
 import { currentTeam, type Page } from "../app";
 import { busy, copyButton, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
 
@@ -51,7 +51,7 @@ export const apiKeysPage: Page = {
     }
 
     async function load() {
-      const keys = listOf<ApiKey>(await api.get<unknown>("/v1/api-keys"), "api_keys");
+      const keys = await getAll<ApiKey>("/v1/api-keys");
       if (!live()) return;
       empty.hidden = keys.length > 0;
       table.hidden = keys.length === 0;

@@ -1,7 +1,7 @@
 // Templates visible to the team: platform base images and the team's snapshot templates
 // (created from a capsule on the capsules page); snapshots can be deleted here.
 
-import { api, listOf, seg, type Template } from "../api";
+import { api, getAll, seg, type Template } from "../api";
 import type { Page } from "../app";
 import { busy, errorBox, h, mount, time } from "../dom";
 import { size } from "../format";
@@ -34,7 +34,7 @@ export const snapshotsPage: Page = {
     async function load() {
       const type = query.get("type");
       const path = type === "base" || type === "snapshot" ? `/v1/snapshots?type=${type}` : "/v1/snapshots";
-      const templates = listOf<Template>(await api.get<unknown>(path), "templates");
+      const templates = await getAll<Template>(path);
       if (!live()) return;
       table.hidden = templates.length === 0;
       empty.hidden = templates.length > 0;

@@ -1,7 +1,7 @@
 // The current team: name, members (add by email, change role, remove), leave or delete, and
 // creating a new team.
 
-import { api, listOf, seg, type Member, type SessionStarted, type Team } from "../api";
+import { api, getAll, listOf, seg, type Member, type SessionStarted, type Team } from "../api";
 import { canManage, currentTeam, type Page } from "../app";
 import { busy, errorBox, field, h, mount, onSubmit, str, time } from "../dom";
 
@@ -181,7 +181,7 @@ export const teamPage: Page = {
     }
 
     async function moveToAnotherTeam(gone: string) {
-      const teams = listOf<Team>(await api.get<unknown>("/v1/teams"), "teams").filter((t) => t.id !== gone);
+      const teams = (await getAll<Team>("/v1/teams")).filter((t) => t.id !== gone);
       if (teams.length > 0) await api.post<SessionStarted>("/v1/auth/switch-team", { team_id: teams[0].id });
       if (!(await app.refresh())) return;
       app.navigate("/team", { replace: true });

@@ -8,12 +8,12 @@ pub async fn store_ca<'e, E: PgExecutor<'e>>(
     cert_pem: &str,
     sealed_key: &[u8],
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO internal_ca (id, cert_pem, key_ciphertext) VALUES (1, $1, $2)
          ON CONFLICT (id) DO NOTHING",
+        cert_pem,
+        sealed_key,
     )
-    .bind(cert_pem)
-    .bind(sealed_key)
     .execute(executor)
     .await?;
     Ok(())
@@ -23,7 +23,8 @@ pub async fn store_ca<'e, E: PgExecutor<'e>>(
 pub async fn load_ca<'e, E: PgExecutor<'e>>(
     executor: E,
 ) -> sqlx::Result<Option<(String, Vec<u8>)>> {
-    sqlx::query_as("SELECT cert_pem, key_ciphertext FROM internal_ca WHERE id = 1")
+    let row = sqlx::query!("SELECT cert_pem, key_ciphertext FROM internal_ca WHERE id = 1")
         .fetch_optional(executor)
-        .await
+        .await?;
+    Ok(row.map(|r| (r.cert_pem, r.key_ciphertext)))
 }

@@ -4,10 +4,12 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 pub async fn tags<'e, E: PgExecutor<'e>>(executor: E, host_id: Uuid) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar("SELECT tag FROM host_tags WHERE host_id = $1 ORDER BY tag")
-        .bind(host_id)
-        .fetch_all(executor)
-        .await
+    sqlx::query_scalar!(
+        "SELECT tag FROM host_tags WHERE host_id = $1 ORDER BY tag",
+        host_id,
+    )
+    .fetch_all(executor)
+    .await
 }
 
 /// Tags of many hosts at once: `(host_id, tag)` pairs.
@@ -15,10 +17,13 @@ pub async fn tags_of<'e, E: PgExecutor<'e>>(
     executor: E,
     host_ids: &[Uuid],
 ) -> sqlx::Result<Vec<(Uuid, String)>> {
-    sqlx::query_as("SELECT host_id, tag FROM host_tags WHERE host_id = ANY($1) ORDER BY tag")
-        .bind(host_ids)
-        .fetch_all(executor)
-        .await
+    let rows = sqlx::query!(
+        "SELECT host_id, tag FROM host_tags WHERE host_id = ANY($1) ORDER BY tag",
+        host_ids,
+    )
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.host_id, r.tag)).collect())
 }
 
 pub async fn add_tags<'e, E: PgExecutor<'e>>(
@@ -26,12 +31,12 @@ pub async fn add_tags<'e, E: PgExecutor<'e>>(
     host_id: Uuid,
     tags: &[String],
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO host_tags (host_id, tag) SELECT $1, unnest($2::text[])
          ON CONFLICT DO NOTHING",
+        host_id,
+        tags,
     )
-    .bind(host_id)
-    .bind(tags)
     .execute(executor)
     .await?;
     Ok(())
@@ -42,13 +47,13 @@ pub async fn remove_tag<'e, E: PgExecutor<'e>>(
     host_id: Uuid,
     tag: &str,
 ) -> sqlx::Result<bool> {
-    Ok(
-        sqlx::query("DELETE FROM host_tags WHERE host_id = $1 AND tag = $2")
-            .bind(host_id)
-            .bind(tag)
-            .execute(executor)
-            .await?
-            .rows_affected()
-            > 0,
+    Ok(sqlx::query!(
+        "DELETE FROM host_tags WHERE host_id = $1 AND tag = $2",
+        host_id,
+        tag,
     )
+    .execute(executor)
+    .await?
+    .rows_affected()
+        > 0)
 }

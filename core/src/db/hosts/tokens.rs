@@ -14,18 +14,20 @@ pub async fn replace_registration_token(
     created_by: Option<Uuid>,
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM host_registration_tokens WHERE host_id = $1 AND used_at IS NULL")
-        .bind(host_id)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(
+    sqlx::query!(
+        "DELETE FROM host_registration_tokens WHERE host_id = $1 AND used_at IS NULL",
+        host_id,
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query!(
         "INSERT INTO host_registration_tokens (token_hash, host_id, created_by, expires_at)
          VALUES ($1, $2, $3, $4)",
+        token_hash,
+        host_id,
+        created_by,
+        expires_at,
     )
-    .bind(token_hash)
-    .bind(host_id)
-    .bind(created_by)
-    .bind(expires_at)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -37,15 +39,15 @@ pub async fn consume_registration_token<'e, E: PgExecutor<'e>>(
     executor: E,
     token_hash: &str,
 ) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "UPDATE host_registration_tokens t SET used_at = now()
          FROM hosts h
          WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()
            AND h.id = t.host_id AND h.status = $2
          RETURNING t.host_id",
+        token_hash,
+        HostStatus::Pending as HostStatus,
     )
-    .bind(token_hash)
-    .bind(HostStatus::Pending)
     .fetch_optional(executor)
     .await
 }
@@ -56,12 +58,12 @@ pub async fn insert_refresh_token<'e, E: PgExecutor<'e>>(
     token_hash: &str,
     expires_at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO host_refresh_tokens (token_hash, host_id, expires_at) VALUES ($1, $2, $3)",
+        token_hash,
+        host_id,
+        expires_at,
     )
-    .bind(token_hash)
-    .bind(host_id)
-    .bind(expires_at)
     .execute(executor)
     .await?;
     Ok(())
@@ -84,34 +86,37 @@ pub async fn use_refresh_token(
     conn: &mut sqlx::PgConnection,
     token_hash: &str,
 ) -> sqlx::Result<RefreshUse> {
-    type Row = (Uuid, Option<DateTime<Utc>>, DateTime<Utc>, HostStatus);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT t.host_id, t.revoked_at, t.expires_at, h.status
+    let row = sqlx::query!(
+        r#"SELECT t.host_id, t.revoked_at, t.expires_at, h.status AS "status: HostStatus"
          FROM host_refresh_tokens t JOIN hosts h ON h.id = t.host_id
-         WHERE t.token_hash = $1 FOR UPDATE OF t",
+         WHERE t.token_hash = $1 FOR UPDATE OF t"#,
+        token_hash,
     )
-    .bind(token_hash)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((host_id, revoked_at, expires_at, status)) = row else {
+    let Some((host_id, revoked_at, expires_at, status)) =
+        row.map(|r| (r.host_id, r.revoked_at, r.expires_at, r.status))
+    else {
         return Ok(RefreshUse::Invalid);
     };
     if matches!(status, HostStatus::Deleted | HostStatus::Pending) || expires_at <= Utc::now() {
         return Ok(RefreshUse::Invalid);
     }
     if revoked_at.is_some() {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE host_refresh_tokens SET revoked_at = now()
              WHERE host_id = $1 AND revoked_at IS NULL",
+            host_id,
         )
-        .bind(host_id)
         .execute(&mut *conn)
         .await?;
         return Ok(RefreshUse::Replayed(host_id));
     }
-    sqlx::query("UPDATE host_refresh_tokens SET revoked_at = now() WHERE token_hash = $1")
-        .bind(token_hash)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE host_refresh_tokens SET revoked_at = now() WHERE token_hash = $1",
+        token_hash,
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(RefreshUse::Rotated(host_id))
 }

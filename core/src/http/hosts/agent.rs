@@ -1,6 +1,6 @@
 //! Agent-facing routes: register, refresh, heartbeat and sandbox-event callbacks.
 
-use super::host_json;
+use super::views::{HeartbeatReply, Host, HostCredentials, SandboxEventsApplied};
 use crate::app::App;
 use crate::audit::{record_and_publish, AuditScope};
 use crate::capsules::state::CapsuleStatus;
@@ -9,34 +9,34 @@ use crate::events::{self, Actor, Event, Outcome, Resource};
 use crate::hosts::monitor;
 use crate::hosts::registration::{self, Credentials, RegisterRequest};
 use crate::hosts::token::HostAuth;
+use crate::http::views::ErrorEnvelope;
 use axum::extract::State;
-use chrono::SecondsFormat;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use wrenn_extension_api::{ids, ApiError, ApiJson, ApiPath};
 
-fn credentials_json(c: &Credentials) -> Value {
-    json!({
-        "host": host_json(&c.host, &[]),
-        "token": c.token,
-        "refresh_token": c.refresh_token,
-        "cert_pem": c.cert.cert_pem,
-        "key_pem": c.cert.key_pem,
-        "ca_cert_pem": c.ca_cert_pem,
-        "cert_expires_at": c.cert.not_after.to_rfc3339_opts(SecondsFormat::Secs, true),
-    })
+fn credentials(c: Credentials) -> HostCredentials {
+    HostCredentials {
+        host: Host::new(&c.host, &[]),
+        token: c.token,
+        refresh_token: c.refresh_token,
+        cert_expires_at: super::views::ts(&c.cert.not_after),
+        cert_pem: c.cert.cert_pem,
+        key_pem: c.cert.key_pem,
+        ca_cert_pem: c.ca_cert_pem,
+    }
 }
 
 #[utoipa::path(post, path = "/v1/hosts/register", tag = "host-agent",
     description = "Agent registration: `{token, arch, cpu_cores, memory_mb, disk_gb, address, capabilities, transport?: mtls|insecure-dev, agent_version?}` → `{host, token (host JWT, 7 d), refresh_token (60 d), cert_pem, key_pem, ca_cert_pem, cert_expires_at}`.",
-    responses((status = 200, description = "credentials"), (status = 401, description = "`invalid_token`: bad, expired or used"), (status = 400, description = "`invalid_request` / `insecure_transport_refused`")))]
+    responses((status = 200, body = HostCredentials), (status = 401, body = ErrorEnvelope, description = "`invalid_token`: bad, expired or used"), (status = 400, body = ErrorEnvelope, description = "`invalid_request` / `insecure_transport_refused`")))]
 pub async fn register(
     State(ctx): State<App>,
     ApiJson(body): ApiJson<RegisterRequest>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<HostCredentials>, ApiError> {
     let hosts = ctx.hosts.clone();
     let creds = registration::register(&ctx, &hosts, &body).await?;
-    Ok(ApiJson(credentials_json(&creds)))
+    Ok(ApiJson(credentials(creds)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,26 +46,26 @@ pub struct RefreshRequest {
 
 #[utoipa::path(post, path = "/v1/hosts/auth/refresh", tag = "host-agent",
     description = "`{refresh_token}` → new credentials (same shape as register). The refresh token is rotated; presenting a rotated one again revokes all of the host's refresh tokens.",
-    responses((status = 200, description = "credentials"), (status = 401, description = "`invalid_token`")))]
+    responses((status = 200, body = HostCredentials), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope, description = "`invalid_token`")))]
 pub async fn refresh(
     State(ctx): State<App>,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<HostCredentials>, ApiError> {
     let hosts = ctx.hosts.clone();
     let creds = registration::refresh(&ctx, &hosts, &body.refresh_token).await?;
-    Ok(ApiJson(credentials_json(&creds)))
+    Ok(ApiJson(credentials(creds)))
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/heartbeat", tag = "host-agent", params(("id" = String, Path, description = "host_ id")),
     description = "Header `X-Host-Token`. Optional body `{agent_version?, capabilities?}`.",
     request_body(content = String, content_type = "application/json", description = "optional JSON object"),
-    responses((status = 200, description = "`{status, host_id, host_status, cert_expires_at}`"), (status = 401, description = "`invalid_host_token`"), (status = 403, description = "token of another host"), (status = 404, description = "`host_not_found`: deleted host")))]
+    responses((status = 200, body = HeartbeatReply), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope, description = "`invalid_host_token`"), (status = 403, body = ErrorEnvelope, description = "token of another host"), (status = 404, body = ErrorEnvelope, description = "`host_not_found`: deleted host")))]
 pub async fn heartbeat(
     State(ctx): State<App>,
     HostAuth(token_host): HostAuth,
     ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<HeartbeatReply>, ApiError> {
     let hosts = ctx.hosts.clone();
     let host_id = ids::parse(ids::HOST, &id, "host")?;
     if host_id != token_host {
@@ -109,28 +109,26 @@ pub async fn heartbeat(
         monitor::host_returned(&ctx, hosts.clone(), host_id).await;
     }
     let host = db::get(ctx.db(), host_id).await?;
-    Ok(ApiJson(json!({
-        "status": "ok",
-        "host_id": id,
-        "host_status": host.as_ref().map(|h| h.status),
-        "cert_expires_at": host
+    Ok(ApiJson(HeartbeatReply {
+        status: "ok".into(),
+        host_id: id,
+        host_status: host.as_ref().map(|h| h.status),
+        cert_expires_at: host
             .and_then(|h| h.cert_expires_at)
-            .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-    })))
+            .map(|t| super::views::ts(&t)),
+    }))
 }
 
-use wrenn_proto::host_http::{
-    self, SandboxEvent, SandboxEventKind, SandboxEvents, SandboxEventsReply,
-};
+use wrenn_proto::host_http::{self, SandboxEvent, SandboxEventKind, SandboxEvents};
 
 #[utoipa::path(post, path = "/v1/hosts/sandbox-events", tag = "host-agent",
     description = "Header `X-Host-Token`. `{events: [{sandbox_id, event: auto_paused|paused|auto_destroyed|destroyed|stopped|error, reason?, error?}]}` or one such object. Applied as guarded transitions on the host's own capsules.",
-    responses((status = 200, description = "`{applied, ignored}`"), (status = 401, description = "`invalid_host_token`")))]
+    responses((status = 200, body = SandboxEventsApplied), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope, description = "`invalid_host_token`"), (status = 404, body = ErrorEnvelope, description = "`host_not_found`: deleted host")))]
 pub async fn sandbox_events(
     State(ctx): State<App>,
     HostAuth(host_id): HostAuth,
     ApiJson(body): ApiJson<SandboxEvents>,
-) -> Result<ApiJson<SandboxEventsReply>, ApiError> {
+) -> Result<ApiJson<SandboxEventsApplied>, ApiError> {
     if db::get(ctx.db(), host_id).await?.is_none() {
         return Err(ApiError::not_found(
             "host_not_found",
@@ -152,7 +150,7 @@ pub async fn sandbox_events(
             ignored += 1;
         }
     }
-    Ok(ApiJson(SandboxEventsReply { applied, ignored }))
+    Ok(ApiJson(SandboxEventsApplied { applied, ignored }))
 }
 
 /// Applies one callback with a guarded transition; `false` when it does not apply (unknown

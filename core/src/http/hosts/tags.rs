@@ -3,10 +3,10 @@
 use super::managed_host;
 use crate::app::App;
 use crate::db::hosts as db;
+use crate::http::views::ErrorEnvelope;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use wrenn_extension_api::{ApiError, ApiJson, ApiPath, RequireSession};
 
 pub fn valid_tag(tag: &str) -> bool {
@@ -20,33 +20,40 @@ pub fn valid_tag(tag: &str) -> bool {
 }
 
 #[utoipa::path(get, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
-    responses((status = 200, description = "A bare JSON array of the host's tags")))]
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [String], description = "A bare JSON array of the host's tags, by name"),
+              (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 pub async fn list(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Vec<String>>, ApiError> {
     let (_, host) = managed_host(&ctx, session, &id).await?;
-    Ok(ApiJson(json!(db::tags(ctx.db(), host.id).await?)))
+    Ok(ApiJson(db::tags(ctx.db(), host.id).await?))
 }
 
 /// `{"tag": "gpu"}` or `{"tags": ["gpu", "eu"]}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct AddTags {
+    /// One tag.
     tag: Option<String>,
+    /// Several tags (with `tag`, 1 to 50 in all).
     #[serde(default)]
     tags: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/v1/hosts/{id}/tags", tag = "hosts", params(("id" = String, Path, description = "host_ id")),
+    request_body = AddTags,
     description = "Body `{tag}` or `{tags: [..]}`; tags match `^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$`.",
-    responses((status = 200, description = "The host's tags after the change, a bare JSON array"), (status = 400, description = "`invalid_request`")))]
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 200, body = [String], description = "The host's tags after the change, a bare JSON array"),
+              (status = 400, body = ErrorEnvelope, description = "`invalid_request`"),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 pub async fn add(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<AddTags>,
-) -> Result<ApiJson<Value>, ApiError> {
+) -> Result<ApiJson<Vec<String>>, ApiError> {
     let (_, host) = managed_host(&ctx, session, &id).await?;
     let mut tags = body.tags;
     tags.extend(body.tag);
@@ -59,12 +66,13 @@ pub async fn add(
         )));
     }
     db::add_tags(ctx.db(), host.id, &tags).await?;
-    Ok(ApiJson(json!(db::tags(ctx.db(), host.id).await?)))
+    Ok(ApiJson(db::tags(ctx.db(), host.id).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/hosts/{id}/tags/{tag}", tag = "hosts",
     params(("id" = String, Path, description = "host_ id"), ("tag" = String, Path, description = "tag")),
-    responses((status = 204, description = "removed"), (status = 404, description = "`not_found`")))]
+    responses((status = 403, body = crate::http::views::ErrorEnvelope, description = "`session_required`: an API key, where a signed-in session is needed"), (status = 204, description = "removed"), (status = 400, body = ErrorEnvelope, description = "not a host_ id"),
+              (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope, description = "`not_found`")))]
 pub async fn remove(
     State(ctx): State<App>,
     RequireSession(session): RequireSession,

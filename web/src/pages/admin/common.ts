@@ -2,6 +2,7 @@
 // of the admin lists (`limit`/`cursor` in, `X-Next-Cursor` out; API contract of /v1/admin/*).
 
 import { getPage, type ListPage } from "../../api";
+export { allPages } from "../../api";
 import { isPlatformAdmin, type App } from "../../app";
 import { busy, h, mount, notAllowed, type errorBox } from "../../dom";
 
@@ -101,19 +102,6 @@ export function replaceRow(tbody: HTMLElement, tr: HTMLElement, id: string, fres
   const refocus = active === null || active === document.body || shown.contains(active);
   shown.replaceWith(fresh);
   if (refocus) fresh.querySelector<HTMLElement>(focus)?.focus({ preventScroll: true });
-}
-
-/** Every item of a paged list, up to `maxPages` pages; `complete` is false when it stopped early. */
-export async function allPages<T>(path: string, maxPages = 20): Promise<{ items: T[]; complete: boolean }> {
-  const items: T[] = [];
-  let cursor: string | null = null;
-  for (let i = 0; i < maxPages; i++) {
-    const page: ListPage<T> = await getPage<T>(path, cursor, 200);
-    items.push(...page.items);
-    if (!page.next) return { items, complete: true };
-    cursor = page.next;
-  }
-  return { items, complete: false };
 }
 
 /** A table head row of plain column titles. */

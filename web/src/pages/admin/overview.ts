@@ -2,7 +2,7 @@
 // happen, from `GET /v1/admin/events/stream` (every team's lifecycle events and capsule state
 // changes).
 
-import { api, listOf, type AdminTeam, type AdminUser, type Host, type LiveEvent } from "../../api";
+import { getAll, type AdminTeam, type AdminUser, type Host, type LiveEvent } from "../../api";
 import type { Page } from "../../app";
 import { describe, h, mount, time } from "../../dom";
 import { followEvents } from "../../events";
@@ -92,8 +92,7 @@ export const adminOverviewPage: Page = {
     );
 
     const counts: Promise<void>[] = [
-      api.get<unknown>("/v1/hosts").then((v) => {
-        const list = listOf<Host>(v, "hosts");
+      getAll<Host>("/v1/hosts").then((list) => {
         hosts.set(String(list.length), `(${list.filter((x) => x.status === "online").length} online)`);
       }, hosts.fail),
       allPages<AdminTeam>("/v1/admin/teams").then(({ items, complete }) => {

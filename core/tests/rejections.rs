@@ -1,0 +1,38 @@
+//! Requests the router refuses before a handler runs answer the documented error envelope
+//! `{"error":{"code","message"}}` as JSON, like every other error (found by the contract run,
+//! scripts/contract.sh).
+
+use cpserver::test_support::TestServer;
+use serde_json::json;
+
+#[tokio::test]
+async fn an_upload_that_is_not_multipart_is_a_json_400() {
+    let server = TestServer::start().await;
+    let alice = server
+        .signed_in("alice@example.com", "Alice", "correct horse battery")
+        .await;
+    let key = alice
+        .post("/v1/api-keys")
+        .json(json!({"name": "k"}))
+        .send()
+        .await
+        .json()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for route in ["files/write", "files/stream/write"] {
+        for content_type in ["multipart/form-data", "text/plain"] {
+            let r = alice
+                .post(&format!("/v1/capsules/sb_0/{route}"))
+                .api_key(&key)
+                .raw(content_type, "x")
+                .send()
+                .await;
+            r.assert_error(400, "invalid_request");
+            assert_eq!(
+                r.headers["content-type"], "application/json",
+                "{route} {content_type}"
+            );
+        }
+    }
+}
