@@ -10,7 +10,7 @@ HOST_TRIPLE := x86_64-unknown-linux-gnu
 ENVD_STATIC := $(CARGO_TARGET_DIR)/$(HOST_TRIPLE)/release/envd
 CARGO ?= cargo
 
-.PHONY: help deps services build envd-static check fmt clippy semver sqlx-prepare test contract dev images rootfs-% reinject-envd bench clean-dev
+.PHONY: help deps services build envd-static check fmt clippy semver sqlx-prepare test contract dev images rootfs-% reinject-envd bench soak clean-dev
 
 help:
 	@echo "make dev      set up and run Wrenn (control plane, agent, local PostgreSQL/Redis, base image)"
@@ -20,6 +20,7 @@ help:
 	@echo "make contract schemathesis against a real wrenn-cp over its /openapi.json"
 	@echo "make images   build the platform base images (minimal-busybox, minimal-debian)"
 	@echo "make bench    run the BENCHMARKS.md figures"
+	@echo "make soak     a 10-minute load of capsule cycles (WRENN_SOAK_SECS, WRENN_SOAK_CLIENTS): latencies, errors, memory growth"
 	@echo "make sqlx-prepare  regenerate .sqlx/ (checked queries' offline data) after changing a query"
 
 deps:
@@ -94,6 +95,10 @@ dev: deps
 
 bench: deps envd-static
 	@bash scripts/bench.sh
+
+# Long-running (10 minutes by default), so not part of `make test`; see bench/src/bin/soak.rs.
+soak: deps envd-static
+	@bash scripts/soak.sh
 
 clean-dev:
 	rm -rf .wrenn-dev
