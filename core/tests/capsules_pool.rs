@@ -117,3 +117,69 @@ async fn a_pooled_capsule_belongs_to_the_team_that_created_it() {
     }
     stack.shutdown().await;
 }
+
+/// The host a capsule was placed on.
+async fn host_of(stack: &Stack, id: &str) -> uuid::Uuid {
+    let id = wrenn_extension_api::ids::decode(wrenn_extension_api::ids::CAPSULE, id).unwrap();
+    cpserver::db::capsules::get(stack.app().db(), id)
+        .await
+        .unwrap()
+        .and_then(|row| row.host_id)
+        .expect("a placed capsule has a host")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_goes_to_the_host_with_a_ready_pool_capsule_of_its_shape() {
+    let Some(mut stack) = Stack::start_pooled(|b| b, |_| {}, POOL).await else {
+        return;
+    };
+    // A second host without a pool: the less loaded of the two, since a pool's capacity is
+    // reserved.
+    let other = stack.add_agent().await;
+    let (pooled_host, other_host) = (stack.agents[0].host_id, stack.agents[other].host_id);
+    let ada = stack.account("ada").await;
+    wait_pool_ready(&stack, 1.0).await;
+    // The control plane learns of the pool from the host's heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let hosts = cpserver::db::hosts::online_hosts_with_load(stack.app().db())
+            .await
+            .unwrap();
+        let ready = hosts.iter().find(|h| h.id == pooled_host).is_some_and(|h| {
+            h.pools
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| p["ready"].as_u64() > Some(0))
+        });
+        if ready && hosts.iter().any(|h| h.id == other_host) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat reported the pool: {hosts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let warm = stack.create(&ada, json!({})).await;
+    let warm_id = warm["id"].as_str().unwrap();
+    assert_eq!(host_of(&stack, warm_id).await, pooled_host);
+    let hits = agent_metric(&stack, "wrenn_agent_warm_pool_takes_total{result=\"hit\"}").await;
+    assert_eq!(hits, 1.0, "the create was a hand-over");
+
+    // A shape no pool holds goes by load alone: to the host without the pool.
+    let cold = stack.create(&ada, json!({"memory_mb": 256})).await;
+    let cold_id = cold["id"].as_str().unwrap();
+    assert_eq!(host_of(&stack, cold_id).await, other_host);
+
+    for id in [warm_id, cold_id] {
+        let r = stack
+            .req(&ada, Method::DELETE, &format!("/v1/capsules/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "destroy {id}: {}", r.status());
+    }
+    stack.shutdown().await;
+}

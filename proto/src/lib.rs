@@ -71,6 +71,24 @@ pub mod host_http {
         pub pool_memory_mb: u64,
         #[serde(default)]
         pub pool_ready: u32,
+        /// Each warm pool: the shape of its capsules and how many are ready, so the control
+        /// plane can send a matching create where one is waiting.
+        #[serde(default)]
+        pub pools: Vec<PoolLoad>,
+    }
+
+    /// One warm pool of a host ([`HostLoad::pools`]).
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PoolLoad {
+        /// The template, as the directory names under `images/teams/` (base36, no prefix).
+        pub team_id: String,
+        pub template_id: String,
+        pub vcpus: u32,
+        pub memory_mb: u32,
+        /// The disk its capsules have (the agent's default filled in when not configured).
+        pub disk_mb: u32,
+        /// Booted and waiting to be handed to a create.
+        pub ready: u32,
     }
 
     /// What the agent did to a capsule on its own (not at the control plane's request).

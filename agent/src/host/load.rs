@@ -88,6 +88,7 @@ impl LoadReader {
             pool_vcpus: pool.vcpus,
             pool_memory_mb: pool.memory_mb,
             pool_ready: pool.ready,
+            pools: host.pool.loads(),
         }
     }
 }

@@ -234,6 +234,26 @@ impl WarmPool {
             .collect()
     }
 
+    /// Each pool's shape and its ready entries, for the control plane's placement.
+    pub fn loads(&self) -> Vec<wrenn_proto::host_http::PoolLoad> {
+        self.specs
+            .iter()
+            .zip(self.ready_counts())
+            .map(|(s, ready)| wrenn_proto::host_http::PoolLoad {
+                team_id: s.team_id.clone(),
+                template_id: s.template_id.clone(),
+                vcpus: s.vcpus,
+                memory_mb: s.memory_mb,
+                disk_mb: if s.disk_mb == 0 {
+                    crate::runtime::gvisor::DEFAULT_DISK_MB
+                } else {
+                    s.disk_mb
+                },
+                ready: ready as u32,
+            })
+            .collect()
+    }
+
     /// What the configured pools hold at full size, and how many entries are ready.
     pub fn reserved(&self) -> Reserved {
         let mut r = Reserved::default();

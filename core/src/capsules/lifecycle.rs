@@ -12,7 +12,7 @@ use crate::capsules::state::{self, CapsuleStatus, Transition};
 use crate::capsules::templates;
 use crate::db::capsules::{self as db, CapsuleRow, NewCapsule, Started};
 use crate::events::{Actor, Resource};
-use crate::hosts::scheduler::Requirements;
+use crate::hosts::scheduler::{Requirements, WarmShape};
 use uuid::Uuid;
 use wrenn_extension_api::{ids, ApiError, Principal};
 use wrenn_proto::hostagent::v1 as pb;
@@ -360,7 +360,18 @@ async fn start(
     let host_id = match template.host_id {
         Some(host) => Ok(host),
         None => {
-            let needs = Requirements::new(vcpus, u64::from(memory_mb));
+            let mut needs = Requirements::new(vcpus, u64::from(memory_mb));
+            if !template.is_snapshot() {
+                // A host with a booted capsule of this shape in its warm pool hands it over.
+                let t = template_ref(template.team_id, template.id);
+                needs = needs.warm(WarmShape {
+                    team_id: t.team_id,
+                    template_id: t.template_id,
+                    vcpus,
+                    memory_mb,
+                    disk_mb: row.disk_mb.max(0) as u32,
+                });
+            }
             let picked = crate::hosts::scheduler::pick_host(ctx, row.team_id, &needs).await;
             ctx.metrics.scheduled(match &picked {
                 Ok(_) => "placed",

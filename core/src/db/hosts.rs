@@ -296,6 +296,8 @@ pub struct HostLoad {
     /// What the host's warm pools hold at full size (from its last reported load).
     pub pool_vcpus: i64,
     pub pool_memory_mb: i64,
+    /// Its warm pools as last reported (`wrenn_proto::host_http::PoolLoad`s; `[]` if none).
+    pub pools: serde_json::Value,
 }
 
 pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
@@ -316,7 +318,8 @@ pub async fn online_hosts_with_load<'e, E: PgExecutor<'e>>(
                 COUNT(c.host_id) FILTER (WHERE c.status = ANY($1) OR c.status = $2)
                     AS "capsule_count!",
                 COALESCE((h.load->>'pool_vcpus')::bigint, 0) AS "pool_vcpus!",
-                COALESCE((h.load->>'pool_memory_mb')::bigint, 0) AS "pool_memory_mb!"
+                COALESCE((h.load->>'pool_memory_mb')::bigint, 0) AS "pool_memory_mb!",
+                COALESCE(h.load->'pools', '[]'::jsonb) AS "pools!"
          FROM hosts h LEFT JOIN capsules c ON c.host_id = h.id
          WHERE h.status = $3
          GROUP BY h.id

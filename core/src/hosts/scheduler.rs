@@ -14,9 +14,12 @@
 //! A host's warm pools (capsules its agent boots ahead of demand, reported with its load)
 //! count at their full configured size.
 //!
-//! Admission control: a host fits if `used + request <= capacity` on both axes; among those
-//! the least loaded after placement wins (the larger of the two ratios, then fewer
-//! capsules, then id for determinism). Nothing fits → [`SchedulerError::NoHostsAvailable`],
+//! Admission control: a host fits if `used + request <= capacity` on both axes. Among those,
+//! a host whose last reported load shows a ready warm-pool capsule of the request's
+//! [`WarmShape`] wins (the create is then a hand-over, not a boot); then the least loaded
+//! after placement (the larger of the two ratios), then fewer capsules, then id for
+//! determinism. The pool counts are as of the host's last heartbeat: a host whose pool ran
+//! dry since boots the capsule instead. Nothing fits → [`SchedulerError::NoHostsAvailable`],
 //! a 503 `no_hosts_available`.
 
 use super::HostsConfig;
@@ -25,6 +28,7 @@ use crate::db::hosts::{self as db, HostLoad};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 use wrenn_extension_api::ApiError;
+use wrenn_proto::host_http::PoolLoad;
 
 /// What a capsule needs from its host.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +39,36 @@ pub struct Requirements {
     /// when the host reports a list (e.g. `runtime = "gvisor"`, `snapshots = true`,
     /// `network_modes = "none"`).
     pub capabilities: BTreeMap<String, serde_json::Value>,
+    /// The shape a host's warm pool must have to serve this create; `None` for creates no
+    /// pool can serve (forks of a snapshot).
+    pub warm: Option<WarmShape>,
+}
+
+/// A create's template and resources, as agents report their warm pools
+/// (`wrenn_proto::host_http::PoolLoad`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarmShape {
+    /// Base36 without prefix, as the agent's template directories are named.
+    pub team_id: String,
+    pub template_id: String,
+    pub vcpus: u32,
+    pub memory_mb: u32,
+    pub disk_mb: u32,
+}
+
+impl WarmShape {
+    /// Whether `pools` (a host's reported `pools`) has a ready capsule of this shape.
+    fn ready_in(&self, pools: &serde_json::Value) -> bool {
+        let Ok(pools) = serde_json::from_value::<Vec<PoolLoad>>(pools.clone()) else {
+            return false;
+        };
+        pools.iter().any(|p| {
+            p.ready > 0
+                && p.team_id == self.team_id
+                && p.template_id == self.template_id
+                && (p.vcpus, p.memory_mb, p.disk_mb) == (self.vcpus, self.memory_mb, self.disk_mb)
+        })
+    }
 }
 
 impl Requirements {
@@ -43,7 +77,14 @@ impl Requirements {
             vcpus,
             memory_mb,
             capabilities: BTreeMap::new(),
+            warm: None,
         }
+    }
+
+    /// Prefers hosts with a ready warm-pool capsule of `shape`.
+    pub fn warm(mut self, shape: WarmShape) -> Self {
+        self.warm = Some(shape);
+        self
     }
 
     pub fn capability(
@@ -121,7 +162,8 @@ pub fn choose(
     team_is_byoc: bool,
     req: &Requirements,
 ) -> Option<Uuid> {
-    let mut best: Option<(f64, i64, Uuid)> = None;
+    // (no ready pool capsule, load after placement, capsules, id): smaller is better.
+    let mut best: Option<(bool, f64, i64, Uuid)> = None;
     for h in hosts {
         let eligible = if team_is_byoc {
             h.kind == "byoc" && h.team_id == Some(team)
@@ -149,20 +191,22 @@ pub fn choose(
             continue;
         }
         let load = (cpu_after / cpu_capacity).max(mem_after / mem_capacity);
-        let candidate = (load, h.capsule_count, h.id);
+        let cold = !req.warm.as_ref().is_some_and(|w| w.ready_in(&h.pools));
+        let candidate = (cold, load, h.capsule_count, h.id);
         let better = match &best {
             None => true,
+            Some(b) if candidate.0 != b.0 => !candidate.0,
             Some(b) => {
-                candidate.0 < b.0 - 1e-12
-                    || ((candidate.0 - b.0).abs() <= 1e-12
-                        && (candidate.1, candidate.2) < (b.1, b.2))
+                candidate.1 < b.1 - 1e-12
+                    || ((candidate.1 - b.1).abs() <= 1e-12
+                        && (candidate.2, candidate.3) < (b.2, b.3))
             }
         };
         if better {
             best = Some(candidate);
         }
     }
-    best.map(|(_, _, id)| id)
+    best.map(|(_, _, _, id)| id)
 }
 
 #[cfg(test)]
@@ -185,6 +229,7 @@ mod tests {
             capsule_count: 0,
             pool_vcpus: 0,
             pool_memory_mb: 0,
+            pools: json!([]),
         }
     }
 
@@ -235,5 +280,42 @@ mod tests {
         let hosts = vec![pooled];
         assert!(choose(&hosts, &config, team, false, &Requirements::new(1, 5120)).is_some());
         assert!(choose(&hosts, &config, team, false, &Requirements::new(1, 5121)).is_none());
+    }
+
+    #[test]
+    fn a_host_with_a_ready_pool_capsule_of_the_shape_wins() {
+        let config = HostsConfig::default();
+        let team = Uuid::from_u128(1);
+        let shape = WarmShape {
+            team_id: "0".repeat(25),
+            template_id: format!("{}4", "0".repeat(24)),
+            vcpus: 1,
+            memory_mb: 512,
+            disk_mb: 2048,
+        };
+        let pool = |ready: u32, memory_mb: u32| {
+            json!([{"team_id": shape.team_id, "template_id": shape.template_id,
+                    "vcpus": 1, "memory_mb": memory_mb, "disk_mb": 2048, "ready": ready}])
+        };
+        // Host 10 is busier, but has a capsule of the shape waiting.
+        let idle = host(11, 4, 8192, (0, 0), (0, 0));
+        let mut pooled = host(10, 4, 8192, (4, 4096), (0, 0));
+        pooled.pools = pool(1, 512);
+        let req = Requirements::new(1, 512).warm(shape.clone());
+        let hosts = vec![idle.clone(), pooled.clone()];
+        assert_eq!(choose(&hosts, &config, team, false, &req), Some(pooled.id));
+        // Without a pool preference, or with the pool empty or of another shape, the load rules.
+        let plain = Requirements::new(1, 512);
+        assert_eq!(choose(&hosts, &config, team, false, &plain), Some(idle.id));
+        for pools in [pool(0, 512), pool(1, 1024), json!("garbage")] {
+            pooled.pools = pools;
+            let hosts = vec![idle.clone(), pooled.clone()];
+            assert_eq!(choose(&hosts, &config, team, false, &req), Some(idle.id));
+        }
+        // A ready pool never overrides admission: a full host is not chosen for it.
+        let mut full = host(12, 1, 2048, (1, 1024), (0, 0));
+        full.pools = pool(1, 512);
+        let hosts = vec![idle.clone(), full];
+        assert_eq!(choose(&hosts, &config, team, false, &req), Some(idle.id));
     }
 }

@@ -594,8 +594,22 @@ export interface HostLoad {
   pool_ready: number;
   /** What the host's warm pools hold at full size: capacity the scheduler counts as used. */
   pool_vcpus: number;
+  /** Each warm pool of the host. */
+  pools: HostPool[];
   /** When the control plane received it. */
   sampled_at: string;
+}
+
+/** One warm pool of a host: its capsules' template and resources, and how many are ready. */
+export interface HostPool {
+  disk_mb: number;
+  memory_mb: number;
+  ready: number;
+  /** The template's team (`tm_...`; the platform's for a base image). */
+  team_id: string;
+  /** `tpl_...`. */
+  template_id: string;
+  vcpus: number;
 }
 
 /** Where a host is in its life (`hosts.status`). */

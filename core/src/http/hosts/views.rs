@@ -70,8 +70,37 @@ pub struct HostLoad {
     pub pool_memory_mb: u64,
     /// Pooled capsules booted and waiting to be handed to a create.
     pub pool_ready: u32,
+    /// Each warm pool of the host.
+    pub pools: Vec<HostPool>,
     /// When the control plane received it.
     pub sampled_at: String,
+}
+
+/// One warm pool of a host: its capsules' template and resources, and how many are ready.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HostPool {
+    /// The template's team (`tm_...`; the platform's for a base image).
+    pub team_id: String,
+    /// `tpl_...`.
+    pub template_id: String,
+    pub vcpus: u32,
+    pub memory_mb: u32,
+    pub disk_mb: u32,
+    pub ready: u32,
+}
+
+/// The agent reports a pool's ids as its directory names (base36 without a prefix); the API
+/// shows them with their prefixes, as everywhere else.
+fn prefix_pool_ids(pools: &mut Value) {
+    for pool in pools.as_array_mut().into_iter().flatten() {
+        for (key, prefix) in [("team_id", ids::TEAM), ("template_id", ids::TEMPLATE)] {
+            if let Some(Value::String(id)) = pool.get_mut(key) {
+                if !id.contains('_') {
+                    *id = format!("{prefix}_{id}");
+                }
+            }
+        }
+    }
 }
 
 impl Host {
@@ -100,6 +129,11 @@ impl Host {
                 (Some(Value::Object(load)), Some(at)) => {
                     let mut load = load.clone();
                     load.insert("sampled_at".into(), ts(at).into());
+                    // Agents from before warm pools report none of their fields.
+                    for key in ["pool_vcpus", "pool_memory_mb", "pool_ready"] {
+                        load.entry(key).or_insert(0.into());
+                    }
+                    prefix_pool_ids(load.entry("pools").or_insert_with(|| Value::Array(vec![])));
                     Some(Value::Object(load))
                 }
                 _ => None,
