@@ -1,7 +1,7 @@
 //! `POST /v1/capsules` consults every extension's LimitsProvider (the strictest wins, usage
 //! counted in the database) and AdmissionHook before scheduling, inside the insert
 //! transaction under the team's lock, with API.md's 402 codes or the hook's own refusal, and
-//! creates nothing when it refuses.
+//! creates nothing when it refuses. `POST /v1/snapshots` holds the team's snapshot cap.
 
 use cpserver::test_support::stack as capsules_support;
 
@@ -291,5 +291,66 @@ async fn twenty_concurrent_creates_against_a_limit_of_five_admit_exactly_five() 
     .await
     .unwrap();
     assert_eq!(actor, "extension");
+    stack.shutdown().await;
+}
+
+/// `POST /v1/snapshots` beyond `--max-snapshots-per-team` answers 409 `snapshot_limit`,
+/// writes nothing and leaves the capsule as it was; deleting one makes room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_keeps_at_most_its_cap_of_snapshots() {
+    let Some(stack) =
+        Stack::start_configured(|b| b, |c| c.capsules.max_snapshots_per_team = 1).await
+    else {
+        return;
+    };
+    let ada = stack.account("ada").await;
+    let capsule = stack.create(&ada, json!({})).await;
+    let id = capsule["id"].as_str().unwrap();
+    let snapshot = |name: &str| {
+        stack
+            .req(&ada, Method::POST, "/v1/snapshots")
+            .json(&json!({"sandbox_id": id, "name": name}))
+            .send()
+    };
+    let names = || async {
+        let list: Vec<Value> = stack
+            .req(&ada, Method::GET, "/v1/snapshots?type=snapshot")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+
+    let r = snapshot("first").await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let r = snapshot("second").await.unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "snapshot_limit", "{body}");
+    assert_eq!(names().await, vec!["first".to_owned()]);
+    let now: Value = stack
+        .req(&ada, Method::GET, &format!("/v1/capsules/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["status"], "paused", "the refusal left the capsule as it was");
+
+    let r = stack
+        .req(&ada, Method::DELETE, "/v1/snapshots/first")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = snapshot("second").await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(names().await, vec!["second".to_owned()]);
     stack.shutdown().await;
 }

@@ -35,6 +35,11 @@ pub struct CapsuleSettings {
     #[arg(long = "default-disk-mb", env = "WRENN_DEFAULT_DISK_MB", default_value_t = 2048,
           value_parser = clap::value_parser!(u32).range(64..=1024 * 1024))]
     pub default_disk_mb: u32,
+    /// Most snapshot templates a team may keep; `POST /v1/snapshots` beyond it answers 409
+    /// `snapshot_limit` (each holds a memory image on a host's disk).
+    #[arg(long = "max-snapshots-per-team", env = "WRENN_MAX_SNAPSHOTS_PER_TEAM", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_snapshots_per_team: u32,
 }
 
 impl Default for CapsuleSettings {
@@ -46,6 +51,7 @@ impl Default for CapsuleSettings {
             proxy_token_ttl_sec: 3600,
             metrics_flush_sec: 60,
             default_disk_mb: 2048,
+            max_snapshots_per_team: 100,
         }
     }
 }

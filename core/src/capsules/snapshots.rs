@@ -52,7 +52,8 @@ pub async fn snapshot(
             Some(s) => s.id,
             None => row.template_id,
         };
-        let inserted = tdb::insert_snapshot(
+        let cap = i64::from(ctx.capsules.max_snapshots_per_team);
+        let inserted = tdb::insert_snapshot_capped(
             ctx.db(),
             &tdb::NewSnapshot {
                 id: Uuid::new_v4(),
@@ -64,10 +65,20 @@ pub async fn snapshot(
                 source_capsule_id: row.id,
                 host_id: host,
             },
+            cap,
         )
         .await;
         let template = match inserted {
-            Ok(t) => t,
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                let _ = step(ctx, &claimed, &[t.via], row.status(), "", &actor).await;
+                return Err(ApiError::conflict(
+                    "snapshot_limit",
+                    format!(
+                        "a team can keep at most {cap} snapshots; delete unused ones first"
+                    ),
+                ));
+            }
             Err(e) => {
                 // Nothing happened on the host: put the capsule back where it was.
                 let _ = step(ctx, &claimed, &[t.via], row.status(), "", &actor).await;

@@ -168,6 +168,35 @@ pub async fn insert_snapshot(
     .await
 }
 
+/// [`insert_snapshot`] unless the team already has `cap` snapshot templates (`None` then). The
+/// count and the insert run under a per-team transaction lock, so concurrent snapshots of one
+/// team never pass the cap together.
+pub async fn insert_snapshot_capped(
+    db: &sqlx::PgPool,
+    new: &NewSnapshot,
+    cap: i64,
+) -> sqlx::Result<Option<TemplateRow>> {
+    let mut tx = db.begin().await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('wrenn.snapshots:' || $1::uuid::text, 0))",
+        new.team_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let held = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM templates WHERE team_id = $1 AND type = 'snapshot'"#,
+        new.team_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if held >= cap {
+        return Ok(None);
+    }
+    let row = insert_snapshot(&mut *tx, new).await?;
+    tx.commit().await?;
+    Ok(Some(row))
+}
+
 /// Records the size the agent reported once the snapshot is written.
 pub async fn set_size(db: impl PgExecutor<'_>, id: Uuid, size_bytes: i64) -> sqlx::Result<()> {
     sqlx::query!(
