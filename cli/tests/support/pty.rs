@@ -106,10 +106,28 @@ impl Pty {
         unsafe { set_window_size(self.master.as_raw_fd(), &size) }.expect("TIOCSWINSZ");
     }
 
+    /// Waits (up to 3 s) until the output has stopped growing: the reader thread may not have
+    /// read a process's last words yet when it exits (the slave stays open, so there is no EOF
+    /// to wait for).
+    async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut last = self.len();
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = self.len();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    }
+
+    /// Waits for the process to exit (up to `secs`), then for its last output to be read.
     pub async fn exit_code(&mut self, secs: u64) -> i32 {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                self.settle().await;
                 return status.code().unwrap_or(-1);
             }
             assert!(
