@@ -341,7 +341,10 @@ async fn a_team_keeps_at_most_its_cap_of_snapshots() {
         .json()
         .await
         .unwrap();
-    assert_eq!(now["status"], "paused", "the refusal left the capsule as it was");
+    assert_eq!(
+        now["status"], "paused",
+        "the refusal left the capsule as it was"
+    );
 
     let r = stack
         .req(&ada, Method::DELETE, "/v1/snapshots/first")

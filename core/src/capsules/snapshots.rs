@@ -74,9 +74,7 @@ pub async fn snapshot(
                 let _ = step(ctx, &claimed, &[t.via], row.status(), "", &actor).await;
                 return Err(ApiError::conflict(
                     "snapshot_limit",
-                    format!(
-                        "a team can keep at most {cap} snapshots; delete unused ones first"
-                    ),
+                    format!("a team can keep at most {cap} snapshots; delete unused ones first"),
                 ));
             }
             Err(e) => {
