@@ -6,7 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{capsule_id, create_req, ok, sh, skip, Agent, BUSYBOX, DEBIAN, PLATFORM_TEAM};
+use support::{
+    capsule_id, create_req, ok, sh, sh_background, skip, Agent, BUSYBOX, DEBIAN, PLATFORM_TEAM,
+};
 use tonic::Code;
 use wrenn_proto::hostagent::v1 as pb;
 
@@ -37,22 +39,8 @@ async fn read_file(a: &mut Agent, id: &str, path: &str) -> Vec<u8> {
 
 async fn start_counter(a: &mut Agent, id: &str) {
     // A shell loop keeps its counter in memory only; the file is just a window onto it.
-    a.client
-        .start_background(pb::StartBackgroundRequest {
-            sandbox_id: id.into(),
-            process: Some(pb::ProcessSpec {
-                cmd: "/bin/sh".into(),
-                args: vec![
-                    "-c".into(),
-                    "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done"
-                        .into(),
-                ],
-                tag: "counter".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("start counter");
+    let script = "i=0; while true; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done";
+    sh_background(&mut a.client, id, "counter", script).await;
 }
 
 async fn counter(a: &mut Agent, id: &str) -> u64 {

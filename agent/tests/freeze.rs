@@ -10,7 +10,7 @@ mod support;
 
 use std::time::Instant;
 
-use support::{capsule_id, create_req, ok, pause_resume, sh, skip, Agent, BUSYBOX};
+use support::{capsule_id, create_req, ok, pause_resume, sh, sh_background, skip, Agent, BUSYBOX};
 use wrenn_proto::hostagent::v1 as pb;
 
 fn freezer() -> String {
@@ -51,21 +51,8 @@ fn runsc_status(a: &Agent, id: &str) -> String {
 
 /// A writer that appends consecutive numbers, one per line, holding the count in memory.
 async fn start_writer(a: &mut Agent, id: &str) {
-    a.client
-        .start_background(pb::StartBackgroundRequest {
-            sandbox_id: id.into(),
-            process: Some(pb::ProcessSpec {
-                cmd: "/bin/sh".into(),
-                args: vec![
-                    "-c".into(),
-                    "i=0; while true; do i=$((i+1)); echo $i >> /tmp/log; sleep 0.01; done".into(),
-                ],
-                tag: "writer".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("start writer");
+    let script = "i=0; while true; do i=$((i+1)); echo $i >> /tmp/log; sleep 0.01; done";
+    sh_background(&mut a.client, id, "writer", script).await;
 }
 
 /// The writer's log: every number from 1 up with no gap or repeat; returns the last.

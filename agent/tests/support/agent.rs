@@ -409,6 +409,22 @@ pub async fn sh(client: &mut Client, id: &str, script: &str) -> (i32, String, St
     )
 }
 
+/// Starts `sh -c script` in the background in the capsule under `tag`.
+pub async fn sh_background(client: &mut Client, id: &str, tag: &str, script: &str) {
+    client
+        .start_background(pb::StartBackgroundRequest {
+            sandbox_id: id.into(),
+            process: Some(pb::ProcessSpec {
+                cmd: "/bin/sh".into(),
+                args: vec!["-c".into(), script.into()],
+                tag: tag.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("start {tag} in {id}: {e}"));
+}
+
 /// Pauses capsule `id` (memory kept) and resumes it, both of which must succeed.
 pub async fn pause_resume(client: &mut Client, id: &str) {
     client
