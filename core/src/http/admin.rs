@@ -142,6 +142,7 @@ impl From<&db::TeamUsage> for AdminTeam {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct TeamsQuery {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,
@@ -310,6 +311,7 @@ impl From<&db::UserSummary> for AdminUser {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct UsersQuery {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,
@@ -464,6 +466,7 @@ impl From<&db::TemplateSummary> for AdminTemplate {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PageQuery {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,
@@ -534,6 +537,7 @@ pub struct AdminCapsule {
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct CapsulesQuery {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,

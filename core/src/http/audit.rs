@@ -169,7 +169,7 @@ pub fn page(rows: Vec<AuditRow>, limit: i64) -> AuditPage {
 
 #[utoipa::path(get, path = "/v1/audit-logs", tag = "audit",
     params(("before" = Option<String>, Query, description = "RFC 3339 cursor"), ("before_id" = Option<String>, Query, description = "log_ id cursor"),
-        ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("resource_type" = Option<String>, Query, description = "sandbox|snapshot|host|..."), ("action" = Option<String>, Query, description = "e.g. capsule.create")),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1-200, default 50"), ("resource_type" = Option<String>, Query, description = "sandbox|snapshot|host|..."), ("action" = Option<String>, Query, description = "e.g. capsule.create")),
     description = "Newest first. Members and API keys see team-scope rows; owners and admins every row of the team.",
     responses((status = 200, body = AuditPage), (status = 400, body = ErrorEnvelope, description = "bad limit or cursor"),
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope, description = "no longer a member of the team")))]
@@ -199,7 +199,7 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/v1/admin/audit-logs", tag = "audit",
     params(("team_id" = Option<String>, Query, description = "tm_ id; every team when absent"),
         ("before" = Option<String>, Query, description = "RFC 3339 cursor"), ("before_id" = Option<String>, Query, description = "log_ id cursor"),
-        ("limit" = Option<i64>, Query, description = "1-200, default 50"), ("resource_type" = Option<String>, Query), ("action" = Option<String>, Query)),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1-200, default 50"), ("resource_type" = Option<String>, Query), ("action" = Option<String>, Query)),
     description = "Platform admins: every audit row (platform-wide host actions included).",
     responses((status = 200, body = AuditPage), (status = 400, body = ErrorEnvelope, description = "bad limit, cursor or team_id"),
               (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope, description = "not a platform admin, or an API key")))]

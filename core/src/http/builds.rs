@@ -127,6 +127,7 @@ pub async fn create(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,
@@ -226,6 +227,7 @@ pub struct LogsQuery {
     /// `text/event-stream`).
     pub follow: Option<bool>,
     /// JSON answers: at most this many entries (1–10000, default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
 }
 

@@ -192,6 +192,7 @@ impl From<db::channels::Delivery> for DeliveryView {
 #[derive(Deserialize, IntoParams)]
 pub struct Page {
     /// 1–200, default 100.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,
@@ -202,6 +203,7 @@ pub struct Page {
 #[derive(Deserialize, IntoParams)]
 pub struct DeliveryPage {
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Only attempts with an id below this one (the last id of the previous page).
     pub before: Option<i64>,

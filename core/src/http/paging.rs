@@ -99,6 +99,7 @@ impl CursorKey for (bool, String, Uuid) {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1–200, default 100.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,

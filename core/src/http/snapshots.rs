@@ -37,6 +37,7 @@ pub struct TypeQuery {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// 1–200, default 100.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,

@@ -29,6 +29,7 @@ pub struct SearchQuery {
     /// An email prefix that contains "@" (so whole directories cannot be listed).
     pub email: String,
     /// 1–10, default 10.
+    #[param(minimum = 1, maximum = 10)]
     pub limit: Option<i64>,
     /// `X-Next-Cursor` of the previous page.
     pub cursor: Option<String>,
