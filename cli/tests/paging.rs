@@ -18,15 +18,7 @@ async fn lists_follow_the_next_cursor_to_the_last_page() {
     let alice = server
         .signed_in("alice@example.com", "Alice", "correct horse battery")
         .await;
-    let key = alice
-        .post("/v1/api-keys")
-        .json(json!({"name": "cli"}))
-        .send()
-        .await
-        .json()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = alice.new_api_key("cli").await;
     let team = alice.get("/v1/teams").send().await.json()[0]["id"]
         .as_str()
         .unwrap()

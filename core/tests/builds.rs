@@ -642,15 +642,7 @@ async fn only_owners_and_admins_build() {
         .send()
         .await
         .assert_error(403, "forbidden");
-    let key = member
-        .post("/v1/api-keys")
-        .json(json!({"name": "member key"}))
-        .send()
-        .await
-        .json()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = member.new_api_key("member key").await;
     let anon = server.client();
     anon.post("/v1/builds")
         .api_key(&key)
@@ -663,15 +655,7 @@ async fn only_owners_and_admins_build() {
     assert_eq!((list.status, list.json()), (200, json!([])));
     // The first account activated is the platform admin: its session may build platform
     // templates, its API key may not.
-    let owner_key = owner
-        .post("/v1/api-keys")
-        .json(json!({"name": "owner key"}))
-        .send()
-        .await
-        .json()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let owner_key = owner.new_api_key("owner key").await;
     let mut platform = body.clone();
     platform["scope"] = json!("platform");
     platform["name"] = json!("platform-t");

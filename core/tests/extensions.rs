@@ -291,15 +291,7 @@ async fn routes_guards_middleware_and_workers_run_in_the_server() {
         r.headers.get("x-probe").is_none(),
         "extension routes are not wrapped by middleware"
     );
-    let key = admin
-        .post("/v1/api-keys")
-        .json(json!({"name": "k"}))
-        .send()
-        .await
-        .json()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = admin.new_api_key("k").await;
     let r = anon.get("/v1/probe/whoami").api_key(&key).send().await;
     assert_eq!(r.json()["user"], serde_json::Value::Null);
     anon.get("/v1/probe/session")

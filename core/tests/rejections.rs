@@ -3,7 +3,6 @@
 //! scripts/contract.sh).
 
 use cpserver::test_support::TestServer;
-use serde_json::json;
 
 #[tokio::test]
 async fn an_upload_that_is_not_multipart_is_a_json_400() {
@@ -11,15 +10,7 @@ async fn an_upload_that_is_not_multipart_is_a_json_400() {
     let alice = server
         .signed_in("alice@example.com", "Alice", "correct horse battery")
         .await;
-    let key = alice
-        .post("/v1/api-keys")
-        .json(json!({"name": "k"}))
-        .send()
-        .await
-        .json()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = alice.new_api_key("k").await;
     for route in ["files/write", "files/stream/write"] {
         for content_type in ["multipart/form-data", "text/plain"] {
             let r = alice

@@ -127,6 +127,17 @@ impl TestClient {
         }
     }
 
+    /// `POST /v1/api-keys` as this (signed-in) client: the new key, which must be created.
+    pub async fn new_api_key(&self, name: &str) -> String {
+        let r = self
+            .post("/v1/api-keys")
+            .json(serde_json::json!({ "name": name }))
+            .send()
+            .await;
+        assert_eq!(r.status, 201, "creating API key {name:?}: {}", r.text);
+        r.json()["key"].as_str().expect("key").to_string()
+    }
+
     pub fn get(&self, path: &str) -> TestRequest<'_> {
         self.request(Method::GET, path)
     }

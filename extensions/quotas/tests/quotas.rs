@@ -53,15 +53,7 @@ async fn team_admins_set_a_quota_that_admission_enforces() {
     );
 
     // The role guard: API keys may read, only a session of an owner/admin may write.
-    let key = owner
-        .post("/v1/api-keys")
-        .json(json!({"name": "k"}))
-        .send()
-        .await
-        .json()["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = owner.new_api_key("k").await;
     let anon = server.client();
     assert_eq!(
         anon.get("/v1/quotas").api_key(&key).send().await.status,
