@@ -96,6 +96,26 @@ async fn register_heartbeat_refresh_delete() {
     assert_eq!(status, 200);
     let row = admin.get(&format!("/v1/hosts/{id}")).send().await.json();
     assert_eq!(row["load"]["cpu_pct"], 12.5, "{row}");
+    // A load without warm pools (an agent from before them) shows none.
+    assert_eq!(row["load"]["pool_ready"], 0, "{row}");
+    assert_eq!(row["load"]["pools"], json!([]), "{row}");
+    // Warm pools: the agent names templates as its directories do; the API with prefixes.
+    let platform = "0".repeat(25);
+    let debian = format!("{}4", "0".repeat(24));
+    let mut pooled = load.clone();
+    pooled["pool_vcpus"] = json!(2);
+    pooled["pool_memory_mb"] = json!(1024);
+    pooled["pool_ready"] = json!(1);
+    pooled["pools"] = json!([{"team_id": platform, "template_id": debian, "vcpus": 1,
+        "memory_mb": 512, "disk_mb": 2048, "ready": 1}]);
+    let (status, v) = post_json(&ts, &hb, Some(jwt), json!({"load": pooled})).await;
+    assert_eq!(status, 200, "{v}");
+    let row = admin.get(&format!("/v1/hosts/{id}")).send().await.json();
+    assert_eq!(row["load"]["pool_vcpus"], 2, "{row}");
+    let pool = &row["load"]["pools"][0];
+    assert_eq!(pool["team_id"], format!("tm_{platform}"), "{row}");
+    assert_eq!(pool["template_id"], format!("tpl_{debian}"), "{row}");
+    assert_eq!(pool["ready"], 1, "{row}");
     let (status, _) = post_json(&ts, &hb, None, json!({})).await;
     assert_eq!(status, 401);
     // Another host's id with this host's token: 403.
